@@ -1,0 +1,126 @@
+"""The four partner feeds.
+
+Categories follow the Crime and Disorder (Prescribed Information) Regulations 2007 (police and
+fire), the ISTV / Cardiff Model minimum data set (emergency departments) and the councils' own ASB
+and environmental reports. Police categories are police.uk's crime types, so the real street files
+import without translation.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Literal
+
+from pydantic import Field
+
+from schemas.base import PERSONAL, FeedModel, free_text, personal
+from schemas.location import Location
+
+FeedName = Literal["police", "fire", "health", "council"]
+
+PoliceCategory = Literal[
+    "anti-social-behaviour", "bicycle-theft", "burglary", "criminal-damage-arson", "drugs",
+    "other-crime", "other-theft", "possession-of-weapons", "public-order", "robbery",
+    "shoplifting", "theft-from-the-person", "vehicle-crime", "violent-crime",
+]
+
+FireCategory = Literal[
+    "deliberate-primary-fire", "deliberate-secondary-fire", "dwelling-fire-no-smoke-alarm",
+    "violence-against-staff",
+]
+
+AssaultMethod = Literal[
+    "body-part", "blunt-object", "knife-or-sharp", "glass-or-bottle", "firearm", "other", "unknown",
+]
+
+AssaultLocationType = Literal[
+    "public-place", "licensed-premises", "home", "workplace", "school", "transport", "other",
+    "unknown",
+]
+
+CouncilCategory = Literal[
+    "anti-social-behaviour", "noise", "fly-tipping", "graffiti", "abandoned-vehicle",
+    "drug-litter", "criminal-damage",
+]
+
+
+class PoliceIncident(FeedModel):
+    """A police-recorded incident (s17A: ASB and notifiable crime, with date, time and place)."""
+
+    source_id: str = Field(min_length=1, max_length=128, description="The force's own reference.")
+    category: PoliceCategory
+    occurred_at: datetime
+    time_precision: Literal["minute", "month"] = Field(
+        default="minute", description="police.uk files give only the month.")
+    location: Location | None = Field(default=None, json_schema_extra=PERSONAL)
+    district_hint: str | None = Field(
+        default=None, max_length=80,
+        description="District name given by the source (police.uk LSOA name), used when the "
+                    "location is missing or outside the hub's boundaries.")
+    victim_name: str | None = personal("Victim's full name.", max_length=200)
+    victim_dob: date | None = personal("Victim's date of birth.")
+    suspect_name: str | None = personal("Suspect's full name.", max_length=200)
+    suspect_dob: date | None = personal("Suspect's date of birth.")
+    address: str | None = personal("Address of the incident or victim.", max_length=300)
+    summary: str | None = free_text("Officer's free-text summary.", max_length=4000)
+
+
+class FireIncident(FeedModel):
+    """A fire and rescue incident prescribed for sharing (deliberate fires, attacks on staff)."""
+
+    source_id: str = Field(min_length=1, max_length=128)
+    category: FireCategory
+    property_type: Literal["dwelling", "non-residential", "vehicle", "outdoor", "refuse", "other"]
+    occurred_at: datetime
+    location: Location = Field(json_schema_extra=PERSONAL)
+    occupier_name: str | None = personal("Occupier's full name.", max_length=200)
+    occupier_phone: str | None = personal("Occupier's telephone number.", max_length=40)
+    address: str | None = personal("Address of the property.", max_length=300)
+    narrative: str | None = free_text("Crew's free-text narrative.", max_length=4000)
+
+
+class HealthAssault(FeedModel):
+    """An emergency department assault attendance (ISTV / Cardiff Model minimum data set)."""
+
+    source_id: str = Field(min_length=1, max_length=128)
+    category: Literal["assault"] = "assault"
+    arrival_at: datetime
+    assault_at: datetime
+    assault_method: AssaultMethod
+    location_type: AssaultLocationType
+    location_description: str | None = free_text(
+        "Where the assault happened, in the patient's words (street, premises).", max_length=500)
+    location: Location | None = Field(default=None, json_schema_extra=PERSONAL)
+    patient_name: str | None = personal("Patient's full name.", max_length=200)
+    patient_dob: date | None = personal("Patient's date of birth.")
+    nhs_number: str | None = personal("Patient's NHS number.", pattern=r"^\d{3} ?\d{3} ?\d{4}$")
+    patient_postcode: str | None = personal("Patient's home postcode.", max_length=10)
+    notes: str | None = free_text("Clinician's free-text notes.", max_length=4000)
+
+
+class CouncilReport(FeedModel):
+    """A district council ASB or environmental report."""
+
+    source_id: str = Field(min_length=1, max_length=128)
+    report_type: Literal["asb", "environmental"]
+    category: CouncilCategory
+    reported_at: datetime
+    location: Location = Field(json_schema_extra=PERSONAL)
+    reporter_name: str | None = personal("Reporter's full name.", max_length=200)
+    reporter_phone: str | None = personal("Reporter's telephone number.", max_length=40)
+    reporter_email: str | None = personal("Reporter's email address.", max_length=200)
+    reporter_address: str | None = personal("Reporter's address.", max_length=300)
+    description: str | None = free_text("The report in the reporter's words.", max_length=4000)
+
+
+FEEDS: dict[str, type[FeedModel]] = {
+    "police": PoliceIncident,
+    "fire": FireIncident,
+    "health": HealthAssault,
+    "council": CouncilReport,
+}
+
+#: The field that carries each feed's event time.
+EVENT_TIME_FIELD: dict[str, str] = {
+    "police": "occurred_at", "fire": "occurred_at", "health": "assault_at", "council": "reported_at",
+}

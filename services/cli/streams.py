@@ -1,0 +1,28 @@
+"""Reading a group's delivery topic from the command line."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from services.core.kafka import make_consumer
+from services.core.settings import Settings
+from services.core.topics import topics_for
+
+
+async def print_group(settings: Settings, group: str, *, from_beginning: bool, limit: int) -> int:
+    consumer = make_consumer(settings, topics_for(settings).deliver(group), group_id=None,
+                             auto_offset_reset="earliest" if from_beginning else "latest")
+    await consumer.start()
+    n = 0
+    try:
+        while not limit or n < limit:
+            batch = await consumer.getmany(timeout_ms=1000)
+            for msgs in batch.values():
+                for msg in msgs:
+                    sys.stdout.write(json.dumps(json.loads(msg.value)) + "\n")
+                    n += 1
+            sys.stdout.flush()
+    finally:
+        await consumer.stop()
+    return n

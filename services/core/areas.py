@@ -1,0 +1,81 @@
+"""Ward and district lookup on the real boundaries (point-in-polygon with an STR-tree).
+
+Lives in the shared package because depersonalise derives area codes from precise points, the
+router resolves group polygons to wards, and the demo places synthetic people inside real wards.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from shapely import STRtree
+from shapely.geometry import Point, shape
+from shapely.geometry.base import BaseGeometry
+
+
+@dataclass(frozen=True)
+class Ward:
+    code: str
+    name: str
+    district_code: str
+    district_name: str
+    geometry: BaseGeometry
+    #: No population data is at hand, so the "population centre" is the polygon's
+    #: representative point (always inside the ward, unlike a centroid).
+    point: tuple[float, float]
+
+
+class AreaIndex:
+    def __init__(self, wards: list[Ward], district_county: dict[str, str]) -> None:
+        self.wards = {w.code: w for w in wards}
+        self._list = wards
+        self._tree = STRtree([w.geometry for w in wards])
+        self.district_names = {w.district_code: w.district_name for w in wards}
+        self.district_by_name = {w.district_name.casefold(): w.district_code for w in wards}
+        self.district_county = district_county
+
+    @classmethod
+    def load(cls, boundaries_dir: Path) -> AreaIndex:
+        return _load(str(boundaries_dir))
+
+    def locate(self, lat: float, lon: float) -> Ward | None:
+        pt = Point(lon, lat)
+        for i in self._tree.query(pt, predicate="intersects"):
+            return self._list[int(i)]
+        return None
+
+    def wards_in(self, district_code: str) -> list[Ward]:
+        return [w for w in self._list if w.district_code == district_code]
+
+    def wards_intersecting(self, geom: BaseGeometry) -> list[str]:
+        return sorted(self._list[int(i)].code for i in self._tree.query(geom, predicate="intersects"))
+
+    def random_point_in(self, ward_code: str, rng: random.Random) -> tuple[float, float]:
+        """A uniform random (lat, lon) inside the ward, for synthetic records."""
+        geom = self.wards[ward_code].geometry
+        minx, miny, maxx, maxy = geom.bounds
+        for _ in range(1000):
+            lon, lat = rng.uniform(minx, maxx), rng.uniform(miny, maxy)
+            if geom.contains(Point(lon, lat)):
+                return round(lat, 6), round(lon, 6)
+        return self.wards[ward_code].point
+
+
+@cache
+def _load(boundaries_dir: str) -> AreaIndex:
+    base = Path(boundaries_dir)
+    data = json.loads((base / "wards.geojson").read_text(encoding="utf-8"))
+    wards = []
+    for f in data["features"]:
+        p = f["properties"]
+        geom = shape(f["geometry"])
+        rp = geom.representative_point()
+        wards.append(Ward(p["ward_code"], p["ward_name"], p["lad_code"], p["lad_name"], geom,
+                          (round(rp.y, 6), round(rp.x, 6))))
+    districts = json.loads((base / "districts.geojson").read_text(encoding="utf-8"))
+    county = {f["properties"]["lad_code"]: f["properties"]["county"] for f in districts["features"]}
+    return AreaIndex(wards, county)

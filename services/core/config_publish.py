@@ -1,0 +1,41 @@
+"""Publish configuration to the compacted config topic (``s115hub config apply``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from services.core.config_state import encode
+from services.core.county import load_county
+from services.core.kafka import kafka_python_common
+from services.core.settings import Settings
+from services.core.topics import topics_for
+
+Message = tuple[str, dict[str, Any] | None]
+
+
+def county_messages(county_file: Path) -> list[Message]:
+    county = load_county(county_file)
+    return [("county", county.model_dump(mode="json"))]
+
+
+def protocol_message(ref: str, text: str, source: str) -> Message:
+    return (f"protocol/{ref}", {"yaml": text, "source": source})
+
+
+def officer_message(key_id: str, party: str, officer: str, public_pem: str) -> Message:
+    return (f"officer/{key_id}", {"party": party, "officer": officer,
+                                  "public_key_pem": public_pem})
+
+
+def publish(settings: Settings, messages: list[Message]) -> int:
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(**kafka_python_common(settings), acks="all")
+    topic = topics_for(settings).config
+    try:
+        for key, value in messages:
+            producer.send(topic, key=key.encode(), value=encode(value)).get(timeout=30)
+    finally:
+        producer.close()
+    return len(messages)

@@ -1,0 +1,92 @@
+"""The one place that turns Settings into Kafka clients (aiokafka for services, kafka-python for the
+admin client and the CLI), so SASL/TLS works the same everywhere."""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any
+
+from services.core.settings import Settings
+from services.core.topics import TopicSpec
+
+
+def _security(settings: Settings) -> dict[str, Any]:
+    kw: dict[str, Any] = {"security_protocol": settings.kafka_security_protocol}
+    if settings.kafka_sasl_mechanism:
+        kw["sasl_mechanism"] = settings.kafka_sasl_mechanism
+        kw["sasl_plain_username"] = settings.kafka_sasl_username
+        pw = settings.kafka_sasl_password
+        kw["sasl_plain_password"] = pw.get_secret_value() if pw else None
+    return kw
+
+
+def aiokafka_common(settings: Settings) -> dict[str, Any]:
+    kw = {"bootstrap_servers": settings.kafka_bootstrap_servers, **_security(settings)}
+    if settings.kafka_security_protocol in ("SSL", "SASL_SSL"):
+        kw["ssl_context"] = ssl.create_default_context(
+            cafile=str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None)
+    return kw
+
+
+def kafka_python_common(settings: Settings) -> dict[str, Any]:
+    kw = {"bootstrap_servers": settings.kafka_bootstrap_servers, **_security(settings)}
+    if settings.kafka_ssl_cafile:
+        kw["ssl_cafile"] = str(settings.kafka_ssl_cafile)
+    return kw
+
+
+def make_producer(settings: Settings, **overrides: Any) -> Any:
+    """An aiokafka producer that only acknowledges what every in-sync replica has."""
+    from aiokafka import AIOKafkaProducer
+
+    kw: dict[str, Any] = {
+        **aiokafka_common(settings),
+        "acks": "all",
+        "enable_idempotence": settings.kafka_idempotent_producer,
+        "linger_ms": 5,
+        "max_batch_size": 512 * 1024,
+        "compression_type": None,
+    }
+    kw.update(overrides)
+    return AIOKafkaProducer(**kw)
+
+
+def make_consumer(settings: Settings, *topics: str, group_id: str | None, **overrides: Any) -> Any:
+    from aiokafka import AIOKafkaConsumer
+
+    kw: dict[str, Any] = {
+        **aiokafka_common(settings),
+        "group_id": group_id,
+        "auto_offset_reset": "earliest",
+        "enable_auto_commit": False,
+        "rebalance_timeout_ms": settings.kafka_rebalance_timeout_ms,
+        "session_timeout_ms": settings.kafka_session_timeout_ms,
+        "heartbeat_interval_ms": 1000,
+        "max_partition_fetch_bytes": 4 * 1024 * 1024,
+    }
+    kw.update(overrides)
+    return AIOKafkaConsumer(*topics, **kw)
+
+
+def ensure_topics(settings: Settings, specs: list[TopicSpec]) -> list[str]:
+    """Create the topics that do not exist yet; return the names created. Safe to repeat."""
+    from kafka.admin import KafkaAdminClient, NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    admin = KafkaAdminClient(**kafka_python_common(settings), client_id="s115hub-admin")
+    try:
+        existing = set(admin.list_topics())
+        new = [
+            NewTopic(s.name, s.partitions, settings.topic_replication, topic_configs=s.configs)
+            for s in specs if s.name not in existing
+        ]
+        created: list[str] = []
+        for topic in new:
+            try:
+                admin.create_topics([topic])
+                created.append(topic.name)
+            except TopicAlreadyExistsError:
+                pass  # another process won the race; that is the idempotent outcome
+        return created
+    finally:
+        admin.close()

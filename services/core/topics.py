@@ -1,0 +1,77 @@
+"""Topic names and their idempotent provisioning."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from services.core.settings import Settings
+
+FEED_NAMES = ("police", "fire", "health", "council")
+
+
+@dataclass(frozen=True)
+class Topics:
+    prefix: str
+
+    def raw(self, feed: str) -> str:
+        return f"{self.prefix}.raw.{feed}"
+
+    def inbound(self, partner: str) -> str:
+        return f"{self.prefix}.inbound.{partner}"
+
+    def deliver(self, group: str) -> str:
+        return f"{self.prefix}.deliver.{group}"
+
+    def hotspots(self, group: str) -> str:
+        return f"{self.prefix}.hotspots.{group}"
+
+    @property
+    def rejected(self) -> str:
+        return f"{self.prefix}.rejected"
+
+    @property
+    def shared(self) -> str:
+        return f"{self.prefix}.shared"
+
+    @property
+    def audit(self) -> str:
+        return f"{self.prefix}.audit"
+
+    @property
+    def config(self) -> str:
+        return f"{self.prefix}.config"
+
+    @property
+    def raw_all(self) -> list[str]:
+        return [self.raw(f) for f in FEED_NAMES]
+
+
+def topics_for(settings: Settings) -> Topics:
+    return Topics(settings.topic_prefix)
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    configs: dict[str, str]
+
+
+def topic_specs(settings: Settings, groups: Sequence[str],
+                partners: Sequence[str] = ()) -> list[TopicSpec]:
+    t = topics_for(settings)
+    n = settings.topic_partitions
+    raw_cfg = {"retention.ms": str(settings.raw_retention_ms)}
+    specs = [TopicSpec(t.raw(f), n, raw_cfg) for f in FEED_NAMES]
+    specs += [TopicSpec(t.inbound(p), n, raw_cfg) for p in partners]
+    specs += [
+        TopicSpec(t.shared, n, {}),
+        TopicSpec(t.rejected, 1, {}),
+        # The audit chain must keep its order, so one partition; never deleted by retention.
+        TopicSpec(t.audit, 1, {"retention.ms": "-1"}),
+        TopicSpec(t.config, 1, {"cleanup.policy": "compact"}),
+    ]
+    for g in groups:
+        specs += [TopicSpec(t.deliver(g), n, {}), TopicSpec(t.hotspots(g), 1, {})]
+    return specs

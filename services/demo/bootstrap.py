@@ -1,0 +1,76 @@
+"""Everything the demo (and the end-to-end tests) generate for themselves: a master key, an
+officer key per party, the county's protocols signed by every party, and partner API keys.
+Nothing here is committed; it all lives in the state directory."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from services.core.config_publish import (
+    Message,
+    county_messages,
+    officer_message,
+    protocol_message,
+)
+from services.core.county import County, load_county
+from services.core.keys import MasterKey
+from services.depersonalise.protocol import Protocol, load_protocol
+from services.depersonalise.signing import generate_officer_key, save_private_key, sign_protocol
+from services.ingest.credentials import CredentialStore
+
+
+@dataclass
+class Bootstrap:
+    county: County
+    messages: list[Message] = field(default_factory=list)
+    api_keys: dict[str, str] = field(default_factory=dict)
+    protocols: list[Protocol] = field(default_factory=list)
+
+
+def officer_of(county: County, party: str) -> str:
+    for item in [*county.partners, *county.groups]:
+        if item.id == party:
+            return item.officer
+    return f"Designated officer, {party}"
+
+
+def protocol_yaml(protocol: Protocol) -> str:
+    return yaml.safe_dump(protocol.model_dump(mode="json"), sort_keys=False, width=100)
+
+
+def bootstrap(state_dir: Path, config_dir: Path, *, protocols_dir: Path | None = None) -> Bootstrap:
+    state_dir.mkdir(parents=True, exist_ok=True)
+    if not (state_dir / "master.key").exists():
+        MasterKey.generate_file(state_dir / "master.key")
+    county = load_county(config_dir / "county.yaml")
+    out = Bootstrap(county, county_messages(config_dir / "county.yaml"))
+    protocols = [load_protocol(p) for p in sorted((protocols_dir or config_dir / "protocols")
+                                                  .glob("*.yaml"))]
+    parties = sorted({party for p in protocols for party in p.parties})
+    keys = {}
+    for party in parties:
+        private_pem, public_pem, kid = generate_officer_key()
+        save_private_key(state_dir / "officers" / party / f"{kid}.key.pem", private_pem,
+                         overwrite=True)
+        (state_dir / "officers" / party / f"{kid}.pub.pem").write_bytes(public_pem)
+        keys[party] = private_pem
+        out.messages.append(officer_message(kid, party, officer_of(county, party),
+                                            public_pem.decode()))
+    signed_dir = state_dir / "protocols"
+    signed_dir.mkdir(exist_ok=True)
+    for protocol in protocols:
+        for party in protocol.parties:
+            protocol = sign_protocol(protocol, keys[party], party, officer_of(county, party))
+        text = protocol_yaml(protocol)
+        (signed_dir / f"{protocol.id}-v{protocol.version}.yaml").write_text(text, encoding="utf-8")
+        out.messages.append(protocol_message(protocol.ref, text, f"{protocol.id}.yaml"))
+        out.protocols.append(protocol)
+    store = CredentialStore(state_dir / "partners.json")
+    for partner in county.partners:
+        out.api_keys[partner.id] = store.add(partner.id).api_key
+    (state_dir / "demo-api-keys.json").write_text(json.dumps(out.api_keys, indent=1))
+    return out

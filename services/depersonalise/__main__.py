@@ -1,0 +1,17 @@
+"""python -m services.depersonalise: the protocol engine stage."""
+
+import asyncio
+
+from services.core.ops import serve
+from services.core.settings import Settings
+from services.depersonalise.app import make_app
+
+
+def main() -> None:
+    settings = Settings()
+    app, svc = make_app(settings)
+    asyncio.run(serve(app, settings.host, settings.depersonalise_port, svc.run))
+
+
+if __name__ == "__main__":
+    main()

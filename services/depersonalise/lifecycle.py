@@ -1,0 +1,129 @@
+"""Whether a protocol is live today, and which protocol governs a partner's feed.
+
+A protocol is live only if *all* of these hold:
+
+* every party (each discloser and each recipient) has a valid signature from one of its officers
+  on this exact document;
+* ``valid_from <= today <= valid_until`` (both dates inclusive);
+* its ref (``id@version``) has not been revoked.
+
+Anything else is not live, and :class:`ProtocolStatus` says why in words an officer can act on.
+Review dates do not stop sharing (a protocol overdue for review is still signed and in date) but
+are flagged, because an overdue review is what the ICO asks about first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+from services.core.errors import ConfigError
+from services.depersonalise.protocol import Protocol, load_protocol
+from services.depersonalise.signing import OfficerKeys, verify_signatures
+
+
+@dataclass(frozen=True)
+class ProtocolStatus:
+    ref: str
+    live: bool
+    reasons: list[str] = field(default_factory=list)
+    review_due: bool = False
+
+
+def protocol_status(protocol: Protocol, *, today: date, officer_keys: OfficerKeys,
+                    revoked: set[str] | frozenset[str] = frozenset()) -> ProtocolStatus:
+    return _status(protocol, today, verify_signatures(protocol, officer_keys), revoked)
+
+
+def _status(protocol: Protocol, today: date, signature_problems: list[str],
+            revoked: set[str] | frozenset[str]) -> ProtocolStatus:
+    reasons: list[str] = []
+    if protocol.ref in revoked:
+        reasons.append("revoked")
+    if today < protocol.valid_from:
+        reasons.append(f"not yet valid (from {protocol.valid_from.isoformat()})")
+    if today > protocol.valid_until:
+        reasons.append(f"expired {protocol.valid_until.isoformat()}")
+    reasons.extend(signature_problems)
+    return ProtocolStatus(ref=protocol.ref, live=not reasons, reasons=reasons,
+                          review_due=today >= protocol.review_by)
+
+
+class ProtocolSet:
+    """All known protocols (several versions per id), the officer key registry and revocations.
+
+    Per protocol id only the **highest live version** governs: once version 2 is live, version 1
+    stops being used even if it is still signed and in date, because version 2 is what the parties
+    last agreed (it may have narrowed a feed or removed a recipient). If version 2 is not live
+    (e.g. not yet signed by every party) version 1 carries on until it lapses.
+    """
+
+    def __init__(self, protocols: Iterable[Protocol] = (), *, officer_keys: OfficerKeys,
+                 revoked: Iterable[str] = ()) -> None:
+        self._officer_keys = officer_keys
+        self._revoked: set[str] = set(revoked)
+        self._by_ref: dict[str, Protocol] = {}
+        # Signature checks are the only costly part of a status and depend only on the (frozen)
+        # document and the registry, so they are computed once per ref.
+        self._sig_problems: dict[str, list[str]] = {}
+        for p in protocols:
+            self.add(p)
+
+    @classmethod
+    def from_directory(cls, directory: Path, *, officer_keys: OfficerKeys,
+                       revoked: Iterable[str] = ()) -> ProtocolSet:
+        """Every ``*.yaml`` in ``directory`` (not recursive)."""
+        paths = sorted(Path(directory).glob("*.yaml"))
+        return cls((load_protocol(p) for p in paths), officer_keys=officer_keys, revoked=revoked)
+
+    def add(self, protocol: Protocol) -> None:
+        """Add (or re-sign) a protocol. Two different documents may not share one ref: a version
+        number names exactly one agreed text."""
+        old = self._by_ref.get(protocol.ref)
+        if old is not None and old.model_dump(exclude={"signatures"}) != protocol.model_dump(
+                exclude={"signatures"}):
+            raise ConfigError(f"{protocol.ref} already exists with different content; "
+                              "raise the version number", field="version")
+        self._by_ref[protocol.ref] = protocol
+        self._sig_problems.pop(protocol.ref, None)
+
+    def revoke(self, ref: str) -> None:
+        self._revoked.add(ref)
+
+    def get(self, ref: str) -> Protocol | None:
+        return self._by_ref.get(ref)
+
+    def __iter__(self) -> Iterator[Protocol]:
+        return iter(sorted(self._by_ref.values(), key=lambda p: (p.id, p.version)))
+
+    def __len__(self) -> int:
+        return len(self._by_ref)
+
+    def status(self, protocol: Protocol, today: date) -> ProtocolStatus:
+        problems = self._sig_problems.get(protocol.ref)
+        if problems is None:
+            problems = self._sig_problems[protocol.ref] = verify_signatures(
+                protocol, self._officer_keys)
+        return _status(protocol, today, problems, self._revoked)
+
+    def statuses(self, today: date) -> list[ProtocolStatus]:
+        return [self.status(p, today) for p in self]
+
+    def current(self, today: date) -> list[Protocol]:
+        """The governing protocol of each id: its highest live version."""
+        best: dict[str, Protocol] = {}
+        for p in self:
+            if self.status(p, today).live and (p.id not in best or
+                                                p.version > best[p.id].version):
+                best[p.id] = p
+        return [best[i] for i in sorted(best)]
+
+    def live_for(self, partner: str, feed: str, today: date) -> list[Protocol]:
+        """Governing protocols under which ``partner`` may disclose ``feed`` today.
+
+        The version is chosen first and filtered second, so a superseded version cannot be used
+        to disclose something its successor no longer allows.
+        """
+        return [p for p in self.current(today) if partner in p.disclosers and feed in p.feeds]

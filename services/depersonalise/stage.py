@@ -1,0 +1,103 @@
+"""One raw record in, zero or more depersonalised shared records out. Pure apart from the key
+stores it is handed; the Kafka glue is in app.py.
+
+Order matters for privacy: the sealed personal fields are opened here and nowhere downstream; the
+ward and district are derived from the precise point *before* the protocol generalises it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any, Protocol
+
+from schemas.envelope import RawRecord
+from schemas.feeds import EVENT_TIME_FIELD
+from schemas.shared import SharedRecord
+from services.core.areas import AreaIndex
+from services.core.errors import CryptoError
+from services.depersonalise.engine import release
+from services.depersonalise.lifecycle import ProtocolSet
+from services.depersonalise.transforms import AreaInfo
+
+
+class Opener(Protocol):
+    def open_sealed(self, sealed: dict[str, Any], record_id: str) -> dict[str, Any]: ...
+
+
+class Keys(Protocol):
+    def key_for(self, protocol_id: str, epoch: int | None = None) -> tuple[int, bytes]: ...
+
+
+@dataclass
+class StageResult:
+    shared: list[SharedRecord] = field(default_factory=list)
+    #: why nothing was released: "no_live_protocol" or "unreadable"; None when released.
+    blocked: str | None = None
+    detail: str | None = None
+    transforms: dict[str, dict[str, str]] = field(default_factory=dict)
+
+
+def area_of(record: dict[str, Any], areas: AreaIndex) -> AreaInfo | None:
+    loc = record.get("location")
+    if isinstance(loc, dict) and "lat" in loc and "lon" in loc:
+        ward = areas.locate(float(loc["lat"]), float(loc["lon"]))
+        if ward is not None:
+            return AreaInfo(ward.code, ward.name, ward.district_code, ward.district_name,
+                            ward.point)
+    hint = record.get("district_hint")
+    if isinstance(hint, str) and hint:
+        code = areas.district_by_name.get(hint.casefold())
+        return AreaInfo(None, None, code, areas.district_names.get(code, hint) if code else hint,
+                        None)
+    return None
+
+
+def event_time(feed: str, record: dict[str, Any]) -> datetime | None:
+    value = record.get(EVENT_TIME_FIELD[feed])
+    if isinstance(value, str):
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return value if isinstance(value, datetime) else None
+
+
+class Depersonaliser:
+    def __init__(self, *, areas: AreaIndex, opener: Opener, keys: Keys) -> None:
+        self.areas = areas
+        self.opener = opener
+        self.keys = keys
+        self.protocols = ProtocolSet(officer_keys={})
+
+    def process(self, raw: RawRecord, *, today: date | None = None,
+                now: datetime | None = None) -> StageResult:
+        env = raw.envelope
+        today = today or datetime.now(UTC).date()
+        live = self.protocols.live_for(env.partner, env.feed, today)
+        if not live:
+            return StageResult(blocked="no_live_protocol",
+                               detail=f"no live protocol covers {env.partner}/{env.feed}")
+        record = dict(raw.fields)
+        if raw.sealed:
+            try:
+                record.update(self.opener.open_sealed(raw.sealed, env.hub_record_id))
+            except CryptoError as exc:
+                return StageResult(blocked="unreadable", detail=str(exc))
+        area = area_of(record, self.areas)
+        when = event_time(env.feed, record)
+        out = StageResult()
+        for protocol in live:
+            epoch, key = self.keys.key_for(protocol.id)
+            rel = release(protocol, env.feed, record, area=area, pseudonym_key=key,
+                          key_epoch=epoch, event_time=when)
+            ward = area if area is not None and rel.area_level == "ward" else None
+            district = area if area is not None and rel.area_level in ("ward", "district") else None
+            out.shared.append(SharedRecord(
+                hub_record_id=env.hub_record_id, partner=env.partner, feed=env.feed,
+                category=str(record.get("category", "")),
+                ward_code=ward.ward_code if ward else None,
+                ward_name=ward.ward_name if ward else None,
+                district_code=district.district_code if district else None,
+                district_name=district.district_name if district else None,
+                fields=rel.fields, protocol=protocol.ref, key_epoch=epoch,
+                released_at=now or datetime.now(UTC)))
+            out.transforms[protocol.ref] = dict(rel.transforms)
+        return out

@@ -1,0 +1,17 @@
+"""python -m services.router: subscriptions, delivery and hot spots."""
+
+import asyncio
+
+from services.core.ops import serve
+from services.core.settings import Settings
+from services.router.app import make_app
+
+
+def main() -> None:
+    settings = Settings()
+    app, router = make_app(settings)
+    asyncio.run(serve(app, settings.host, settings.router_port, router.run))
+
+
+if __name__ == "__main__":
+    main()
