@@ -54,7 +54,8 @@ def up(
     external = _external_bootstrap()
     if state_dir.exists():
         shutil.rmtree(state_dir)  # a demo generates fresh keys every time
-    hub = LocalHub(state_dir, config_dir, bootstrap_servers=external, log_dir=state_dir / "logs")
+    hub = LocalHub(state_dir, config_dir, bootstrap_servers=external, log_dir=state_dir / "logs",
+                   idempotent_producer=settings.kafka_idempotent_producer if external else None)
     typer.echo("starting: " + ("broker at " + external if external else "embedded tansu broker")
                + ", ingest, depersonalise, router ...")
     t0 = time.monotonic()

@@ -30,6 +30,8 @@ class LocalHub:
     state_dir: Path
     config_dir: Path
     bootstrap_servers: str | None = None  # None: start the embedded broker
+    #: aiokafka's idempotent producer is refused by tansu; keep it for real Kafka.
+    idempotent_producer: bool | None = None
     protocols_dir: Path | None = None
     log_dir: Path | None = None
     broker: EmbeddedBroker | None = None
@@ -72,8 +74,9 @@ class LocalHub:
         self.settings = Settings(
             kafka_bootstrap_servers=servers, state_dir=self.state_dir,
             config_dir=self.config_dir, topic_prefix=topic_prefix,
-            # aiokafka's idempotent producer is refused by tansu; keep it for real Kafka.
-            kafka_idempotent_producer=self.broker is None,
+            kafka_idempotent_producer=(self.idempotent_producer
+                                       if self.idempotent_producer is not None
+                                       else self.broker is None),
         )
         self.boot = bootstrap(self.state_dir, self.config_dir, protocols_dir=self.protocols_dir)
         groups = [g.id for g in self.boot.county.groups]

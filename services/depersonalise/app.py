@@ -25,7 +25,7 @@ from services.core.topics import topics_for
 from services.depersonalise.policy import protocol_set_of
 from services.depersonalise.stage import Depersonaliser
 
-CONSUMER_GROUP = "s115hub-depersonalise"
+CONSUMER_GROUP = "depersonalise"
 
 
 class DepersonaliseService:

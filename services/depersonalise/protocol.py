@@ -55,8 +55,8 @@ from pydantic import (
     model_validator,
 )
 
-from schemas.feeds import FEEDS
 from schemas.base import personal_fields
+from schemas.feeds import FEEDS
 from services.core.errors import ConfigError
 from services.core.yamlconf import line_of, parse_text
 

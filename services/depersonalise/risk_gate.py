@@ -227,6 +227,14 @@ class RiskGate:
 
     def check(self, released_fields: Mapping[str, Any], at: datetime,
               area: AreaInfo | None = None) -> Decision:
+        """Decide on one record's released fields.
+
+        ``at`` places the record in the window. Pass the event time to count records as they
+        happened (a record older than the window then counts only itself, so it is generalised
+        or suppressed), or the processing time to count what was released recently; use one
+        gate per (protocol, feed) so unrelated streams do not vouch for each other. ``area`` is
+        the record's ward and district, needed to move a location up its ladder.
+        """
         if not self.quasi_identifiers:
             return Decision("release", dict(released_fields), count=1)
         coarse_fields, changed = self._generalise(released_fields, area)

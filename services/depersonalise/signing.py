@@ -117,7 +117,8 @@ def officer_keys_from(entries: Mapping[str, bytes | list[bytes]]
             kid = key_id_of(key)
             if kid in registry and registry[kid][0] != party:
                 # One key serving two parties would let one officer sign for both.
-                raise CryptoError(f"key {kid} is registered for both {registry[kid][0]} and {party}")
+                raise CryptoError(f"key {kid} is registered for both {registry[kid][0]} "
+                                  f"and {party}")
             registry[kid] = (party, key)
     return registry
 

@@ -39,17 +39,24 @@ class StageResult:
 
 
 def area_of(record: dict[str, Any], areas: AreaIndex) -> AreaInfo | None:
+    """Ward and district of the record's precise point; else the district the source named.
+
+    When a source names the district itself (police.uk gives the LSOA's district) and the point
+    falls in another district, the source wins: police.uk snaps points to nearby map points,
+    which can cross a boundary, while the LSOA was assigned from the true location. The ward is
+    then unknown rather than wrong.
+    """
+    hint = record.get("district_hint")
+    hint = hint if isinstance(hint, str) and hint else None
     loc = record.get("location")
     if isinstance(loc, dict) and "lat" in loc and "lon" in loc:
         ward = areas.locate(float(loc["lat"]), float(loc["lon"]))
-        if ward is not None:
+        if ward is not None and (hint is None or hint.casefold() == ward.district_name.casefold()):
             return AreaInfo(ward.code, ward.name, ward.district_code, ward.district_name,
                             ward.point)
-    hint = record.get("district_hint")
-    if isinstance(hint, str) and hint:
+    if hint is not None:
         code = areas.district_by_name.get(hint.casefold())
-        return AreaInfo(None, None, code, areas.district_names.get(code, hint) if code else hint,
-                        None)
+        return AreaInfo(None, None, code, areas.district_names[code] if code else hint, None)
     return None
 
 

@@ -23,7 +23,7 @@ from services.router.ledger import DeliveryLedger
 from services.router.policy import live_recipients
 from services.router.subscriptions import Subscription, entitled_groups
 
-CONSUMER_GROUP = "s115hub-router"
+CONSUMER_GROUP = "router"
 
 
 class Router:

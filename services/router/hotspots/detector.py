@@ -4,9 +4,10 @@ What it does
     Counts events per (ward, category) in tumbling UTC windows (hour; day; week starting Monday
     00:00 UTC). When event time moves past a window's end the window closes and every
     ward x category cell of that close is tested at once: one-sided Poisson exceedance p-value
-    of the count against the cell's expected count, Benjamini–Hochberg over the whole family at
-    ``alpha``, then ``count >= min_count``. Each surviving cell becomes an :class:`Alert`, with
-    the Getis–Ord Gi* z-score of the ward and the neighbouring wards that are also elevated.
+    of the count against the cell's expected count (cells under ``min_count`` cannot alert),
+    then Benjamini–Hochberg over the whole family at ``alpha``. Each surviving cell becomes an
+    :class:`Alert`, with the Getis–Ord Gi* z-score of the ward and the neighbouring wards that
+    are also elevated.
 
 Why an EWMA baseline and not a seasonal one
     A seasonal model (week-of-year, or Farrington-style "same weeks in past years") needs years
@@ -41,8 +42,11 @@ Expected count for a cell
 
 The BH family of one close is every ward x category cell that could be tested (all watched
 wards of every warm category); cells without events have p = 1 and are counted, not built.
-``min_count`` is applied after BH, not before: filtering on the test statistic first would
-shrink the family using the data and break the FDR guarantee.
+``min_count`` is part of the test: a cell below it gets p = 1 and stays in the family. That
+p-value is still valid (never smaller than the Poisson one) and depends on its own cell only,
+so BH keeps its FDR guarantee. Dropping such cells from the family would let the data shrink
+m; rejecting them in BH and filtering afterwards would let discarded rejections loosen the
+threshold for the rest. It also spares scoring the many 1-event cells of hourly windows.
 
 Known limitation
     The Poisson test treats the EWMA as the true rate, ignoring its estimation error; quiet
@@ -115,8 +119,11 @@ class DetectorConfig:
     warmup_windows: six weeks of time per window kind (one half-life) before a category is
         tested. Simulated on the Hertfordshire wards, testing after four weeks gave ~0.5 false
         alerts in the first tested week; after six, no more than at steady state.
-    suppress_below=10: small-number suppression for onward publication of ward counts.
+    suppress_below=10: small-number suppression for onward publication of ward counts; the
+        detector keeps true counts, publishers call ``alert.public_count(suppress_below)``.
     min_expected=0.1: floor for expected counts, so an all-zero history cannot give p = 0.
+        It is per window, so for hour windows it sits above most cells' true rate: hourly
+        alerts are deliberately conservative, yet five events in one ward-hour still alert.
     neighbour_alpha=0.05: an uncorrected, descriptive cut for "neighbour also elevated"; it
         annotates an alert and never creates one, so multiplicity does not apply.
 
@@ -231,12 +238,14 @@ def window_index(kind: WindowKind, moment: datetime) -> int:
     return _index_from_seconds(kind, _epoch_seconds(moment))
 
 
+def _start_seconds(kind: WindowKind, index: int) -> int:
+    return index * _WINDOW_SECONDS[kind] - (_WEEK_SHIFT_SECONDS if kind == "week" else 0)
+
+
 def window_bounds(kind: WindowKind, index: int) -> tuple[datetime, datetime]:
     """[start, end) of window ``index`` of ``kind`` as UTC datetimes."""
-    width = _WINDOW_SECONDS[kind]
-    offset = -_WEEK_SHIFT_SECONDS if kind == "week" else 0
-    start = _EPOCH + timedelta(seconds=index * width + offset)
-    return start, start + timedelta(seconds=width)
+    start = _EPOCH + timedelta(seconds=_start_seconds(kind, index))
+    return start, start + timedelta(seconds=_WINDOW_SECONDS[kind])
 
 
 @dataclass(slots=True)
@@ -260,10 +269,14 @@ class _Baseline:
 
 @dataclass(slots=True)
 class _Category:
+    # First window index in which the category was seen; study wards' histories start here.
     start: int
     total: _Baseline
     # Wards outside the study area that have reported this category; they widen the family.
     outside_wards: int = 0
+    # Wards whose history the category total covers (set at each close, before new arrivals
+    # join), so the per-ward prior is not diluted by wards that have not yet contributed.
+    prior_wards: int = 0
 
 
 class HotspotDetector:
@@ -283,6 +296,8 @@ class HotspotDetector:
         self._open: dict[WindowKind, _OpenWindow] = {}
         # Lowest window index per kind that may still take events (everything below has closed).
         self._floor: dict[WindowKind, int] = {}
+        # Epoch second at which the earliest window kind next rolls over.
+        self._next_boundary = -math.inf
         self._baselines: dict[tuple[str, str, WindowKind], _Baseline] = {}
         self._categories: dict[tuple[str, WindowKind], _Category] = {}
         self._protocols: dict[str, str] = {}
@@ -299,10 +314,12 @@ class HotspotDetector:
         """Count ``count`` events; returns alerts of any windows this event's time closed."""
         if count < 1:
             raise ValueError(f"count must be >= 1, got {count}")
-        indices = self._indices(occurred_at)
-        alerts = self._advance(indices)
+        seconds = _epoch_seconds(occurred_at)
+        # Most events land inside every open window; only a boundary crossing needs _advance.
+        alerts = self._advance(seconds) if seconds >= self._next_boundary else []
         key = (ward_code, category)
-        for kind, index in indices.items():
+        for kind in self.config.window_kinds:
+            index = _index_from_seconds(kind, seconds)
             if index < self._floor[kind]:
                 self.late_events[kind] += 1
                 continue
@@ -319,7 +336,7 @@ class HotspotDetector:
 
     def advance(self, now: datetime) -> list[Alert]:
         """Move event time to ``now``, closing and evaluating every window that ended by then."""
-        return self._advance(self._indices(now))
+        return self._advance(_epoch_seconds(now))
 
     def state_size(self) -> int:
         """Number of keys held; bounded by kinds x categories x (2 x wards + 1) + categories."""
@@ -328,20 +345,19 @@ class HotspotDetector:
 
     # -- time ---------------------------------------------------------------------------------
 
-    def _indices(self, moment: datetime) -> dict[WindowKind, int]:
-        seconds = _epoch_seconds(moment)
-        return {kind: _index_from_seconds(kind, seconds) for kind in self.config.window_kinds}
-
-    def _advance(self, indices: Mapping[WindowKind, int]) -> list[Alert]:
+    def _advance(self, seconds: int) -> list[Alert]:
         alerts: list[Alert] = []
-        for kind, index in indices.items():
-            if index <= self._floor.get(kind, index - 1):
+        for kind in self.config.window_kinds:
+            index = _index_from_seconds(kind, seconds)
+            if kind in self._floor and index <= self._floor[kind]:
                 continue
             self._floor[kind] = index
             window = self._open.get(kind)
             if window is not None and window.index < index:
                 del self._open[kind]
                 alerts.extend(self._close(kind, window))
+        self._next_boundary = min(_start_seconds(kind, self._floor[kind] + 1)
+                                  for kind in self.config.window_kinds)
         if len(alerts) > 1:
             alerts.sort(key=lambda a: (a.window_end, _KIND_ORDER[a.window], a.category,
                                        a.ward_code))
@@ -367,14 +383,15 @@ class HotspotDetector:
                 continue
             family += len(self._study) + state.outside_wards
             for ward, cell in by_category.get(category, {}).items():
+                if cell.count < self.config.min_count:
+                    continue  # p is taken as 1 (module docstring: min_count)
                 e = self._expected(ward, category, kind, k)
                 keys.append((ward, category))
                 expected.append(e)
                 p_values.append(poisson_exceedance_p(cell.count, e))
 
         result = benjamini_hochberg(p_values, self.config.alpha, family_size=family)
-        hits = [i for i, rejected in enumerate(result.rejected)
-                if rejected and window.cells[keys[i]].count >= self.config.min_count]
+        hits = [i for i, rejected in enumerate(result.rejected) if rejected]
         alerts = self._build_alerts(kind, window, hits, keys, expected, p_values,
                                     result.threshold, by_category)
 
@@ -386,6 +403,7 @@ class HotspotDetector:
         for category, cells in by_category.items():
             state = self._categories[(category, kind)]
             self._fold_baseline(state.total, kind, k, sum(c.count for c in cells.values()))
+            state.prior_wards = len(self._study) + state.outside_wards
         return alerts
 
     def _register(self, category: str, kind: WindowKind, k: int,
@@ -416,7 +434,7 @@ class HotspotDetector:
             state = self._categories[(category, kind)]
             total = state.total.ewma.skip_zero_windows(k - state.total.current_to,
                                                        self._smoothing[kind]).mean or 0.0
-            mean = total / max(1, len(self._study) + state.outside_wards)
+            mean = total / max(1, state.prior_wards)
         return max(mean, self.config.min_expected)
 
     def _fold(self, key: tuple[str, str], kind: WindowKind, k: int, count: int,
@@ -434,9 +452,8 @@ class HotspotDetector:
 
     def _fold_baseline(self, baseline: _Baseline, kind: WindowKind, k: int,
                        observation: float) -> None:
-        smoothing = self._smoothing[kind]
-        baseline.ewma = baseline.ewma.skip_zero_windows(k - baseline.current_to, smoothing)
-        baseline.ewma = baseline.ewma.update(observation, smoothing)
+        baseline.ewma = baseline.ewma.fold(k - baseline.current_to, observation,
+                                           self._smoothing[kind])
         baseline.current_to = k + 1
 
     # -- alert assembly -----------------------------------------------------------------------

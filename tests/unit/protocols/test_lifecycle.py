@@ -53,7 +53,8 @@ def test_given_the_last_valid_day_then_it_is_live_and_the_day_after_it_has_expir
 def test_given_a_day_before_valid_from_then_it_is_not_yet_valid(officers: Officers) -> None:
     signed = officers.sign(make_protocol())
     live, reasons, _ = _status(signed, officers, date(2025, 12, 31))
-    assert not live and reasons == ["not yet valid (from 2026-01-01)"]
+    assert not live
+    assert reasons == ["not yet valid (from 2026-01-01)"]
     assert _status(signed, officers, date(2026, 1, 1))[0]
 
 
@@ -139,7 +140,8 @@ def test_given_two_documents_with_one_ref_then_the_set_refuses_the_second(
 
 def test_given_the_hertfordshire_directory_when_loaded_and_signed_then_all_are_live() -> None:
     unsigned = ProtocolSet.from_directory(HERTS_PROTOCOLS, officer_keys={})
-    assert len(unsigned) == 4 and not any(s.live for s in unsigned.statuses(TODAY))
+    assert len(unsigned) == 4
+    assert not any(s.live for s in unsigned.statuses(TODAY))
     parties = sorted({p for protocol in unsigned for p in protocol.parties})
     officers = Officers(parties)
     pset = ProtocolSet((officers.sign(p) for p in unsigned), officer_keys=officers.registry)

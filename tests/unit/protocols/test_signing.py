@@ -3,6 +3,7 @@ from __future__ import annotations
 import hashlib
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -58,7 +59,7 @@ def test_given_an_edit_after_signing_when_verified_then_every_signature_is_void(
         officers: Officers) -> None:
     signed = officers.sign(make_protocol())
     wider = signed.feeds["police"].fields | {"address": FieldRule(transform="drop")}
-    edits = [
+    edits: list[dict[str, Any]] = [
         {"recipients": [*signed.recipients, "grp-dacorum"]},
         {"valid_until": signed.valid_until.replace(year=2030)},
         {"feeds": {"police": FeedRules(fields=wider)}},
@@ -87,7 +88,8 @@ def test_given_a_party_signs_with_another_partys_key_then_it_is_invalid(
     protocol = officers.sign(make_protocol(), skip=("grp-watford",))
     forged = sign_protocol(protocol, officers.private["herts-police"], "grp-watford", "Mallory")
     problems = verify_signatures(forged, officers.registry)
-    assert len(problems) == 1 and problems[0].startswith("signature invalid for grp-watford")
+    assert len(problems) == 1
+    assert problems[0].startswith("signature invalid for grp-watford")
 
 
 def test_given_a_key_the_hub_does_not_know_then_the_signature_is_invalid(
@@ -96,7 +98,8 @@ def test_given_a_key_the_hub_does_not_know_then_the_signature_is_invalid(
     protocol = officers.sign(make_protocol(), skip=("grp-watford",))
     signed = sign_protocol(protocol, stranger_pem, "grp-watford", "Stranger")
     problems = verify_signatures(signed, officers.registry)
-    assert len(problems) == 1 and "unknown key" in problems[0]
+    assert len(problems) == 1
+    assert "unknown key" in problems[0]
 
 
 def test_given_a_signature_relabelled_to_another_officer_then_it_is_invalid(
