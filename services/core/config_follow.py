@@ -9,6 +9,7 @@ from collections.abc import Callable
 from services.core.config_state import ConfigState
 from services.core.kafka import make_consumer
 from services.core.settings import Settings
+from services.core.topic_scan import drain
 from services.core.topics import topics_for
 
 
@@ -30,11 +31,8 @@ class ConfigFollower:
         tp = TopicPartition(topic, 0)
         self._consumer.assign([tp])
         await self._consumer.seek_to_beginning(tp)
-        end = (await self._consumer.end_offsets([tp]))[tp]
-        while await self._consumer.position(tp) < end:
-            batch = await self._consumer.getmany(tp, timeout_ms=500)
-            for msg in batch.get(tp, []):
-                self.state.apply_message(msg.key, msg.value)
+        async for msg in drain(self._consumer, [tp]):
+            self.state.apply_message(msg.key, msg.value)
         self.on_change(self.state)
         self.ready.set()
         self._task = asyncio.create_task(self._follow(tp))

@@ -1,16 +1,41 @@
 """Read a topic from the beginning to its current end (no consumer group). Used to seed ledgers
-on start-up, by the CLI and by tests."""
+on start-up, by the config follower, the CLI and tests.
+
+The end offset a broker reports is not trusted on its own: the embedded broker (tansu) answers
+ListOffsets with the base offset of the last record batch plus one, so a reader that stops there
+misses the rest of that batch (measured: 15,000 acked records, end offsets summing to 14,080).
+A partition counts as drained once the reader is at or past the reported end *and* further
+fetches come back empty. On Apache Kafka this costs two empty fetches."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 from services.core.kafka import make_consumer
 from services.core.settings import Settings
 
+_EMPTY_ROUNDS = 2
 
-async def scan(settings: Settings, topic: str, timeout_ms: int = 1000) -> AsyncIterator[Any]:
+
+async def drain(consumer: Any, tps: Iterable[Any], timeout_ms: int = 300) -> AsyncIterator[Any]:
+    """Yield every message on ``tps`` from the consumer's current positions to the end."""
+    tps = list(tps)
+    ends = await consumer.end_offsets(tps)
+    empty = dict.fromkeys(tps, 0)
+    pending = set(tps)
+    while pending:
+        batch = await consumer.getmany(*pending, timeout_ms=timeout_ms, max_records=5000)
+        for tp, msgs in batch.items():
+            for msg in msgs:
+                yield msg
+        for tp in list(pending):
+            empty[tp] = 0 if batch.get(tp) else empty[tp] + 1
+            if await consumer.position(tp) >= ends[tp] and empty[tp] >= _EMPTY_ROUNDS:
+                pending.discard(tp)
+
+
+async def scan(settings: Settings, topic: str) -> AsyncIterator[Any]:
     from aiokafka import TopicPartition
 
     consumer = make_consumer(settings, group_id=None, enable_auto_commit=False)
@@ -23,16 +48,7 @@ async def scan(settings: Settings, topic: str, timeout_ms: int = 1000) -> AsyncI
             return
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        pending = {tp for tp in tps if ends[tp] > 0}
-        while pending:
-            batch = await consumer.getmany(*pending, timeout_ms=timeout_ms, max_records=5000)
-            for tp, msgs in batch.items():
-                for msg in msgs:
-                    if msg.offset < ends[tp]:
-                        yield msg
-            for tp in list(pending):
-                if await consumer.position(tp) >= ends[tp]:
-                    pending.discard(tp)
+        async for msg in drain(consumer, tps):
+            yield msg
     finally:
         await consumer.stop()
