@@ -6,7 +6,14 @@ and a test fails when they drift.
 
 from schemas.base import FREE_TEXT, PERSONAL, free_text_fields, personal_fields
 from schemas.envelope import Envelope, RawRecord
-from schemas.feeds import FEEDS, CouncilReport, FeedName, FireIncident, HealthAssault, PoliceIncident
+from schemas.feeds import (
+    FEEDS,
+    CouncilReport,
+    FeedName,
+    FireIncident,
+    HealthAssault,
+    PoliceIncident,
+)
 from schemas.shared import SharedRecord
 
 __all__ = [

@@ -122,5 +122,6 @@ FEEDS: dict[str, type[FeedModel]] = {
 
 #: The field that carries each feed's event time.
 EVENT_TIME_FIELD: dict[str, str] = {
-    "police": "occurred_at", "fire": "occurred_at", "health": "assault_at", "council": "reported_at",
+    "police": "occurred_at", "fire": "occurred_at", "health": "assault_at",
+    "council": "reported_at",
 }

@@ -4,7 +4,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class Location(BaseModel):
-    """A WGS84 point. Precise locations are marked personal: sealed at rest, generalised on release."""
+    """A WGS84 point. Precise locations are personal: sealed at rest, generalised on release."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -22,7 +22,8 @@ class SharedRecord(BaseModel):
     ward_name: str | None = None
     district_code: str | None = None
     district_name: str | None = None
-    fields: dict[str, Any] = Field(description="Released fields, each after its protocol transform.")
+    fields: dict[str, Any] = Field(
+        description="Released fields, each after its protocol transform.")
     protocol: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*@\d+$",
                           description="id@version of the protocol that released the record.")
     key_epoch: int | None = Field(default=None, description="Pseudonym key epoch, if any.")
