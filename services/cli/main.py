@@ -10,12 +10,17 @@ from pathlib import Path
 
 import typer
 
-from services.cli import protocol_cmds
+from services.cli import audit_cmds, dlq_cmds, keys_cmds, protocol_cmds, status_cmds
+from services.cli.group_cmds import group_app
 from services.core.settings import REPO_ROOT, Settings
 
 app = typer.Typer(help="s115hub: Section 115 data sharing for Community Safety Partnerships.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
 app.add_typer(protocol_cmds.protocol_app, name="protocol")
+app.add_typer(keys_cmds.keys_app, name="keys")
+app.add_typer(audit_cmds.audit_app, name="audit")
+app.command("status")(status_cmds.status)
+app.add_typer(dlq_cmds.dlq_app, name="dlq")
 partner_app = typer.Typer(help="Partner credentials (API keys stored only as hashes).",
                           no_args_is_help=True)
 app.add_typer(partner_app, name="partner")
@@ -23,6 +28,7 @@ config_app = typer.Typer(help="Publish configuration to the config topic.", no_a
 app.add_typer(config_app, name="config")
 import_app = typer.Typer(help="Import partner files.", no_args_is_help=True)
 app.add_typer(import_app, name="import")
+app.add_typer(group_app, name="group")
 
 
 @app.command()
@@ -68,6 +74,11 @@ def up(
         for svc in ("ingest", "depersonalise", "router"):
             typer.echo(f"  {svc:<15} {hub.url(svc)}/metrics  /healthz  /readyz")
         typer.echo(f"  state and logs  {state_dir}")
+        if hub.boot and hub.boot.group_tokens:
+            group, token = next(iter(hub.boot.group_tokens.items()))
+            typer.echo(f"  group page      {hub.url('router')}/groups/{group}/?token={token}")
+            typer.echo(f"                  (every group's token: "
+                       f"{state_dir}/demo-group-tokens.json)")
         if demo:
             typer.echo(f"publishing synthetic records at {rate:g}/s; Ctrl-C stops everything")
             try:
@@ -119,6 +130,7 @@ def partner_add(partner: str) -> None:
 
     issued = CredentialStore(Settings().state_dir / "partners.json").add(partner)
     typer.echo(f"partner {issued.partner} key {issued.key_id}: {issued.api_key}")
+    audit_cmds.record_change("partner.added", partner, {"key_id": issued.key_id})
 
 
 @partner_app.command("revoke")
@@ -128,6 +140,7 @@ def partner_revoke(partner: str, key_id: str = typer.Option(None, help="Only thi
 
     revoked = CredentialStore(Settings().state_dir / "partners.json").revoke(partner, key_id)
     typer.echo(f"revoked {', '.join(revoked)} for {partner}")
+    audit_cmds.record_change("partner.revoked", partner, {"key_ids": sorted(revoked)})
 
 
 @config_app.command("apply")

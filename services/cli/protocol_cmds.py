@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import typer
@@ -13,6 +13,7 @@ from services.core.config_publish import (
     officer_message,
     protocol_message,
 )
+from services.core.config_state import ConfigState
 from services.core.county import County, load_county
 
 protocol_app = typer.Typer(help="Section 115 protocols: keys, signatures, verification.",
@@ -75,3 +76,64 @@ def config_messages(config_dir: Path, protocols_dir: Path, officers_dir: Path
         p = load_protocol(path)  # fail here, at apply time, not in the services
         messages.append(protocol_message(p.ref, path.read_text(encoding="utf-8"), path.name))
     return messages, county
+
+
+def status_lines(state: ConfigState, today: date) -> list[str]:
+    """What ``protocol status`` prints: each protocol version, then each partner feed."""
+    from services.depersonalise.policy import protocol_set_of
+
+    pset, errors = protocol_set_of(state)
+    governing = {p.ref for p in pset.current(today)}
+    lines = []
+    for p in pset:
+        st = pset.status(p, today)
+        if st.live:
+            word = "LIVE" if p.ref in governing else "LIVE (superseded by a newer live version)"
+        else:
+            word = f"BLOCKED [{st.cause}] ({'; '.join(st.reasons)})"
+        review = (f"; REVIEW DUE since {p.review_by.isoformat()}" if st.review_due
+                  else f"; review by {p.review_by.isoformat()}")
+        lines.append(f"protocol {p.ref}: {word}{review}")
+    for ref, problem in sorted(errors.items()):
+        lines.append(f"protocol {ref}: REFUSED ({problem})")
+    if state.county is not None:
+        for partner in state.county.partners:
+            for feed in partner.feeds:
+                live = pset.live_for(partner.id, feed, today)
+                if live:
+                    refs = ", ".join(p.ref for p in live)
+                    lines.append(f"feed {partner.id}/{feed}: released under {refs}")
+                else:
+                    cause, detail = pset.blocked_cause(partner.id, feed, today)
+                    # The protocol lines above carry the full reasons; one ref is enough here.
+                    detail = detail.split(":")[0]
+                    lines.append(f"feed {partner.id}/{feed}: BLOCKED [{cause}] ({detail}); "
+                                 "records stay on the raw topic, unreleased")
+    return lines
+
+
+@protocol_app.command("status")
+def status() -> None:
+    """Each protocol on the config topic: live, or blocked and why; review due; and each
+    partner feed: which protocol releases it, or why its records are blocked."""
+    import asyncio
+
+    from services.core.settings import Settings
+    from services.core.topic_scan import scan
+    from services.core.topics import topics_for
+
+    settings = Settings()
+    state = ConfigState()
+
+    async def read() -> None:
+        async for msg in scan(settings, topics_for(settings).config):
+            state.apply_message(msg.key, msg.value)
+
+    asyncio.run(read())
+    lines = status_lines(state, datetime.now(UTC).date())
+    for line in lines:
+        typer.echo(line)
+    if not lines:
+        typer.echo(f"no protocols on {topics_for(settings).config}")
+    blocked = any(" BLOCKED " in line or " REFUSED " in line for line in lines)
+    raise typer.Exit(1 if blocked else 0)

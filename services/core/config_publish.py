@@ -28,8 +28,13 @@ def officer_message(key_id: str, party: str, officer: str, public_pem: str) -> M
                                   "public_key_pem": public_pem})
 
 
-def publish(settings: Settings, messages: list[Message]) -> int:
+def publish(settings: Settings, messages: list[Message], *, actor: str | None = None) -> int:
+    """Publish ``messages`` and then the audit facts they imply (protocol applied/signed/revoked,
+    officer keys, county); ``actor`` names who made the change (default: local user@host)."""
     from kafka import KafkaProducer
+
+    from services.core.audit_facts import config_facts_for, default_actor
+    from services.core.audit_io import publish_facts
 
     producer = KafkaProducer(**kafka_python_common(settings), acks="all")
     topic = topics_for(settings).config
@@ -38,4 +43,6 @@ def publish(settings: Settings, messages: list[Message]) -> int:
             producer.send(topic, key=key.encode(), value=encode(value)).get(timeout=30)
     finally:
         producer.close()
+    # After the change is acknowledged: a fact must never claim a change that did not happen.
+    publish_facts(settings, config_facts_for(messages, actor or default_actor()))
     return len(messages)

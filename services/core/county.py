@@ -4,9 +4,9 @@ their areas and categories. Protocols are separate documents (see services/deper
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from services.core.yamlconf import load_file
 
@@ -36,10 +36,43 @@ class Group(_Strict):
     district_names: list[str] = Field(
         default_factory=list,
         description="Districts outside the hub's boundaries, by name (as police.uk gives them).")
+    area: dict[str, Any] | None = Field(
+        default=None,
+        description="The group's own area as a GeoJSON Polygon/MultiPolygon geometry (or a "
+                    "Feature holding one), lon/lat WGS84. Resolved to the wards whose area lies "
+                    "inside it by at least area_min_overlap.")
+    area_min_overlap: float = Field(default=0.5, gt=0.0, le=1.0,
+                                    description="Fraction of a ward's area that must lie inside "
+                                                "`area` for the ward to be subscribed.")
+    county_wide: bool = Field(default=False,
+                              description="Every district the boundaries place in this county.")
     categories: list[str] = Field(default_factory=lambda: ["*"])
     protocols: list[str] = Field(default_factory=list,
                                  description="Protocol ids the group receives under.")
     officer: str
+
+    @field_validator("area")
+    @classmethod
+    def _area_is_a_polygon(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
+        if v is not None:
+            group_area_geometry(v)  # raises ValueError with the reason
+        return v
+
+
+def group_area_geometry(area: dict[str, Any]) -> Any:
+    """The shapely geometry of a group's ``area`` (a GeoJSON geometry or Feature)."""
+    from shapely.geometry import shape
+
+    geom_json = area.get("geometry") if area.get("type") == "Feature" else area
+    try:
+        geom = shape(geom_json)
+    except Exception as exc:  # shapely raises several unrelated types for bad GeoJSON
+        raise ValueError(f"not a GeoJSON geometry: {exc}") from exc
+    if geom.geom_type not in ("Polygon", "MultiPolygon"):
+        raise ValueError(f"must be a Polygon or MultiPolygon, got {geom.geom_type}")
+    if geom.is_empty or not geom.is_valid:
+        raise ValueError("polygon is empty or self-intersecting")
+    return geom
 
 
 class County(_Strict):

@@ -3,7 +3,9 @@ admin client and the CLI), so SASL/TLS works the same everywhere."""
 
 from __future__ import annotations
 
+import random
 import ssl
+from functools import lru_cache
 from typing import Any
 
 from services.core.settings import Settings
@@ -35,6 +37,26 @@ def kafka_python_common(settings: Settings) -> dict[str, Any]:
     return kw
 
 
+@lru_cache(maxsize=8192)
+def _key_hash(key: bytes) -> int:
+    from aiokafka.partitioner import murmur2
+
+    return int(murmur2(key)) & 0x7FFFFFFF
+
+
+def key_partitioner(key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
+    """aiokafka's default partitioner (Java-compatible murmur2, so the partition of a key is the
+    same as from any other Kafka client), with the hash of recent keys remembered: the router
+    sends each record under the same key to several group topics and to the audit facts, and the
+    pure-Python murmur2 was ~10% of its CPU (py-spy, notes/issue-7.md). A one-partition topic
+    (audit facts, hot-spot state) needs no hash at all."""
+    if len(all_partitions) == 1:
+        return all_partitions[0]
+    if key is None:
+        return random.choice(available or all_partitions)  # noqa: S311 - spreading load only
+    return all_partitions[_key_hash(key) % len(all_partitions)]
+
+
 def make_producer(settings: Settings, **overrides: Any) -> Any:
     """An aiokafka producer that only acknowledges what every in-sync replica has."""
     from aiokafka import AIOKafkaProducer
@@ -46,6 +68,7 @@ def make_producer(settings: Settings, **overrides: Any) -> Any:
         "linger_ms": 5,
         "max_batch_size": 512 * 1024,
         "compression_type": None,
+        "partitioner": key_partitioner,
     }
     kw.update(overrides)
     return AIOKafkaProducer(**kw)

@@ -90,6 +90,10 @@ class PseudonymKeyring:
         entry = self._fresh().get(protocol_id)
         return sorted(entry.keys) if entry is not None else []
 
+    def protocols(self) -> dict[str, int]:
+        """Protocol id -> current epoch, for every protocol that has a key."""
+        return {pid: p.current for pid, p in sorted(self._fresh().items())}
+
     # -- file handling --------------------------------------------------------------------------
 
     def _fresh(self) -> _State:

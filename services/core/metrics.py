@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -27,3 +29,38 @@ class ServiceMetrics:
     def histogram(self, thing: str, doc: str, labels: Sequence[str] = ()) -> Histogram:
         return Histogram(self._name(thing), doc, list(labels), registry=self.registry,
                          buckets=LATENCY_BUCKETS)
+
+
+class ConsumerLag:
+    """``s115hub_<service>_consumer_lag_records{topic}``: end offset minus committed offset,
+    summed over the partitions this consumer owns. Labelled by topic only (topics are named by
+    config, so bounded), refreshed at most every ``every`` seconds because each refresh asks the
+    broker.
+
+    On the embedded broker end offsets are under-reported (see topic_scan), so lag there reads
+    low, never high; it is clamped at zero.
+    """
+
+    def __init__(self, metrics: ServiceMetrics, every: float = 5.0) -> None:
+        self.gauge = metrics.gauge("consumer_lag_records",
+                                   "Records not yet processed: end offset minus committed offset.",
+                                   ["topic"])
+        self.every = every
+        self._at: dict[int, float] = {}  # per consumer: a service may own several
+
+    async def maybe_update(self, consumer: Any) -> None:
+        now = time.monotonic()
+        if now - self._at.get(id(consumer), -float("inf")) < self.every:
+            return
+        self._at[id(consumer)] = now
+        tps = list(consumer.assignment())
+        if not tps:
+            return
+        ends = await consumer.end_offsets(tps)
+        lag: dict[str, int] = {}
+        for tp in tps:
+            committed = await consumer.committed(tp)
+            behind = max(0, ends.get(tp, 0) - (committed or 0))
+            lag[tp.topic] = lag.get(tp.topic, 0) + behind
+        for topic, n in lag.items():
+            self.gauge.labels(topic).set(n)

@@ -6,10 +6,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
-from fastapi import FastAPI, Response
+from fastapi import FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from services.core.metrics import ServiceMetrics
 
 
 def add_ops_routes(app: FastAPI, registry: CollectorRegistry,
@@ -30,6 +34,32 @@ def add_ops_routes(app: FastAPI, registry: CollectorRegistry,
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
 
+def add_request_metrics(app: FastAPI, metrics: ServiceMetrics) -> None:
+    """``s115hub_<service>_http_request_duration_seconds{route, method, status}``.
+
+    Labelled by the route *template* (``/v1/feeds/{feed}/records``), never the concrete path,
+    so a partner's ids in a URL cannot become label values; unmatched paths share one label.
+    """
+    hist = metrics.histogram("http_request_duration_seconds", "HTTP request handling time.",
+                             ["route", "method", "status"])
+
+    @app.middleware("http")
+    async def _timed(request: Request, call_next: Callable[[Request], Awaitable[Response]]
+                     ) -> Response:
+        t0 = time.perf_counter()
+        status = 500
+        try:
+            response = await call_next(request)
+            status = response.status_code
+            return response
+        finally:
+            route = request.scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            if template not in ("/metrics", "/healthz", "/readyz"):
+                hist.labels(template, request.method, str(status)).observe(
+                    time.perf_counter() - t0)
+
+
 def ops_app(title: str, registry: CollectorRegistry,
             ready: Callable[[], tuple[bool, str]]) -> FastAPI:
     app = FastAPI(title=title)
@@ -38,20 +68,23 @@ def ops_app(title: str, registry: CollectorRegistry,
 
 
 async def serve(app: FastAPI, host: str, port: int,
-                worker: Callable[[asyncio.Event], Awaitable[None]] | None = None) -> None:
+                worker: Callable[[asyncio.Event], Coroutine[Any, Any, None]] | None = None
+                ) -> None:
     """Serve ``app`` and run ``worker(stop)`` until SIGINT/SIGTERM; then stop both cleanly."""
     import uvicorn
 
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
                                            lifespan="on"))
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    # The worker shares our SIGINT/SIGTERM handling, so uvicorn must not install its own.
+    server.install_signal_handlers = lambda: None  # type: ignore[attr-defined]
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     srv = asyncio.create_task(server.serve())
     work = asyncio.create_task(worker(stop)) if worker else None
-    waiters = [asyncio.create_task(stop.wait()), srv] + ([work] if work else [])
+    waiters: list[asyncio.Task[Any]] = [asyncio.create_task(stop.wait()), srv]
+    waiters += [work] if work else []
     done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
     stop.set()
     server.should_exit = True
@@ -59,6 +92,7 @@ async def serve(app: FastAPI, host: str, port: int,
         if t is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await t
-    for t in done:
-        if t.exception() is not None:
-            raise t.exception()  # type: ignore[misc]
+    for finished in done:
+        exc = finished.exception()
+        if exc is not None:
+            raise exc

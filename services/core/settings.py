@@ -51,9 +51,39 @@ class Settings(BaseSettings):
     depersonalise_port: int = 8116
     router_port: int = 8117
 
+    #: Ward counts on a group's web page below this are shown as "<N" (the detector's default
+    #: for published alert counts, so the map and the alerts agree).
+    group_page_suppress_below: int = 10
+
     batch_max_records: int = 2000
     max_body_bytes: int = 5_000_000
     max_batch_records: int = 10_000
+    #: Ingest front door (issue 4). Requests per second each partner may make (token bucket,
+    #: per ingest process), and the burst it may spend at once.
+    ingest_rate_per_partner: float = 50.0
+    ingest_rate_burst: int = 100
+    #: How long ingest waits for the broker to acknowledge before answering 503.
+    ingest_ack_timeout_ms: int = 10_000
+    ingest_retry_after_s: int = 5
+    #: Idempotency-Key responses kept per ingest process (entries, seconds).
+    ingest_idempotency_entries: int = 10_000
+    ingest_idempotency_ttl_s: int = 24 * 3600
+    #: Recently acknowledged records remembered so an identical resend is not written to the raw
+    #: topic again (0 turns it off; downstream dedupes by hub record id regardless).
+    ingest_dedupe_window: int = 100_000
+    #: Consume the per-partner Kafka inbound topics (s115.inbound.<partner>).
+    ingest_inbound: bool = True
+
+    #: The hub's Ed25519 key that signs audit checkpoints and exported bundles (PEM, mode 0600);
+    #: the public half sits next to it as ``<name>.pub``.
+    audit_key_file: Path | None = None
+    #: A checkpoint is signed after this many new events, or this many seconds after the first
+    #: unsigned one, whichever comes first.
+    audit_checkpoint_every: int = 500
+    audit_checkpoint_seconds: float = 10.0
+
+    def resolved_audit_key_file(self) -> Path:
+        return self.audit_key_file or self.state_dir / "audit-key.pem"
 
     def resolved_master_key_file(self) -> Path:
         return self.master_key_file or self.state_dir / "master.key"

@@ -39,8 +39,18 @@ class Topics:
         return f"{self.prefix}.audit"
 
     @property
+    def audit_facts(self) -> str:
+        """Unchained audit facts from every producer; one chainer turns them into s115.audit."""
+        return f"{self.prefix}.audit.facts"
+
+    @property
     def config(self) -> str:
         return f"{self.prefix}.config"
+
+    @property
+    def hotspot_state(self) -> str:
+        """The router's hot-spot window state and the shared offsets it covers (compacted)."""
+        return f"{self.prefix}.router.hotspot-state"
 
     @property
     def raw_all(self) -> list[str]:
@@ -70,7 +80,10 @@ def topic_specs(settings: Settings, groups: Sequence[str],
         TopicSpec(t.rejected, 1, {}),
         # The audit chain must keep its order, so one partition; never deleted by retention.
         TopicSpec(t.audit, 1, {"retention.ms": "-1"}),
+        # Facts are chained within seconds; kept a week so a stopped chainer can catch up.
+        TopicSpec(t.audit_facts, 1, {"retention.ms": str(7 * 24 * 3600 * 1000)}),
         TopicSpec(t.config, 1, {"cleanup.policy": "compact"}),
+        TopicSpec(t.hotspot_state, 1, {"cleanup.policy": "compact"}),
     ]
     for g in groups:
         specs += [TopicSpec(t.deliver(g), n, {}), TopicSpec(t.hotspots(g), 1, {})]

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import yaml
 
+from services.core.audit_key import ensure_audit_key
 from services.core.config_publish import (
     Message,
     county_messages,
@@ -17,10 +18,12 @@ from services.core.config_publish import (
     protocol_message,
 )
 from services.core.county import County, load_county
+from services.core.hashed_tokens import HashedTokenStore
 from services.core.keys import MasterKey
 from services.depersonalise.protocol import Protocol, load_protocol
 from services.depersonalise.signing import generate_officer_key, save_private_key, sign_protocol
 from services.ingest.credentials import CredentialStore
+from services.router.web import tokens as group_tokens
 
 
 @dataclass
@@ -28,6 +31,8 @@ class Bootstrap:
     county: County
     messages: list[Message] = field(default_factory=list)
     api_keys: dict[str, str] = field(default_factory=dict)
+    #: group id -> HTTP token for its stream, export and page (services/router/web).
+    group_tokens: dict[str, str] = field(default_factory=dict)
     protocols: list[Protocol] = field(default_factory=list)
 
 
@@ -46,6 +51,8 @@ def bootstrap(state_dir: Path, config_dir: Path, *, protocols_dir: Path | None =
     state_dir.mkdir(parents=True, exist_ok=True)
     if not (state_dir / "master.key").exists():
         MasterKey.generate_file(state_dir / "master.key")
+    # Signs audit checkpoints; Settings.resolved_audit_key_file() points here by default.
+    ensure_audit_key(state_dir / "audit-key.pem")
     county = load_county(config_dir / "county.yaml")
     out = Bootstrap(county, county_messages(config_dir / "county.yaml"))
     protocols = [load_protocol(p) for p in sorted((protocols_dir or config_dir / "protocols")
@@ -73,4 +80,8 @@ def bootstrap(state_dir: Path, config_dir: Path, *, protocols_dir: Path | None =
     for partner in county.partners:
         out.api_keys[partner.id] = store.add(partner.id).api_key
     (state_dir / "demo-api-keys.json").write_text(json.dumps(out.api_keys, indent=1))
+    tokens = HashedTokenStore(state_dir / group_tokens.FILE_NAME, group_tokens.PREFIX)
+    for group in county.groups:
+        out.group_tokens[group.id] = tokens.issue(group.id).token
+    (state_dir / "demo-group-tokens.json").write_text(json.dumps(out.group_tokens, indent=1))
     return out

@@ -39,6 +39,8 @@ class LocalHub:
     ports: dict[str, int] = field(default_factory=dict)
     boot: Bootstrap | None = None
     settings: Settings | None = None
+    #: Further S115HUB_* settings for the services (tests turn single knobs with it).
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     def env(self) -> dict[str, str]:
         assert self.settings is not None
@@ -55,6 +57,7 @@ class LocalHub:
         })
         for name in ("KAFKA_BOOTSTRAP_SERVERS",):
             env.pop(name, None)
+        env.update(self.extra_env)
         return env
 
     def url(self, service: str) -> str:

@@ -23,6 +23,9 @@ from services.core.errors import ConfigError
 from services.depersonalise.protocol import Protocol, load_protocol
 from services.depersonalise.signing import OfficerKeys, verify_signatures
 
+#: Why a protocol is not live, as a bounded metric label, most serious first.
+CAUSES = ("revoked", "expired", "not_yet_valid", "bad_signature", "unsigned")
+
 
 @dataclass(frozen=True)
 class ProtocolStatus:
@@ -30,6 +33,13 @@ class ProtocolStatus:
     live: bool
     reasons: list[str] = field(default_factory=list)
     review_due: bool = False
+    #: The reasons as labels from :data:`CAUSES`, most serious first.
+    causes: tuple[str, ...] = ()
+
+    @property
+    def cause(self) -> str | None:
+        """The most serious reason it is not live; None when live."""
+        return self.causes[0] if self.causes else None
 
 
 def protocol_status(protocol: Protocol, *, today: date, officer_keys: OfficerKeys,
@@ -40,15 +50,24 @@ def protocol_status(protocol: Protocol, *, today: date, officer_keys: OfficerKey
 def _status(protocol: Protocol, today: date, signature_problems: list[str],
             revoked: set[str] | frozenset[str]) -> ProtocolStatus:
     reasons: list[str] = []
+    causes: set[str] = set()
     if protocol.ref in revoked:
         reasons.append("revoked")
+        causes.add("revoked")
     if today < protocol.valid_from:
         reasons.append(f"not yet valid (from {protocol.valid_from.isoformat()})")
+        causes.add("not_yet_valid")
     if today > protocol.valid_until:
         reasons.append(f"expired {protocol.valid_until.isoformat()}")
+        causes.add("expired")
     reasons.extend(signature_problems)
+    # A missing signature is work still to do; one that fails to verify means the text changed
+    # after signing (or a wrong key), which an officer must treat as tampering.
+    causes.update("unsigned" if p.startswith("unsigned by") else "bad_signature"
+                  for p in signature_problems)
     return ProtocolStatus(ref=protocol.ref, live=not reasons, reasons=reasons,
-                          review_due=today >= protocol.review_by)
+                          review_due=today >= protocol.review_by,
+                          causes=tuple(c for c in CAUSES if c in causes))
 
 
 class ProtocolSet:
@@ -119,6 +138,23 @@ class ProtocolSet:
                                                 p.version > best[p.id].version):
                 best[p.id] = p
         return [best[i] for i in sorted(best)]
+
+    def blocked_cause(self, partner: str, feed: str, today: date) -> tuple[str, str]:
+        """Why nothing may be released for ``partner``'s ``feed`` today: (cause label, detail).
+
+        The newest version of each protocol covering the feed is asked; with none at all the
+        cause is ``no_protocol``. Only meaningful when :meth:`live_for` is empty.
+        """
+        newest: dict[str, Protocol] = {}
+        for p in self:
+            if partner in p.disclosers and feed in p.feeds:
+                newest[p.id] = p  # iteration is by (id, version), so the last one wins
+        if not newest:
+            return "no_protocol", f"no protocol covers {partner}/{feed}"
+        statuses = [self.status(p, today) for _, p in sorted(newest.items())]
+        worst = min(statuses, key=lambda st: CAUSES.index(st.cause) if st.cause else len(CAUSES))
+        return (worst.cause or "no_protocol",
+                f"{worst.ref} not live: {'; '.join(worst.reasons) or 'superseded'}")
 
     def live_for(self, partner: str, feed: str, today: date) -> list[Protocol]:
         """Governing protocols under which ``partner`` may disclose ``feed`` today.

@@ -2,49 +2,60 @@
 
 What the gate does
 ------------------
-Each released record has a *combination* of quasi-identifier (QI) values, e.g. (hour, ward, age
-band). The gate counts, over a sliding window (default 7 days), how many records it has seen with
-each combination, the current one included, and decides:
+Each released record has a *combination* of quasi-identifier (QI) values, e.g. (ward, victim age
+band, suspect age band). The gate counts, over a sliding window (default 7 days), how many records
+it has seen with each combination, the current one included, at every level of generalisation,
+and releases the finest level whose combination has been seen at least ``k`` times:
 
 * ``release`` - the exact combination has been seen at least ``k`` times;
-* ``generalise`` - it has not, but the combination one step coarser (every QI moved one rung up
-  its ladder, below) has: the coarser values are released instead;
-* ``suppress`` - even the coarser combination is rarer than ``k``: nothing is released.
+* ``generalise`` - it has not, but a coarser level has: that level's values are released;
+* ``suppress`` - no level reaches ``k``: every QI is withheld down to its floor (local
+  suppression). The only floor is the district (see below), so the record goes out with its
+  district and its non-QI fields, and nothing finer.
 
-Ladders (one rung per check; a QI with no rung left is dropped from the record):
+Levels follow the protocol's order of ``quasi_identifiers``: **listed most-needed first**, so the
+*last* QI is coarsened first, rung by rung, until it is gone, then the one before it, and so on.
+The police protocol lists ``[location, victim_dob, suspect_dob]``: ages are widened and withheld
+before the ward is given up, because the ward is what hot-spot tasking needs.
 
-* time: hour -> day -> week -> month -> dropped
-* location: point (grid / snap / ward centre) -> ward -> district -> dropped
-  (moving up needs the record's ward and district, passed to :meth:`RiskGate.check` as ``area``;
-  without it the location is dropped)
-* age band: any band -> the wide band holding it (0-17, 18-64, 65+) -> dropped; a band that
-  straddles two wide bands is dropped
-* anything else: dropped
+Ladders (one rung per level):
+
+* time: hour -> day -> week -> month -> withheld
+* location: point (grid / snap / ward centre) -> ward -> district, which is the floor: a record
+  delivered to a district group's topic discloses its district whatever its fields say, so the
+  gate cannot withhold it and does not pretend to (without the record's area it is withheld)
+* age band: any band -> the wide band holding it (0-17, 18-64, 65+) -> withheld; a band that
+  straddles two wide bands is withheld
+* anything else: withheld
 
 What it does not do (the honest trade-off)
 ------------------------------------------
 A stream cannot know future counts. The first ``k - 1`` records of any combination are therefore
 always generalised or suppressed, and only the ``k``-th and later are released exactly. The
-guarantee is a *population* threshold: when a record is released, at least ``k`` records in the
-window, as seen by the hub, share its released combination. It is not classical k-anonymity of the
-recipients' table (earlier records of the same combination reached them generalised, or not at
-all). Records outside the window are forgotten, so a combination that is rare over a year but
-clustered in one week is released. Counts include suppressed records, because the risk is about how
-many people share the combination, not how many the recipient happens to have seen.
+guarantee is a *population* threshold: when a record is released at some level, at least ``k``
+records in the window, as seen by the hub, share its released combination. It is not classical
+k-anonymity of the recipients' table (earlier records of the same combination reached them
+generalised). Records outside the window are forgotten, so a combination that is rare over a year
+but clustered in one week is released. Counts include suppressed records, because the risk is
+about how many people share the combination, not how many the recipient happens to have seen.
+
+A record seen again (same ``record_id``: a redelivery after a crash) gets its first decision back
+and is not counted twice, so replays cannot push a rare combination over ``k``.
 
 Bounds: counts are kept in time buckets (1/168 of the window: an hour for 7 days). A bucket is
 forgotten as soon as any part of it falls outside the window, and when more than ``max_keys``
-(bucket, combination) counts are held the oldest buckets are forgotten early. Both only ever lower
-counts, so under memory pressure the gate becomes stricter, never looser.
+(bucket, level, combination) counts are held the oldest buckets are forgotten early. Both only
+ever lower counts, so under memory pressure the gate becomes stricter, never looser. The state is
+in memory: a restarted service starts from zero counts, which is also the stricter direction.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -69,11 +80,11 @@ WIDE_BANDS: tuple[tuple[int, int | None, str], ...] = (
 @dataclass(frozen=True)
 class Decision:
     action: Action
-    #: What may be released: the input for "release", the coarser copy for "generalise", {} for
-    #: "suppress".
+    #: What may be released: the input for "release", the coarser copy for "generalise", the
+    #: floor (every QI withheld but the district) for "suppress".
     fields: dict[str, Any]
-    #: QIs changed or dropped by "generalise". If the location QI is here, the caller must not
-    #: attach ward codes to the shared record.
+    #: QIs changed or withheld. If the location QI is here, the caller must attach no area finer
+    #: than what ``fields`` still shows.
     generalised: tuple[str, ...] = ()
     #: How many records in the window share the combination that decided the action.
     count: int = 0
@@ -112,21 +123,59 @@ def _step_from_period(period: str) -> Step:
         if period == "week" and _DAY.match(value):
             return value[:7]  # the month of the week's Monday
         return DROP
+    step.period = period  # type: ignore[attr-defined]  # read by chain_of
     return step
 
 
+_PERIODS = ("hour", "day", "week", "month")
+
+
+def chain_of(step: Step, value: Any, area: AreaInfo | None) -> list[Any]:
+    """Every rung above ``value``, coarsest last: ends with DROP, or stops at a floor.
+
+    Time is walked period by period (hour, day, week, month) because a day and a week look
+    alike: stepping a week "up" by its shape alone would stop at its own Monday.
+    """
+    period = getattr(step, "period", None)
+    if period is None and step is guess_step and isinstance(value, str):
+        period = "hour" if _HOUR.match(value) else "day" if _DAY.match(value) else None
+    out: list[Any] = []
+    if period in _PERIODS:
+        current = value
+        for p in _PERIODS[_PERIODS.index(period):]:
+            current = _step_from_period(p)(current, area)
+            out.append(current)
+            if current is DROP:
+                break
+        return out
+    current = value
+    for _ in range(8):  # real ladders are shorter; the bound stops a step that never settles
+        new = step(current, area)
+        if new is DROP or new is None:
+            out.append(DROP)
+            break
+        if new == current:
+            break  # the floor
+        out.append(new)
+        current = new
+    return out
+
+
 def location_step(value: Any, area: AreaInfo | None) -> Any:
-    """Point -> ward -> district -> DROP, using the record's own area."""
+    """Point -> ward -> district, using the record's own area. The district is the floor (it is
+    returned unchanged): delivery to a district group discloses it anyway."""
     if area is None:
         return DROP
     if isinstance(value, Mapping):  # a point: grid, snap or ward centre
-        return area.ward_code or area.district_code or DROP
+        return area.ward_code or area.district_code or area.district_name or DROP
     if value is not None and value == area.ward_code:
         return area.district_code or area.district_name or DROP
+    if value is not None and value in (area.district_code, area.district_name):
+        return value
     if isinstance(value, str) and _WARD_CODE.match(value):
         # A ward code that is not this record's ward: trust the area no further than its district.
         return area.district_code or DROP
-    return DROP  # a district (or anything unrecognised) has no rung left below the county
+    return DROP  # unrecognised: nothing to stand on
 
 
 def age_band_step(value: Any, area: AreaInfo | None = None) -> Any:
@@ -184,14 +233,7 @@ def ladder_for(protocol: Protocol, feed: str) -> dict[str, Step]:
 
 # --- the gate -----------------------------------------------------------------------------------
 
-
-@dataclass
-class _Bucket:
-    exact: Counter[bytes] = field(default_factory=Counter)
-    coarse: Counter[bytes] = field(default_factory=Counter)
-
-    def size(self) -> int:
-        return len(self.exact) + len(self.coarse)
+Level = tuple[dict[str, Any], tuple[str, ...]]
 
 
 class RiskGate:
@@ -210,11 +252,11 @@ class RiskGate:
         self.max_keys = max_keys
         self._steps = dict(steps or {})
         self._width = window.total_seconds() / _BUCKETS_PER_WINDOW
-        self._buckets: dict[int, _Bucket] = {}
-        self._exact: Counter[bytes] = Counter()
-        self._coarse: Counter[bytes] = Counter()
+        self._buckets: dict[int, Counter[bytes]] = {}
+        self._totals: Counter[bytes] = Counter()
         self._size = 0
         self._high_water: int | None = None
+        self._decided: OrderedDict[str, Decision] = OrderedDict()
 
     @classmethod
     def for_protocol(cls, protocol: Protocol, feed: str, **kw: Any) -> RiskGate:
@@ -222,55 +264,71 @@ class RiskGate:
 
     @property
     def held_keys(self) -> int:
-        """(bucket, combination) counts currently held; never above ``max_keys``."""
+        """(bucket, level, combination) counts currently held; never above ``max_keys``."""
         return self._size
 
     def check(self, released_fields: Mapping[str, Any], at: datetime,
-              area: AreaInfo | None = None) -> Decision:
+              area: AreaInfo | None = None, record_id: str | None = None) -> Decision:
         """Decide on one record's released fields.
 
-        ``at`` places the record in the window. Pass the event time to count records as they
-        happened (a record older than the window then counts only itself, so it is generalised
-        or suppressed), or the processing time to count what was released recently; use one
-        gate per (protocol, feed) so unrelated streams do not vouch for each other. ``area`` is
-        the record's ward and district, needed to move a location up its ladder.
+        ``at`` places the record in the window: the hub passes the processing time (what was
+        released recently), so a replayed backlog is counted together and a wrongly future-dated
+        record cannot push the window ahead. Use one gate per (protocol version, feed) so
+        unrelated streams do not vouch for each other. ``area`` is the record's ward and
+        district, needed to move a location up its ladder. ``record_id``, when given, makes the
+        decision idempotent: the same id gets the same decision and is counted once.
         """
+        if record_id is not None and (seen := self._decided.get(record_id)) is not None:
+            self._decided.move_to_end(record_id)
+            return seen
+        decision = self._decide(released_fields, at, area)
+        if record_id is not None:
+            self._decided[record_id] = decision
+            while len(self._decided) > self.max_keys:
+                self._decided.popitem(last=False)
+        return decision
+
+    def _decide(self, released_fields: Mapping[str, Any], at: datetime,
+                area: AreaInfo | None) -> Decision:
         if not self.quasi_identifiers:
             return Decision("release", dict(released_fields), count=1)
-        coarse_fields, changed = self._generalise(released_fields, area)
-        exact_key = self._key(released_fields)
-        coarse_key = self._key(coarse_fields)
-        self._count(self._bucket_of(at), exact_key, coarse_key)
-        n_exact, n_coarse = self._exact[exact_key], self._coarse[coarse_key]
+        levels = self.levels(released_fields, area)
+        keys = [self._key(i, fields) for i, (fields, _) in enumerate(levels)]
+        self._count(self._bucket_of(at), keys)
         # A record older than the window (or forgotten under memory pressure) is not held; it
         # still counts once, for itself.
-        n_exact, n_coarse = max(n_exact, 1), max(n_coarse, 1)
-        if n_exact >= self.k:
-            return Decision("release", dict(released_fields), count=n_exact)
-        if n_coarse >= self.k:
-            return Decision("generalise", coarse_fields, tuple(changed), count=n_coarse)
-        return Decision("suppress", {}, count=n_coarse)
+        counts = [max(self._totals[key], 1) for key in keys]
+        for i, ((fields, changed), n) in enumerate(zip(levels, counts, strict=True)):
+            if n >= self.k:
+                if i == 0:
+                    return Decision("release", dict(released_fields), count=n)
+                return Decision("generalise", fields, changed, count=n)
+        floor, changed = levels[-1]
+        return Decision("suppress", floor, changed, count=counts[-1])
 
-    def _generalise(self, fields: Mapping[str, Any], area: AreaInfo | None
-                    ) -> tuple[dict[str, Any], list[str]]:
-        out = dict(fields)
+    def levels(self, fields: Mapping[str, Any], area: AreaInfo | None) -> list[Level]:
+        """Every level from exact to floor: (fields at that level, QIs changed so far)."""
+        current = dict(fields)
         changed: list[str] = []
-        for qi in self.quasi_identifiers:
-            value = fields.get(qi)
-            if value is None:
+        out: list[Level] = [(current, ())]
+        for qi in reversed(self.quasi_identifiers):
+            if current.get(qi) is None:
                 continue
-            new = self._steps.get(qi, guess_step)(value, area)
-            if new is DROP or new is None:
-                del out[qi]
-                changed.append(qi)
-            elif new != value:
-                out[qi] = new
-                changed.append(qi)
-        return out, changed
+            for new in chain_of(self._steps.get(qi, guess_step), current[qi], area):
+                if new is DROP:
+                    current = {k: v for k, v in current.items() if k != qi}
+                elif new == current.get(qi):
+                    continue  # e.g. a Monday's week is itself: no new level
+                else:
+                    current = {**current, qi: new}
+                if qi not in changed:
+                    changed.append(qi)
+                out.append((current, tuple(changed)))
+        return out
 
-    def _key(self, fields: Mapping[str, Any]) -> bytes:
+    def _key(self, level: int, fields: Mapping[str, Any]) -> bytes:
         # Absent and withheld are the same to a recipient, so both count as null.
-        values = [fields.get(qi) for qi in self.quasi_identifiers]
+        values = [level, *(fields.get(qi) for qi in self.quasi_identifiers)]
         try:
             return canonical_bytes(values)
         except (TypeError, ValueError):
@@ -281,19 +339,18 @@ class RiskGate:
             at = at.replace(tzinfo=UTC)  # deterministic, whatever the machine's zone
         return math.floor(at.timestamp() / self._width)
 
-    def _count(self, index: int, exact: bytes, coarse: bytes) -> None:
+    def _count(self, index: int, keys: Sequence[bytes]) -> None:
         if self._high_water is None or index > self._high_water:
             self._high_water = index
             self._expire()
         if index < self._oldest_kept():
             return
-        bucket = self._buckets.setdefault(index, _Bucket())
-        before = bucket.size()
-        bucket.exact[exact] += 1
-        bucket.coarse[coarse] += 1
-        self._size += bucket.size() - before
-        self._exact[exact] += 1
-        self._coarse[coarse] += 1
+        bucket = self._buckets.setdefault(index, Counter())
+        before = len(bucket)
+        for key in keys:
+            bucket[key] += 1
+            self._totals[key] += 1
+        self._size += len(bucket) - before
         while self._size > self.max_keys and self._buckets:
             # Forget the oldest first. Forgetting only lowers counts, so the gate gets stricter,
             # never looser; the current record still counts once for itself (see check).
@@ -310,13 +367,11 @@ class RiskGate:
 
     def _forget(self, index: int) -> None:
         bucket = self._buckets.pop(index)
-        self._exact.subtract(bucket.exact)
-        self._coarse.subtract(bucket.coarse)
-        for total, part in ((self._exact, bucket.exact), (self._coarse, bucket.coarse)):
-            for key in part:
-                if total[key] <= 0:
-                    del total[key]
-        self._size -= bucket.size()
+        self._totals.subtract(bucket)
+        for key in bucket:
+            if self._totals[key] <= 0:
+                del self._totals[key]
+        self._size -= len(bucket)
 
 
 def suppress_count(count: int, threshold: int) -> str:

@@ -2,13 +2,20 @@
 stores it is handed; the Kafka glue is in app.py.
 
 Order matters for privacy: the sealed personal fields are opened here and nowhere downstream; the
-ward and district are derived from the precise point *before* the protocol generalises it.
+ward and district are derived from the precise point *before* the protocol generalises it; the
+risk gate sees the protocol's output and may coarsen it further, and the area codes attached to
+the shared record are never finer than the location the gate let through.
+
+Blocked, not held: a record no live protocol covers is not released and not stored here. It stays
+on its raw topic (encrypted, for the raw retention period) and the stage moves on, so one
+partner's lapsed protocol cannot stall the other partners on the same feed topic. Releasing it
+later is an explicit re-read of the raw topic, never automatic (see notes/issue-3.md).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 
 from schemas.envelope import RawRecord
@@ -16,8 +23,10 @@ from schemas.feeds import EVENT_TIME_FIELD
 from schemas.shared import SharedRecord
 from services.core.areas import AreaIndex
 from services.core.errors import CryptoError
-from services.depersonalise.engine import release
+from services.depersonalise.engine import AreaLevel, release
 from services.depersonalise.lifecycle import ProtocolSet
+from services.depersonalise.protocol import Protocol as SharingProtocol
+from services.depersonalise.risk_gate import Action, RiskGate
 from services.depersonalise.transforms import AreaInfo
 
 
@@ -32,10 +41,13 @@ class Keys(Protocol):
 @dataclass
 class StageResult:
     shared: list[SharedRecord] = field(default_factory=list)
-    #: why nothing was released: "no_live_protocol" or "unreadable"; None when released.
+    #: Why nothing was released, a bounded label: a protocol cause from lifecycle.CAUSES,
+    #: "no_protocol", or "unreadable" (the sealed fields could not be opened); None when released.
     blocked: str | None = None
     detail: str | None = None
     transforms: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: protocol ref -> the risk gate's action on this record.
+    gate: dict[str, Action] = field(default_factory=dict)
 
 
 def area_of(record: dict[str, Any], areas: AreaIndex) -> AreaInfo | None:
@@ -67,21 +79,45 @@ def event_time(feed: str, record: dict[str, Any]) -> datetime | None:
     return value if isinstance(value, datetime) else None
 
 
+def gated_area_level(level: AreaLevel, location: Any, area: AreaInfo | None) -> AreaLevel:
+    """The area level left once the gate has had its say on the released ``location``."""
+    if level == "none" or area is None or location is None:
+        return "none"
+    if isinstance(location, dict) or location == area.ward_code:
+        return level
+    if location in (area.district_code, area.district_name):
+        return "district"
+    return "none"
+
+
 class Depersonaliser:
-    def __init__(self, *, areas: AreaIndex, opener: Opener, keys: Keys) -> None:
+    def __init__(self, *, areas: AreaIndex, opener: Opener, keys: Keys,
+                 gate_window: timedelta = timedelta(days=7)) -> None:
         self.areas = areas
         self.opener = opener
         self.keys = keys
+        self.gate_window = gate_window
         self.protocols = ProtocolSet(officer_keys={})
+        # One gate per (protocol version, feed): a new version may change k or the QIs, and
+        # two feeds' records must not vouch for each other.
+        self._gates: dict[tuple[str, str], RiskGate] = {}
+
+    def gate_for(self, protocol: SharingProtocol, feed: str) -> RiskGate:
+        gate = self._gates.get((protocol.ref, feed))
+        if gate is None:
+            gate = self._gates[(protocol.ref, feed)] = RiskGate.for_protocol(
+                protocol, feed, window=self.gate_window)
+        return gate
 
     def process(self, raw: RawRecord, *, today: date | None = None,
                 now: datetime | None = None) -> StageResult:
         env = raw.envelope
-        today = today or datetime.now(UTC).date()
+        now = now or datetime.now(UTC)
+        today = today or now.date()
         live = self.protocols.live_for(env.partner, env.feed, today)
         if not live:
-            return StageResult(blocked="no_live_protocol",
-                               detail=f"no live protocol covers {env.partner}/{env.feed}")
+            cause, detail = self.protocols.blocked_cause(env.partner, env.feed, today)
+            return StageResult(blocked=cause, detail=detail)
         record = dict(raw.fields)
         if raw.sealed:
             try:
@@ -95,8 +131,15 @@ class Depersonaliser:
             epoch, key = self.keys.key_for(protocol.id)
             rel = release(protocol, env.feed, record, area=area, pseudonym_key=key,
                           key_epoch=epoch, event_time=when)
-            ward = area if area is not None and rel.area_level == "ward" else None
-            district = area if area is not None and rel.area_level in ("ward", "district") else None
+            decision = self.gate_for(protocol, env.feed).check(
+                rel.fields, now, area, record_id=env.hub_record_id)
+            fields = decision.fields
+            level = rel.area_level
+            for name in decision.generalised:
+                if protocol.feeds[env.feed].fields[name].transform == "location":
+                    level = gated_area_level(level, fields.get(name), area)
+            ward = area if area is not None and level == "ward" else None
+            district = area if area is not None and level in ("ward", "district") else None
             out.shared.append(SharedRecord(
                 hub_record_id=env.hub_record_id, partner=env.partner, feed=env.feed,
                 category=str(record.get("category", "")),
@@ -104,7 +147,10 @@ class Depersonaliser:
                 ward_name=ward.ward_name if ward else None,
                 district_code=district.district_code if district else None,
                 district_name=district.district_name if district else None,
-                fields=rel.fields, protocol=protocol.ref, key_epoch=epoch,
-                released_at=now or datetime.now(UTC)))
-            out.transforms[protocol.ref] = dict(rel.transforms)
+                fields=fields, protocol=protocol.ref,
+                key_epoch=epoch,
+                released_at=now))
+            out.transforms[protocol.ref] = {f: t for f, t in rel.transforms.items()
+                                            if f in fields}
+            out.gate[protocol.ref] = decision.action
         return out

@@ -2,6 +2,11 @@
 
 Keys are 256-bit random secrets, so a plain SHA-256 of the key is enough to store them (a slow
 password hash protects guessable secrets; these are not guessable). Comparison is constant-time.
+
+Revocation is live: ``s115hub partner revoke`` rewrites the file atomically (rename), and the
+running ingest stats the file on every request and re-reads it when it changed, so the next
+request with a revoked key gets 401. Several ingest replicas must share the state directory
+(or have the file distributed to them); there is no other channel.
 """
 
 from __future__ import annotations
@@ -36,11 +41,22 @@ class CredentialStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._cached: tuple[tuple[int, int, int, int], dict[str, dict[str, str | None]]] | None \
+            = None
 
     def _read(self) -> dict[str, dict[str, str | None]]:
-        if not self.path.exists():
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            self._cached = None
             return {}
-        return dict(json.loads(self.path.read_text(encoding="utf-8")))
+        # The rename in _write gives a new inode, so a rewrite within one mtime tick still shows.
+        identity = (st.st_ino, st.st_mtime_ns, st.st_size, st.st_dev)
+        if self._cached is not None and self._cached[0] == identity:
+            return self._cached[1]
+        data = dict(json.loads(self.path.read_text(encoding="utf-8")))
+        self._cached = (identity, data)
+        return data
 
     def _write(self, data: dict[str, dict[str, str | None]]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -52,7 +68,7 @@ class CredentialStore:
     def add(self, partner: str) -> Issued:
         key_id = secrets.token_hex(4)
         secret = secrets.token_urlsafe(32)
-        data = self._read()
+        data = dict(self._read())
         data[key_id] = {"partner": partner, "sha256": _digest(secret),
                         "created_at": datetime.now(UTC).isoformat(), "revoked_at": None}
         self._write(data)
@@ -60,7 +76,7 @@ class CredentialStore:
 
     def revoke(self, partner: str, key_id: str | None = None) -> list[str]:
         """Revoke one key, or every key of the partner; returns the key ids revoked."""
-        data = self._read()
+        data = {k: dict(v) for k, v in self._read().items()}
         hits = [k for k, v in data.items() if v["partner"] == partner and v["revoked_at"] is None
                 and (key_id is None or k == key_id)]
         if not hits:

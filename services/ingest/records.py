@@ -9,8 +9,20 @@ import hmac
 from datetime import datetime
 from typing import Any, Protocol
 
+from pydantic import BaseModel
+
 from schemas.base import FeedModel, personal_fields
 from schemas.envelope import Envelope, RawRecord
+from schemas.feeds import FEEDS
+from schemas.location import Location
+
+#: Field names a pointer may show in clear on s115.rejected. Anything else in a pointer is a key
+#: the partner typed (an unknown field), which may itself be personal data ("John Smith": "x").
+_MODELS: tuple[type[BaseModel], ...] = (*FEEDS.values(), Location)
+_KNOWN_NAMES = frozenset(name for m in _MODELS for name in m.model_fields)
+UNKNOWN_SEGMENT = "(unknown-field)"
+#: HKDF info of the key behind hub record ids.
+RECORD_ID_INFO = b"s115hub/record-id/v1"
 
 
 class Sealer(Protocol):
@@ -38,21 +50,45 @@ def build_raw(record: FeedModel, *, partner: str, feed: str, record_id_key: byte
     return RawRecord(envelope=env, fields=clear, sealed=sealed)
 
 
+def public_pointer(ptr: str) -> str:
+    """``ptr`` with every segment that is neither a schema field name nor an index masked."""
+    if not ptr:
+        return ptr
+    out = []
+    for seg in ptr.split("/")[1:]:
+        name = seg.replace("~1", "/").replace("~0", "~")
+        out.append(seg if name in _KNOWN_NAMES or seg.isdigit() else UNKNOWN_SEGMENT)
+    return "".join("/" + s for s in out)
+
+
+def public_problems(problems: list[tuple[str, str]]) -> list[dict[str, str]]:
+    """Problems as they may appear outside ingest: pointers masked, reasons capped.
+
+    Reasons come from pydantic without the input value (``include_input=False``) or from our
+    own parsers, which never quote the input.
+    """
+    return [{"pointer": public_pointer(p), "reason": r[:300]} for p, r in problems]
+
+
 def build_rejection(*, partner: str, feed: str, position: int | None, position_kind: str,
                     problems: list[tuple[str, str]], original: Any, raw_text: str | None,
-                    sealer: Sealer, now: datetime, rejection_id: str) -> dict[str, Any]:
+                    sealer: Sealer, now: datetime, rejection_id: str,
+                    context: dict[str, str] | None = None) -> dict[str, Any]:
     """A dead letter: reason and context in clear, the original sealed so it can be replayed.
 
     The whole original is sealed, not just its personal fields: a record that failed validation
-    may carry personal data in any field (a name typed into the category, say).
+    may carry personal data in any field (a name typed into the category, say). The exact
+    pointers go inside the seal too, since an unknown field's name is partner-typed text.
     """
-    payload = {"original": original, "raw_text": raw_text}
+    payload = {"original": original, "raw_text": raw_text,
+               "problems": [{"pointer": p, "reason": r} for p, r in problems]}
     return {
         "rejection_id": rejection_id,
         "partner": partner,
         "feed": feed,
         position_kind: position,
-        "problems": [{"pointer": p, "reason": r} for p, r in problems],
+        **({"context": context} if context else {}),
+        "problems": public_problems(problems),
         "rejected_at": now.isoformat(),
         "sealed": sealer.seal(payload, rejection_id, now.date()),
     }

@@ -1,12 +1,13 @@
 """The front door's logic: validate, seal, publish, answer per record. Kafka is behind a small
-``Publisher`` so this runs the same from HTTP, the Kafka inbound topics and the CLI."""
+``Publisher`` so this runs the same from HTTP, the Kafka inbound topics, the CLI and dlq replay."""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -14,7 +15,8 @@ from typing import Any, Protocol
 from services.core.errors import BrokerUnavailable, RecordRejected
 from services.core.metrics import ServiceMetrics
 from services.core.topics import Topics
-from services.ingest.records import Sealer, build_raw, build_rejection
+from services.ingest.limits import RecentRecords
+from services.ingest.records import Sealer, build_raw, build_rejection, public_problems
 from services.ingest.validation import Item, validate_record
 
 
@@ -35,27 +37,49 @@ class Outcome:
 
 class IngestService:
     def __init__(self, *, topics: Topics, publisher: Publisher, sealer: Sealer,
-                 record_id_key: bytes, metrics: ServiceMetrics) -> None:
+                 record_id_key: bytes, metrics: ServiceMetrics, ack_timeout_s: float = 30.0,
+                 dedupe_window: int = 0) -> None:
         self.topics = topics
         self.publisher = publisher
         self.sealer = sealer
         self.record_id_key = record_id_key
+        self.ack_timeout_s = ack_timeout_s
+        self.recent = RecentRecords(dedupe_window)
         self.m_in = metrics.counter("records_in_total", "Records accepted and written to a raw "
                                     "topic.", ["partner", "feed"])
+        self.m_dup = metrics.counter("records_duplicate_total", "Records accepted that were an "
+                                     "identical resend of a recent record, so not written again.",
+                                     ["partner", "feed"])
         self.m_rejected = metrics.counter("records_rejected_total", "Records rejected, by reason.",
                                           ["partner", "feed", "reason"])
 
     async def ingest(self, partner: str, feed: str, items: Iterable[Item],
-                     position_kind: str = "index") -> Outcome:
+                     position_kind: str = "index",
+                     context: Mapping[str, str] | None = None) -> Outcome:
         """Validate and publish a batch; good records go through whatever the bad ones do.
 
         Nothing is reported accepted before the broker has acknowledged it (acks=all). If the
-        broker fails, BrokerUnavailable is raised and the caller must answer that nothing in the
-        batch is acknowledged; a retry is safe because record ids are deterministic.
+        broker fails or does not answer within ``ack_timeout_s``, BrokerUnavailable is raised and
+        the caller must answer that nothing in the batch is acknowledged; a retry is safe because
+        record ids are deterministic. ``context`` adds headers to dead letters (a Kafka inbound
+        record's topic and partition, say).
         """
+        try:
+            return await asyncio.wait_for(
+                self._ingest(partner, feed, list(items), position_kind, dict(context or {})),
+                self.ack_timeout_s)
+        except TimeoutError:
+            raise BrokerUnavailable(
+                f"the broker did not acknowledge within {self.ack_timeout_s:g}s") from None
+
+    async def _ingest(self, partner: str, feed: str, items: list[Item], position_kind: str,
+                      context: dict[str, str]) -> Outcome:
         now = datetime.now(UTC)
         out = Outcome()
         sends: list[Any] = []
+        fresh: list[tuple[str, str]] = []
+        dups = 0
+        rejected_labels: list[str] = []
         for item in items:
             try:
                 if item.error is not None:
@@ -68,38 +92,65 @@ class IngestService:
                 msg = build_rejection(
                     partner=partner, feed=feed, position=item.position,
                     position_kind=position_kind, problems=rej.problems, original=item.data,
-                    raw_text=item.raw, sealer=self.sealer, now=now, rejection_id=rid)
+                    raw_text=item.raw, sealer=self.sealer, now=now, rejection_id=rid,
+                    context=context)
                 headers = [("partner", partner.encode()), ("feed", feed.encode()),
-                           ("reason", _reason(rej.problems).encode()),
-                           (position_kind, str(item.position).encode())]
-                sends.append(await self._send(self.topics.rejected, msg, rid, headers))
+                           ("reason", _reason(msg["problems"]).encode()),
+                           (position_kind, str(item.position).encode()),
+                           *((k, v.encode()) for k, v in context.items())]
+                sends.append(await self._send(self.topics.rejected, _json(msg), rid, headers))
+                # The partner gets its own pointers back; the topic gets the public ones.
                 out.rejected.append({position_kind: item.position, "rejection_id": rid,
-                                     "errors": msg["problems"]})
-                self.m_rejected.labels(partner, feed, _reason_label(rej.problems)).inc()
+                                     "errors": [{"pointer": p, "reason": r}
+                                                for p, r in rej.problems]})
+                rejected_labels.append(_reason_label(rej.problems))
                 continue
             rid = raw.envelope.hub_record_id
-            sends.append(await self._send(self.topics.raw(feed), raw.model_dump(mode="json"), rid,
-                                          [("partner", partner.encode())]))
-            out.accepted.append({position_kind: item.position, "hub_record_id": rid,
-                                 "source_id": raw.envelope.source_id})
+            accepted = {position_kind: item.position, "hub_record_id": rid,
+                        "source_id": raw.envelope.source_id}
+            digest = ""
+            if self.recent.size > 0:
+                digest = _digest(record.model_dump(mode="json", exclude_none=True))
+                if self.recent.seen(rid, digest):
+                    dups += 1
+                    out.accepted.append({**accepted, "duplicate": True})
+                    continue
+            sends.append(await self._send(self.topics.raw(feed), raw.model_dump_json().encode(),
+                                          rid, [("partner", partner.encode())]))
+            fresh.append((rid, digest))
+            out.accepted.append(accepted)
         try:
             await asyncio.gather(*sends)
         except Exception as exc:  # any producer failure: nothing in this batch is acknowledged
             raise BrokerUnavailable(f"the broker did not acknowledge the batch: {exc}") from exc
-        self.m_in.labels(partner, feed).inc(len(out.accepted))
+        for rid, digest in fresh:
+            self.recent.add(rid, digest)
+        self.m_in.labels(partner, feed).inc(len(fresh))
+        if dups:
+            self.m_dup.labels(partner, feed).inc(dups)
+        for label in rejected_labels:
+            self.m_rejected.labels(partner, feed, label).inc()
         return out
 
-    async def _send(self, topic: str, value: dict[str, Any], key: str,
+    async def _send(self, topic: str, value: bytes, key: str,
                     headers: list[tuple[str, bytes]]) -> Any:
-        data = json.dumps(value, separators=(",", ":")).encode()
         try:
-            return await self.publisher.send(topic, value=data, key=key.encode(), headers=headers)
+            return await self.publisher.send(topic, value=value, key=key.encode(), headers=headers)
         except Exception as exc:
             raise BrokerUnavailable(f"could not hand the record to the producer: {exc}") from exc
 
 
-def _reason(problems: list[tuple[str, str]]) -> str:
-    return "; ".join(f"{p or '/'}: {r}" for p, r in problems)[:500]
+def _json(value: dict[str, Any]) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+def _digest(data: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":"))
+                          .encode()).hexdigest()
+
+
+def _reason(problems: list[dict[str, str]]) -> str:
+    return "; ".join(f"{p['pointer'] or '/'}: {p['reason']}" for p in problems)[:500]
 
 
 def _reason_label(problems: list[tuple[str, str]]) -> str:
@@ -111,4 +162,9 @@ def _reason_label(problems: list[tuple[str, str]]) -> str:
         return "missing_field"
     if first.startswith("Extra inputs"):
         return "unknown_field"
+    if first.startswith("partner ") and "may not publish" in first:
+        return "feed_not_granted"
     return "invalid_value"
+
+
+__all__ = ["IngestService", "Outcome", "Publisher", "public_problems"]

@@ -58,15 +58,48 @@ class Item:
     raw: str | None = None
 
 
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _bad_json(message: str) -> str:
+    return f"not valid JSON: {message}"
+
+
+def load_json(text: str) -> tuple[Any, str | None]:
+    """(value, None) or (None, reason). Stricter than ``json.loads``: NaN and Infinity, unpaired
+    surrogate escapes and absurd nesting are refused, since none can be sealed or published."""
+    try:
+        value = json.loads(text, parse_constant=_no_constants)
+    except json.JSONDecodeError as exc:
+        return None, _bad_json(f"{exc.msg} at line {exc.lineno} column {exc.colno}")
+    except ValueError as exc:
+        return None, _bad_json(str(exc))
+    except RecursionError:
+        return None, _bad_json("nested too deeply")
+    if "\\u" in text or "\\U" in text:
+        try:
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            return None, _bad_json("a string holds an unpaired UTF-16 surrogate escape")
+        except RecursionError:
+            return None, _bad_json("nested too deeply")
+    return value, None
+
+
 def parse_ndjson(text: str) -> Iterator[Item]:
+    """One record per line; blank lines are skipped and do not count towards the index.
+
+    Lines are split on LF only (CRLF tolerated): JSON strings may hold U+2028 and friends, which
+    ``str.splitlines`` would treat as line breaks.
+    """
     index = 0
-    for line in text.splitlines():
+    for line in text.split("\n"):
+        line = line.removesuffix("\r")
         if not line.strip():
             continue
-        try:
-            yield Item(index, data=json.loads(line))
-        except json.JSONDecodeError as exc:
-            yield Item(index, error=f"not valid JSON: {exc.msg} at column {exc.colno}", raw=line)
+        data, error = load_json(line)
+        yield Item(index, data=data, error=error, raw=line if error else None)
         index += 1
 
 
@@ -83,10 +116,18 @@ def row_to_record(row: dict[str, str | None]) -> dict[str, Any]:
 
 
 def parse_csv(text: str) -> Iterator[Item]:
-    reader = csv.DictReader(io.StringIO(text))
-    for row in reader:
+    """Records with their line numbers (header is line 1; a record whose quoted cell spans lines
+    is numbered by its last line). A syntax error ends the batch: the reader cannot find the
+    next record boundary reliably after one."""
+    reader = csv.DictReader(io.StringIO(text.removeprefix("\ufeff")))
+    try:
+        for row in reader:
+            line = reader.line_num
+            if None in row:
+                yield Item(line, error=f"line {line} has more cells than the header")
+                continue
+            yield Item(line, data=row_to_record(row))
+    except csv.Error as exc:
         line = reader.line_num
-        if None in row:
-            yield Item(line, error=f"line {line} has more cells than the header", raw=None)
-            continue
-        yield Item(line, data=row_to_record(row))
+        yield Item(line, error=f"CSV syntax error on line {line}: {exc}; "
+                               "the rest of the file was not read")

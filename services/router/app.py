@@ -11,17 +11,22 @@ from typing import Any
 from fastapi import FastAPI
 
 from schemas.shared import SharedRecord
+from services.core.areas import AreaIndex
+from services.core.audit_facts import disclosure_fact, encode_fact, fact_key
 from services.core.config_follow import ConfigFollower
 from services.core.config_state import ConfigState
 from services.core.kafka import make_consumer, make_producer
-from services.core.metrics import ServiceMetrics
+from services.core.metrics import ConsumerLag, ServiceMetrics
 from services.core.ops import ops_app
 from services.core.settings import Settings
 from services.core.topic_scan import scan
 from services.core.topics import topics_for
+from services.router.audit_sink import AuditChainer, ProtocolTerms
+from services.router.hotspot_runner import HotspotRunner
 from services.router.ledger import DeliveryLedger
 from services.router.policy import live_recipients
-from services.router.subscriptions import Subscription, entitled_groups
+from services.router.subscriptions import Subscription, entitled_groups, subscriptions_for
+from services.router.web import make_web_app
 
 CONSUMER_GROUP = "router"
 
@@ -33,7 +38,8 @@ class Router:
         self.metrics = ServiceMetrics("router")
         m = self.metrics
         self.m_in = m.counter("records_in_total", "Shared records read.", ["feed"])
-        self.m_delivered = m.counter("deliveries_total", "Records delivered, by group and protocol.",
+        self.m_delivered = m.counter("deliveries_total",
+                                     "Records delivered, by group and protocol.",
                                      ["group", "protocol"])
         self.m_unrouted = m.counter("records_unrouted_total",
                                     "Shared records no group was entitled to.", ["feed"])
@@ -44,18 +50,27 @@ class Router:
         self.subs: list[Subscription] = []
         self.live: dict[str, frozenset[str]] = {}
         self.follower = ConfigFollower(settings, self._on_config)
+        self.audit_terms = ProtocolTerms()
+        self.lag = ConsumerLag(self.metrics)
+        self.chainer = AuditChainer(settings, self.metrics, lag=self.lag)
+        self.hotspots = HotspotRunner(settings, self.metrics, self)
         self.connected = False
 
     def _on_config(self, state: ConfigState) -> None:
         county = state.county
-        self.subs = [Subscription.of(g) for g in county.groups] if county else []
+        # Polygons and county-wide groups resolve against the boundaries (cached per process).
+        self.subs = subscriptions_for(county, AreaIndex.load(self.settings.boundaries_dir))
         self.live = live_recipients(state)
+        self.hotspots.on_config(state)
+        self.audit_terms.update(state)
 
     def ready(self) -> tuple[bool, str]:
         if not self.connected:
             return False, "not connected to the broker"
         if not self.follower.ready.is_set():
             return False, "config not loaded"
+        if not self.hotspots.ready.is_set():
+            return False, "hot-spot state not loaded"
         return True, "ok"
 
     async def _seed_ledger(self) -> None:
@@ -69,6 +84,9 @@ class Router:
 
     async def run(self, stop: asyncio.Event) -> None:
         await self.follower.start()
+        # The audit chain's single writer lives here (see audit_sink for why and its limits).
+        chain_task = asyncio.create_task(self.chainer.run(stop))
+        hotspot_task = asyncio.create_task(self.hotspots.run(stop))
         await self._seed_ledger()
         producer = make_producer(self.settings)
         consumer = make_consumer(self.settings, self.topics.shared, group_id=CONSUMER_GROUP)
@@ -77,6 +95,13 @@ class Router:
         self.connected = True
         try:
             while not stop.is_set():
+                if chain_task.done():
+                    chain_task.result()  # the chainer died: stop delivering unaudited records
+                    raise RuntimeError("audit chainer stopped before the router")
+                if hotspot_task.done():
+                    hotspot_task.result()
+                    raise RuntimeError("hot-spot stage stopped before the router")
+                await self.lag.maybe_update(consumer)
                 batch = await consumer.getmany(timeout_ms=500,
                                                max_records=self.settings.batch_max_records)
                 if not batch:
@@ -92,6 +117,9 @@ class Router:
                 self.m_latency.observe(time.perf_counter() - t0)
         finally:
             self.connected = False
+            stop.set()
+            await chain_task
+            await hotspot_task
             await consumer.stop()
             await producer.stop()
             await self.follower.stop()
@@ -104,6 +132,9 @@ class Router:
             self.m_unrouted.labels(rec.feed).inc()
         out = []
         key = rec.hub_record_id.encode()
+        if groups:
+            basis, transforms = self.audit_terms.of(rec.protocol, rec.feed)
+            released = json.loads(value)
         headers = [("protocol", rec.protocol.encode())]
         for group in groups:
             if not self.ledger.first_time(group, rec.hub_record_id):
@@ -112,12 +143,21 @@ class Router:
             out.append(await producer.send(self.topics.deliver(group), value, key=key,
                                            headers=headers))
             self.m_delivered.labels(group, rec.protocol).inc()
+            # Sent before the consumer commit, with the delivery: a crash re-emits both, and
+            # the chainer recognises the fact by (group, record) and chains it once.
+            fact = disclosure_fact(rec, group, lawful_basis=basis, transforms=transforms,
+                                   released=released)
+            out.append(await producer.send(self.topics.audit_facts, encode_fact(fact),
+                                           key=fact_key(fact)))
         return out
 
 
 def make_app(settings: Settings) -> tuple[FastAPI, Router]:
     router = Router(settings)
-    return ops_app("s115hub router", router.metrics.registry, router.ready), router
+    app = ops_app("s115hub router", router.metrics.registry, router.ready)
+    # Groups without Kafka clients: SSE stream, export and the web page (services/router/web).
+    app.mount("/groups", make_web_app(settings, router, router.metrics))
+    return app, router
 
 
 def decode_delivery(value: bytes) -> dict[str, Any]:

@@ -91,6 +91,8 @@ def build_adjacency(features: Sequence[WardFeature],
     if len(set(codes)) != len(codes):
         duplicates = sorted({c for c in codes if codes.count(c) > 1})
         raise ConfigError(f"duplicate ward codes: {', '.join(duplicates)}", field="ward_code")
+    if not features:
+        return {}  # a county outside the boundaries file: no study area (shapely refuses [])
     geometries = [f.geometry for f in features]
     tree = STRtree(geometries)
     if tolerance_deg > 0:

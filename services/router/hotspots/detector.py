@@ -338,6 +338,65 @@ class HotspotDetector:
         """Move event time to ``now``, closing and evaluating every window that ended by then."""
         return self._advance(_epoch_seconds(now))
 
+    def to_state(self) -> dict[str, Any]:
+        """Everything needed to resume exactly where this detector stands, JSON-ready.
+
+        Restoring it into a detector built with the same config, adjacency and wards and feeding
+        the events after the snapshot gives the same alerts as never having stopped.
+        """
+        return {
+            "open": {kind: {"index": w.index,
+                            "cells": [[ward, cat, c.count, c.protocol]
+                                      for (ward, cat), c in w.cells.items()]}
+                     for kind, w in self._open.items()},
+            "floor": dict(self._floor),
+            "baselines": [[ward, cat, kind, *b.ewma, b.current_to]
+                          for (ward, cat, kind), b in self._baselines.items()],
+            "categories": [[cat, kind, s.start, *s.total.ewma, s.total.current_to,
+                            s.outside_wards, s.prior_wards]
+                           for (cat, kind), s in self._categories.items()],
+            "protocols": dict(self._protocols),
+            "late_events": dict(self.late_events),
+        }
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        """Replace this detector's state with one from :meth:`to_state`."""
+        kinds = set(self.config.window_kinds)
+        self._open = {}
+        for kind, w in state["open"].items():
+            if kind in kinds:
+                window = self._open[kind] = _OpenWindow(int(w["index"]))
+                for ward, cat, count, protocol in w["cells"]:
+                    window.cells[(ward, cat)] = _Cell(int(count), protocol)
+        self._floor = {k: int(v) for k, v in state["floor"].items() if k in kinds}
+        self._baselines = {
+            (ward, cat, kind): _Baseline(EwmaState(float(t), float(wt), int(n)), int(to))
+            for ward, cat, kind, t, wt, n, to in state["baselines"] if kind in kinds}
+        self._categories = {
+            (cat, kind): _Category(int(start), _Baseline(EwmaState(float(t), float(wt), int(n)),
+                                                         int(to)), int(outside), int(prior))
+            for cat, kind, start, t, wt, n, to, outside, prior in state["categories"]
+            if kind in kinds}
+        self._protocols = dict(state["protocols"])
+        self.late_events = {k: int(state["late_events"].get(k, 0)) for k in kinds}
+        self._next_boundary = (min(_start_seconds(k, self._floor[k] + 1) for k in kinds)
+                               if set(self._floor) == kinds else -math.inf)
+
+    def district_of(self, ward: str) -> str | None:
+        return self._districts.get(ward)
+
+    def open_counts(self) -> dict[tuple[WindowKind, int, str, str], int]:
+        """(kind, window index, ward, category) -> count for the windows still open."""
+        return {(kind, w.index, ward, cat): c.count
+                for kind, w in self._open.items() for (ward, cat), c in w.cells.items()}
+
+    def expected_now(self, ward: str, category: str, kind: WindowKind) -> float | None:
+        """Expected count for the open window of ``kind``, or None while nothing is known."""
+        window = self._open.get(kind)
+        if window is None or (category, kind) not in self._categories:
+            return None
+        return self._expected(ward, category, kind, window.index)
+
     def state_size(self) -> int:
         """Number of keys held; bounded by kinds x categories x (2 x wards + 1) + categories."""
         return (sum(len(w.cells) for w in self._open.values()) + len(self._baselines)

@@ -172,3 +172,19 @@ class TestFieldKind:
     def test_given_a_field_then_its_kind_comes_from_type_name_or_shape(
             self, name: str, value: object, kind: str | None) -> None:
         assert field_kind(name, value) == kind
+
+
+@pytest.mark.parametrize("token", ["CANARY000001X00004", "HT-2024-0031", "AB123456X", "ref9x8y7z"])
+def test_given_a_reference_like_token_then_it_is_scrubbed(token: str) -> None:
+    from services.depersonalise.transforms.free_text_patterns import pattern_spans
+
+    text = f"seen by staff, see {token} for details"
+    assert [text[s.start:s.end] for s in pattern_spans(text)] == [token]
+
+
+@pytest.mark.parametrize("text", ["at 10pm on the A414 near M25 J21", "2nd floor, 10-15 youths",
+                                  "CAD 1234 logged"])
+def test_given_short_mixed_tokens_then_they_are_kept(text: str) -> None:
+    from services.depersonalise.transforms.free_text_patterns import pattern_spans
+
+    assert pattern_spans(text) == []

@@ -82,5 +82,5 @@ class TestValidate:
         assert err.value.field == "bands"
 
     def test_given_an_unknown_parameter_then_error_raised(self) -> None:
-        with pytest.raises(ConfigError, match="unknown parameter 'band'.*allowed: bands"):
+        with pytest.raises(ConfigError, match=r"unknown parameter 'band'.*allowed: bands"):
             age.validate({"band": [0, 18]})

@@ -52,5 +52,5 @@ class TestValidate:
             ft.validate({"mode": mode})
 
     def test_given_an_unknown_parameter_then_error_raised(self) -> None:
-        with pytest.raises(ConfigError, match="unknown parameter 'patterns'.*allowed: mode"):
+        with pytest.raises(ConfigError, match=r"unknown parameter 'patterns'.*allowed: mode"):
             ft.validate({"mode": "scrub", "patterns": ["nhs"]})

@@ -4,6 +4,7 @@ import math
 
 import pytest
 
+from schemas.location import Location as LocationModel
 from services.core.errors import ConfigError
 from services.depersonalise.transforms import DROP, AreaInfo, get_transform
 from services.depersonalise.transforms.location import (
@@ -12,7 +13,6 @@ from services.depersonalise.transforms.location import (
     read_point,
     snap_anchor,
 )
-from schemas.location import Location as LocationModel
 from tests.unit.depersonalise import make_ctx
 
 loc = get_transform("location")
@@ -124,7 +124,8 @@ class TestValidate:
     @pytest.mark.parametrize("metres", [49, 10_001, 0, -100, 250.0, "250", True])
     def test_given_grid_metres_out_of_range_or_not_whole_then_error_raised(
             self, metres: object) -> None:
-        with pytest.raises(ConfigError, match=r"must be a whole number of metres, 50..10000") as err:
+        with pytest.raises(ConfigError,
+                           match=r"must be a whole number of metres, 50..10000") as err:
             loc.validate({"to": "grid", "metres": metres})
         assert err.value.field == "metres"
 
@@ -134,6 +135,6 @@ class TestValidate:
             loc.validate({"to": to, "metres": 200})
 
     def test_given_a_misspelt_metres_then_error_raised(self) -> None:
-        with pytest.raises(ConfigError, match="unknown parameter 'meters'.*allowed: metres, to"):
+        with pytest.raises(ConfigError, match=r"unknown parameter 'meters'.*allowed: metres, to"):
             loc.validate({"to": "grid", "meters": 200})
 

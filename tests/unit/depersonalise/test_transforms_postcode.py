@@ -18,7 +18,8 @@ class TestPostcode:
     @pytest.mark.parametrize(("value", "outward", "sector"), [
         ("SG1 2AB", "SG1", "SG1 2"), ("sg12ab", "SG1", "SG1 2"), ("M1 1AE", "M1", "M1 1"),
         ("B33 8TH", "B33", "B33 8"), ("CR2 6XH", "CR2", "CR2 6"), ("DN55 1PT", "DN55", "DN55 1"),
-        ("W1A 0AX", "W1A", "W1A 0"), ("EC1A 1BB", "EC1A", "EC1A 1"), ("  al1  3xx ", "AL1", "AL1 3"),
+        ("W1A 0AX", "W1A", "W1A 0"), ("EC1A 1BB", "EC1A", "EC1A 1"),
+        ("  al1  3xx ", "AL1", "AL1 3"),
         ("GIR 0AA", "GIR", "GIR 0"),
     ])
     def test_given_a_full_postcode_then_outward_and_sector_are_cut_from_it(
@@ -46,7 +47,8 @@ class TestValidate:
         pc.validate({"to": to})
 
     def test_given_no_to_then_error_raised(self) -> None:
-        with pytest.raises(ConfigError, match=r"parameter 'to' is required; one of outward, sector"):
+        with pytest.raises(ConfigError,
+                           match=r"parameter 'to' is required; one of outward, sector"):
             pc.validate({})
 
     @pytest.mark.parametrize("to", ["full", "district", "unit", 1])
@@ -56,5 +58,5 @@ class TestValidate:
             pc.validate({"to": to})
 
     def test_given_an_unknown_parameter_then_error_raised(self) -> None:
-        with pytest.raises(ConfigError, match="unknown parameter 'keep_space'.*allowed: to"):
+        with pytest.raises(ConfigError, match=r"unknown parameter 'keep_space'.*allowed: to"):
             pc.validate({"to": "sector", "keep_space": True})

@@ -4,6 +4,7 @@ import base64
 import hashlib
 import re
 from datetime import date
+from typing import ClassVar
 
 import pytest
 
@@ -62,7 +63,8 @@ class TestToken:
 
 
 class TestWith:
-    RECORD = {"victim_name": "John Smith", "victim_dob": date(1990, 2, 1)}
+    RECORD: ClassVar[dict[str, object]] = {"victim_name": "John Smith",
+                                            "victim_dob": date(1990, 2, 1)}
 
     def test_given_with_dob_then_two_people_sharing_a_name_get_different_tokens(self) -> None:
         other = {**self.RECORD, "victim_dob": date(1985, 7, 9)}
@@ -132,5 +134,5 @@ class TestValidate:
         assert err.value.field == "with"
 
     def test_given_an_unknown_parameter_then_error_raised(self) -> None:
-        with pytest.raises(ConfigError, match="unknown parameter 'salt'.*allowed: with"):
+        with pytest.raises(ConfigError, match=r"unknown parameter 'salt'.*allowed: with"):
             pseudo.validate({"salt": "x"})

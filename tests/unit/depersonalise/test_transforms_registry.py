@@ -51,7 +51,7 @@ class TestCommonParameterChecks:
 class TestDropSentinel:
     def test_given_drop_copied_or_pickled_then_it_is_still_the_same_object(self) -> None:
         assert copy.deepcopy(DROP) is DROP
-        assert pickle.loads(pickle.dumps(DROP)) is DROP  # noqa: S301 - our own bytes
+        assert pickle.loads(pickle.dumps(DROP)) is DROP
         assert repr(DROP) == "DROP"
 
 

@@ -72,5 +72,5 @@ class TestValidate:
             time_.validate({"to": to})
 
     def test_given_an_unknown_parameter_then_error_raised(self) -> None:
-        with pytest.raises(ConfigError, match="unknown parameter 'tz'.*allowed: to"):
+        with pytest.raises(ConfigError, match=r"unknown parameter 'tz'.*allowed: to"):
             time_.validate({"to": "day", "tz": "Europe/London"})

@@ -149,3 +149,7 @@ class TestLoader:
         } for code, x in (("W1", 0), ("W2", 1))]
         path.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
         assert ward_adjacency(path) == {"W1": {"W2"}, "W2": {"W1"}}
+
+
+def test_given_no_wards_then_the_adjacency_is_empty() -> None:
+    assert build_adjacency([]) == {}

@@ -1,0 +1,45 @@
+"""Kafka glue for the audit trail, shared by the router's chainer and the CLI: read the stored
+chain, publish facts. Everything that decides anything is in audit_log / audit_facts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from services.core.audit_facts import encode_fact, fact_key
+from services.core.audit_log import StoredChain
+from services.core.settings import Settings
+from services.core.topic_scan import scan
+from services.core.topics import topics_for
+
+
+async def read_chain(settings: Settings,
+                     progress: Callable[[int], None] | None = None) -> StoredChain:
+    """Everything on the audit topic, in order (drained past tansu's under-reported end)."""
+    out = StoredChain()
+    n = 0
+    async for msg in scan(settings, topics_for(settings).audit):
+        out.add(msg.key, msg.value, msg.offset)
+        n += 1
+        if progress is not None and n % 10_000 == 0:
+            progress(n)
+    return out
+
+
+def publish_facts(settings: Settings, facts: Iterable[Mapping[str, Any]]) -> int:
+    """Publish facts synchronously (CLI): each acknowledged by every in-sync replica."""
+    from kafka import KafkaProducer
+
+    from services.core.kafka import kafka_python_common
+
+    facts = list(facts)
+    if not facts:
+        return 0
+    producer = KafkaProducer(**kafka_python_common(settings), acks="all")
+    topic = topics_for(settings).audit_facts
+    try:
+        for fact in facts:
+            producer.send(topic, key=fact_key(fact), value=encode_fact(fact)).get(timeout=30)
+    finally:
+        producer.close()
+    return len(facts)

@@ -1,0 +1,303 @@
+"""Kafka glue for the hot-spot stage: every partition of ``s115.shared`` in, alerts out on
+``s115.hotspots.<group>`` (with an audit fact each), state on a compacted topic.
+
+Why not faust tables and windows: on the embedded broker faust's table recovery reads each
+changelog partition only up to the end offset the broker reports, which tansu under-reports
+(see services/core/topic_scan.py); a restarted worker restored a tumbling-window count of 4
+where 6 had been written (notes/issue-5.md has the run). The stage therefore keeps its own
+state: a snapshot of the detectors *and* of the shared offsets they have counted, written as
+one unit, read back with ``topic_scan.drain``.
+
+Why no consumer group: Gi* and Benjamini-Hochberg need the whole county at once, so one reader
+takes every partition and remembers its offsets in the snapshot, not in a group. Run the hot-spot
+stage in one router replica (the router already assumes one: see audit_sink.py).
+
+Snapshot layout on the state topic (one partition, compacted): ``chunk/<slot>/<i>`` hold the
+zlib-compressed JSON of the state in pieces of at most 512 KiB; ``head`` names the slot, chunk
+count and SHA-256 and is written after its chunks are acknowledged. Slots alternate, so the
+slot ``head`` points at is never being overwritten: a crash while writing leaves the previous
+snapshot whole.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import heapq
+import json
+import logging
+import time
+import zlib
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from schemas.alert import HotspotAlert
+from schemas.shared import SharedRecord
+from services.core.areas import AreaIndex
+from services.core.config_state import ConfigState
+from services.core.kafka import make_consumer, make_producer
+from services.core.metrics import ServiceMetrics
+from services.core.settings import Settings
+from services.core.topic_scan import drain, scan
+from services.core.topics import topics_for
+from services.router.hotspot_stage import HotspotStage, alert_recipients, to_hotspot_alert
+from services.router.hotspots.adjacency import build_adjacency, load_ward_features
+from services.router.hotspots.detector import Alert, DetectorConfig
+from services.router.ledger import DeliveryLedger
+
+if TYPE_CHECKING:
+    from services.router.app import Router
+
+log = logging.getLogger(__name__)
+
+CHUNK_BYTES = 512 * 1024
+SNAPSHOT_MIN_INTERVAL_S = 1.0
+
+
+def encode_snapshot(state: dict[str, Any], slot: int) -> list[tuple[bytes, bytes]]:
+    """(key, value) messages for one snapshot; ``head`` last."""
+    blob = zlib.compress(json.dumps(state, separators=(",", ":")).encode(), 6)
+    chunks = [blob[i:i + CHUNK_BYTES] for i in range(0, len(blob), CHUNK_BYTES)] or [b""]
+    out = [(f"chunk/{slot}/{i}".encode(), c) for i, c in enumerate(chunks)]
+    head = {"slot": slot, "chunks": len(chunks), "sha256": hashlib.sha256(blob).hexdigest(),
+            "bytes": len(blob)}
+    out.append((b"head", json.dumps(head).encode()))
+    return out
+
+
+def decode_snapshot(latest: dict[bytes, bytes]) -> dict[str, Any] | None:
+    """The state from the latest value of each key, or None when there is no whole snapshot."""
+    raw = latest.get(b"head")
+    if raw is None:
+        return None
+    head = json.loads(raw)
+    parts = [latest.get(f"chunk/{head['slot']}/{i}".encode()) for i in range(head["chunks"])]
+    if any(p is None for p in parts):
+        return None
+    blob = b"".join(p for p in parts if p is not None)
+    if hashlib.sha256(blob).hexdigest() != head["sha256"]:
+        return None
+    return dict(json.loads(zlib.decompress(blob)))
+
+
+def _event_key(msg: Any) -> str:
+    """Sort key of a shared message: its raw event-time text (ISO 8601 sorts as time does);
+    records without one sort first, which is harmless since they are not windowed."""
+    try:
+        fields = json.loads(msg.value).get("fields", {})
+    except ValueError:
+        return ""
+    for name in ("occurred_at", "reported_at", "assault_at"):
+        if isinstance(fields.get(name), str):
+            return str(fields[name])
+    return ""
+
+
+def merge_by_event_time(batches: Iterable[list[Any]]) -> Iterator[Any]:
+    """One fetch's messages, partitions interleaved by event time. Each partition keeps its own
+    order (heapq.merge only ever takes an input's head), so offsets still rise per partition;
+    interleaving lowers the number of events that reach a window after it closed."""
+    return heapq.merge(*batches, key=_event_key)
+
+
+class HotspotRunner:
+    def __init__(self, settings: Settings, metrics: ServiceMetrics, router: Router,
+                 config: DetectorConfig | None = None) -> None:
+        self.settings = settings
+        self.topics = topics_for(settings)
+        self.router = router
+        self.config = config or DetectorConfig()
+        self.stage: HotspotStage | None = None
+        self.ward_names: dict[str, str] = {}
+        self.suppress: dict[str, int] = {}
+        self.sent = DeliveryLedger()
+        self.ready = asyncio.Event()
+        self._slot = 0
+        m = metrics
+        self.m_records = m.counter("hotspot_records_total",
+                                   "Shared records seen by the hot-spot stage, by outcome.",
+                                   ["outcome"])
+        self.m_alerts = m.counter("hotspot_alerts_total", "Hot-spot alerts sent to groups.",
+                                  ["group", "window"])
+        self.m_alert_dupes = m.counter("hotspot_alerts_duplicate_total",
+                                       "Re-raised alerts (after a restart) not sent again.")
+        self.m_state = m.gauge("hotspot_state_keys", "Keys held by the hot-spot detectors.")
+        self.m_late = m.gauge("hotspot_late_events", "Events that arrived after their window "
+                                                     "had closed (not counted).")
+        self.m_snap_bytes = m.gauge("hotspot_snapshot_bytes", "Compressed size of the last "
+                                                              "state snapshot.")
+        self.m_snap = m.histogram("hotspot_snapshot_duration_seconds",
+                                  "Time to encode and write one state snapshot.")
+
+    # -- config -------------------------------------------------------------------------------
+
+    def on_config(self, state: ConfigState) -> None:
+        from services.depersonalise.policy import protocol_set_of
+
+        pset, _ = protocol_set_of(state)
+        self.suppress = {p.id: p.suppress_below for p in pset}
+
+    def _build_stage(self) -> HotspotStage:
+        """Study area: the wards of the config's county in the boundaries (adjacency from them);
+        a county the boundaries do not hold gets no study area and Gi* is left out."""
+        areas = AreaIndex.load(self.settings.boundaries_dir)
+        county = self.router.follower.state.county
+        name = county.county.casefold() if county else ""
+        features = [f for f in load_ward_features(self.settings.boundaries_dir / "wards.geojson")
+                    if areas.district_county.get(f.lad_code, "").casefold() == name]
+        self.ward_names = {w.code: w.name for w in areas.wards.values()}
+        districts = {w.code: w.district_code for w in areas.wards.values()}
+        return HotspotStage(self.config, adjacency=build_adjacency(features),
+                            districts=districts, wards=[f.ward_code for f in features])
+
+    # -- state --------------------------------------------------------------------------------
+
+    async def _load(self) -> None:
+        latest: dict[bytes, bytes] = {}
+        async for msg in scan(self.settings, self.topics.hotspot_state):
+            if msg.key is not None and msg.value is not None:
+                latest[msg.key] = msg.value
+        state = decode_snapshot(latest)
+        assert self.stage is not None
+        if state is not None:
+            self.stage.restore(state)
+            head = json.loads(latest[b"head"])
+            self._slot = 1 - int(head["slot"])
+        for sub in self.router.subs:
+            topic = self.topics.hotspots(sub.group)
+            ids = {m.key.decode() async for m in scan(self.settings, topic) if m.key}
+            self.sent.seed(sub.group, ids)
+
+    async def _snapshot(self, producer: Any) -> None:
+        assert self.stage is not None
+        t0 = time.perf_counter()
+        messages = encode_snapshot(self.stage.to_state(), self._slot)
+        *chunks, head = messages
+        futures = [await producer.send(self.topics.hotspot_state, v, key=k, partition=0)
+                   for k, v in chunks]
+        await asyncio.gather(*futures)
+        await (await producer.send(self.topics.hotspot_state, head[1], key=head[0], partition=0))
+        self._slot = 1 - self._slot
+        self.m_snap_bytes.set(sum(len(v) for _, v in chunks))
+        self.m_snap.observe(time.perf_counter() - t0)
+
+    # -- run ----------------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        from aiokafka import TopicPartition
+
+        await self.router.follower.ready.wait()
+        self.stage = self._build_stage()
+        await self._load()
+        producer = make_producer(self.settings)
+        consumer = make_consumer(self.settings, group_id=None)
+        await producer.start()
+        await consumer.start()
+        try:
+            await consumer.topics()
+            parts = consumer.partitions_for_topic(self.topics.shared) or set()
+            tps = [TopicPartition(self.topics.shared, p) for p in sorted(parts)]
+            consumer.assign(tps)
+            for tp in tps:
+                offset = self.stage.offsets.get(tp.partition)
+                if offset is None:
+                    await consumer.seek_to_beginning(tp)
+                else:
+                    consumer.seek(tp, offset)
+            # Catch up before saying ready, so /readyz means "counts are current".
+            pending: list[Any] = []
+            async for msg in drain(consumer, tps):
+                pending += await self._one(producer, msg)
+            await self._flush(producer, pending)
+            self.ready.set()
+            last = time.monotonic()
+            dirty = False
+            while not stop.is_set():
+                batch = await consumer.getmany(timeout_ms=500,
+                                               max_records=self.settings.batch_max_records)
+                pending = []
+                for msg in merge_by_event_time(batch.values()):
+                    pending += await self._one(producer, msg)
+                    dirty = True
+                if pending:
+                    await asyncio.gather(*pending)
+                if dirty and (pending or time.monotonic() - last >= SNAPSHOT_MIN_INTERVAL_S):
+                    await self._snapshot(producer)
+                    last, dirty = time.monotonic(), False
+            if dirty:
+                await self._snapshot(producer)
+        finally:
+            self.ready.clear()
+            await consumer.stop()
+            await producer.stop()
+
+    async def _flush(self, producer: Any, pending: list[Any]) -> None:
+        if pending:
+            await asyncio.gather(*pending)
+        await self._snapshot(producer)
+
+    async def _one(self, producer: Any, msg: Any) -> list[Any]:
+        assert self.stage is not None
+        rec = SharedRecord.model_validate_json(msg.value)
+        entitled = bool(self.router.route(rec))
+        result = self.stage.observe(rec, msg.partition, msg.offset, entitled=entitled,
+                                    now=datetime.now(UTC))
+        self.m_records.labels(result.reason).inc()
+        self.m_state.set(self.stage.state_size())
+        self.m_late.set(self.stage.late_events())
+        out: list[Any] = []
+        for alert in result.alerts:
+            out += await self._send(producer, alert)
+        return out
+
+    async def _send(self, producer: Any, alert: Alert) -> list[Any]:
+        from services.core.audit_facts import alert_fact, encode_fact, fact_key
+
+        out = []
+        now = datetime.now(UTC)
+        for group in alert_recipients(alert, self.router.subs, self.router.live):
+            protocol_id = alert.category.split("|", 1)[0]
+            msg = to_hotspot_alert(alert, group,
+                                   suppress_below=self.suppress.get(protocol_id,
+                                                                    self.config.suppress_below),
+                                   ward_names=self.ward_names, raised_at=now)
+            if not self.sent.first_time(group, msg.alert_id):
+                self.m_alert_dupes.inc()
+                continue
+            value = msg.model_dump_json().encode()
+            out.append(await producer.send(self.topics.hotspots(group), value,
+                                           key=msg.alert_id.encode(),
+                                           headers=[("protocol", msg.protocol.encode())]))
+            fact = alert_fact(msg, group=group, lawful_basis=self._basis(msg), at=now)
+            out.append(await producer.send(self.topics.audit_facts, encode_fact(fact),
+                                           key=fact_key(fact)))
+            self.m_alerts.labels(group, alert.window).inc()
+        return out
+
+    def _basis(self, alert: HotspotAlert) -> list[str] | None:
+        terms = getattr(self.router, "audit_terms", None)
+        if terms is None:
+            return None
+        try:
+            return list(terms.of(alert.protocol, "")[0])
+        except Exception:  # an old version no longer in the config: the fact names the ref
+            return None
+
+    def current_for(self, group: str, kind: str = "week") -> list[dict[str, Any]]:
+        """Open-window rows for the wards ``group`` covers, counts suppressed as "<N"."""
+        if self.stage is None:
+            return []
+        sub = next((s for s in self.router.subs if s.group == group), None)
+        if sub is None:
+            return []
+        rows = []
+        for row in self.stage.current(kind):  # type: ignore[arg-type]
+            ward = row["ward_code"]
+            district = self.stage.detectors[kind].district_of(ward)  # type: ignore[index]
+            if not (row["protocol_id"] in sub.protocols and sub.covers_ward(ward, district)
+                    and sub.covers_category(row["category"])):
+                continue
+            n = self.suppress.get(row["protocol_id"], self.config.suppress_below)
+            rows.append({**row, "count": str(row["count"]) if row["count"] >= n else f"<{n}"})
+        return rows

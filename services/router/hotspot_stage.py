@@ -1,0 +1,238 @@
+"""The router's hot-spot stage: shared records in, per-group HotspotAlerts out. Pure (no Kafka).
+
+Counting
+    A record is counted once, in the cell (ward, protocol id + category), when some group is
+    entitled to it (so detection never works on data nobody may receive) and it carries a ward
+    and an event time. Cells are per protocol, not only per category, so an alert derives from
+    the records of exactly one protocol: it goes only to groups that protocol names, and its
+    ``protocol`` field is true of every record behind it.
+
+Event time and precision
+    The event time is the released value of the feed's event-time field (``occurred_at``,
+    ``reported_at``, ``assault_at``) as the protocol and the risk gate left it:
+    an hour ("2026-03-02T14:00:00Z") counts in the hour, day and week windows; a date counts
+    only in the week window, because the gate's ladder turns a day into its week's Monday and a
+    Monday date cannot say which it is; a month (police.uk), a withheld time or
+    ``time_precision: month`` is counted nowhere, since no hour/day/week window can place it.
+    One detector per window kind, so a record can join only the kinds its precision supports.
+
+Exactly-once counting across restarts
+    The stage keeps, per partition of ``s115.shared``, the next offset it has yet to count, in
+    the same snapshot as the detector state. A restart restores a snapshot and resumes reading
+    at its offsets; a record below its partition's offset is refused by :meth:`observe`, so a
+    replayed batch is never counted twice and nothing after the snapshot is lost. Alerts that a
+    replay raises again carry the same ``alert_id`` and are deduplicated by the runner.
+
+Recount
+    :func:`recount` counts delivered records (deduplicated by hub record id) with the same
+    rules, so "open-window counts equal a recount from the deliveries" is checkable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from schemas.alert import HotspotAlert
+from schemas.feeds import EVENT_TIME_FIELD
+from schemas.shared import SharedRecord
+from services.router.hotspots.detector import (
+    WINDOW_KINDS,
+    Alert,
+    DetectorConfig,
+    HotspotDetector,
+    WindowKind,
+    window_index,
+)
+from services.router.subscriptions import Subscription
+
+Precision = Literal["hour", "week"]
+KINDS_BY_PRECISION: dict[str, tuple[WindowKind, ...]] = {
+    "hour": ("hour", "day", "week"), "week": ("week",)}
+_HOUR = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?$")
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+#: Event times this far past the wall clock are wrong clocks: counting one would close every
+#: window up to it and make all honest records late.
+FUTURE_TOLERANCE = timedelta(days=1)
+CELL_SEP = "|"
+STATE_VERSION = 1
+
+
+def event_time(rec: SharedRecord) -> tuple[datetime, Precision] | None:
+    """The record's released event time and its precision, or None if it has none usable."""
+    if rec.fields.get("time_precision") not in (None, "exact", "hour", "minute"):
+        return None
+    value = rec.fields.get(EVENT_TIME_FIELD.get(rec.feed, ""))
+    if not isinstance(value, str):
+        return None
+    if _HOUR.match(value):
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return (when if when.tzinfo else when.replace(tzinfo=UTC)), "hour"
+    if _DATE.match(value):
+        return datetime.fromisoformat(value).replace(tzinfo=UTC), "week"
+    return None
+
+
+def cell_category(rec: SharedRecord) -> str:
+    return f"{rec.protocol.split('@', 1)[0]}{CELL_SEP}{rec.category}"
+
+
+def split_cell(cell: str) -> tuple[str, str]:
+    protocol_id, _, category = cell.partition(CELL_SEP)
+    return protocol_id, category
+
+
+def alert_id(group: str, alert: Alert) -> str:
+    basis = "\x1f".join((group, alert.ward_code, alert.category, alert.window,
+                         alert.window_start.isoformat()))
+    return hashlib.sha256(basis.encode()).hexdigest()[:32]
+
+
+def alert_recipients(alert: Alert, subs: Iterable[Subscription],
+                     live: Mapping[str, frozenset[str]]) -> list[str]:
+    """Groups that get ``alert``: their areas cover the ward, they subscribe to the category and
+    to the protocol, and the live version of that protocol names them. Deny by default."""
+    protocol_id, category = split_cell(alert.category)
+    named = frozenset().union(*(g for ref, g in live.items()
+                                if ref.split("@", 1)[0] == protocol_id))
+    return [s.group for s in subs
+            if s.group in named and protocol_id in s.protocols
+            and s.covers_ward(alert.ward_code, alert.district_code)
+            and s.covers_category(category)]
+
+
+def to_hotspot_alert(alert: Alert, group: str, *, suppress_below: int,
+                     ward_names: Mapping[str, str], raised_at: datetime) -> HotspotAlert:
+    protocol_id, category = split_cell(alert.category)
+    return HotspotAlert(
+        alert_id=alert_id(group, alert), group=group, ward_code=alert.ward_code,
+        ward_name=ward_names.get(alert.ward_code), district_code=alert.district_code,
+        category=category, window=alert.window, window_start=alert.window_start,
+        window_end=alert.window_end, count=alert.public_count(suppress_below),
+        expected=round(alert.expected, 6), p_value=alert.p_value,
+        bh_threshold=alert.bh_threshold, gi_z=alert.gi_z, neighbours=list(alert.neighbours),
+        protocol=alert.protocol or f"{protocol_id}@1", raised_at=raised_at)
+
+
+@dataclass
+class ObserveResult:
+    counted: bool
+    reason: str  # "counted", "replayed", "no_ward", "no_event_time", "future", "not_entitled"
+    alerts: list[Alert] = field(default_factory=list)
+
+
+class HotspotStage:
+    """One detector per window kind plus the offsets already counted."""
+
+    def __init__(self, config: DetectorConfig | None = None, *,
+                 adjacency: Mapping[str, frozenset[str]] | None = None,
+                 districts: Mapping[str, str] | None = None,
+                 wards: Iterable[str] | None = None,
+                 kinds: tuple[WindowKind, ...] = WINDOW_KINDS) -> None:
+        base = config or DetectorConfig()
+        study = list(wards) if wards is not None else None
+        self.detectors: dict[WindowKind, HotspotDetector] = {
+            kind: HotspotDetector(
+                DetectorConfig(alpha=base.alpha, min_count=base.min_count,
+                               ewma_halflife_windows=base.halflife(kind),
+                               warmup_windows=base.warmup(kind),
+                               suppress_below=base.suppress_below,
+                               min_expected=base.min_expected,
+                               neighbour_alpha=base.neighbour_alpha, window_kinds=(kind,)),
+                adjacency=adjacency, districts=districts, wards=study)
+            for kind in kinds}
+        self.offsets: dict[int, int] = {}
+        self.counted = 0
+
+    def observe(self, rec: SharedRecord, partition: int, offset: int, *, entitled: bool,
+                now: datetime) -> ObserveResult:
+        if offset < self.offsets.get(partition, 0):
+            return ObserveResult(False, "replayed")
+        self.offsets[partition] = offset + 1
+        got = event_time(rec)
+        if got is None:
+            return ObserveResult(False, "no_event_time")
+        when, precision = got
+        if when > now + FUTURE_TOLERANCE:
+            return ObserveResult(False, "future")
+        if not entitled or rec.ward_code is None:
+            # Not counted, but its time is real: it proves earlier windows are over. Without
+            # this a week whose next records all lost their ward to the risk gate never closes.
+            alerts = [a for d in self.detectors.values() for a in d.advance(when)]
+            return ObserveResult(False, "not_entitled" if not entitled else "no_ward", alerts)
+        alerts = []
+        kinds = KINDS_BY_PRECISION[precision]
+        category = cell_category(rec)
+        for kind, detector in self.detectors.items():
+            if kind in kinds:
+                alerts += detector.observe(rec.ward_code, category, when, protocol=rec.protocol)
+            else:
+                # A coarse time still proves that finer windows before it are over.
+                alerts += detector.advance(when)
+        self.counted += 1
+        return ObserveResult(True, "counted", alerts)
+
+    def late_events(self) -> int:
+        return sum(sum(d.late_events.values()) for d in self.detectors.values())
+
+    def state_size(self) -> int:
+        return sum(d.state_size() for d in self.detectors.values())
+
+    def open_counts(self) -> dict[tuple[str, int, str, str], int]:
+        """(kind, window index, ward, protocol id|category) -> count of the open windows."""
+        out: dict[tuple[str, int, str, str], int] = {}
+        for d in self.detectors.values():
+            for key, count in d.open_counts().items():
+                out[key] = count
+        return out
+
+    def current(self, kind: WindowKind = "week") -> list[dict[str, Any]]:
+        """Open-window count and expected count per (ward, protocol id, category), for pages."""
+        detector = self.detectors.get(kind)
+        if detector is None:
+            return []
+        rows = []
+        for (_, index, ward, cell), count in sorted(detector.open_counts().items()):
+            protocol_id, category = split_cell(cell)
+            rows.append({"ward_code": ward, "protocol_id": protocol_id, "category": category,
+                         "window": kind, "window_index": index, "count": count,
+                         "expected": detector.expected_now(ward, cell, kind)})
+        return rows
+
+    def to_state(self) -> dict[str, Any]:
+        return {"version": STATE_VERSION, "offsets": {str(p): o for p, o in self.offsets.items()},
+                "counted": self.counted,
+                "detectors": {k: d.to_state() for k, d in self.detectors.items()}}
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        if state.get("version") != STATE_VERSION:
+            return  # an unknown layout is ignored: the stage recounts from the start instead
+        self.offsets = {int(p): int(o) for p, o in state["offsets"].items()}
+        self.counted = int(state.get("counted", 0))
+        for kind, detector in self.detectors.items():
+            if kind in state["detectors"]:
+                detector.restore(state["detectors"][kind])
+
+
+def recount(records: Iterable[Mapping[str, Any]]) -> Counter[tuple[str, int, str, str]]:
+    """(kind, window index, ward, protocol id|category) counts of delivered records, each hub
+    record once, by the stage's own rules (entitlement is implied: they were delivered)."""
+    seen: set[str] = set()
+    counts: Counter[tuple[str, int, str, str]] = Counter()
+    for raw in records:
+        rec = SharedRecord.model_validate(raw)
+        if rec.hub_record_id in seen:
+            continue
+        seen.add(rec.hub_record_id)
+        got = event_time(rec)
+        if rec.ward_code is None or got is None:
+            continue
+        when, precision = got
+        for kind in KINDS_BY_PRECISION[precision]:
+            counts[(kind, window_index(kind, when), rec.ward_code, cell_category(rec))] += 1
+    return counts

@@ -1,0 +1,403 @@
+"""Delivery over HTTP for tasking groups without Kafka clients, and the group's web page.
+
+Mounted by the router under ``/groups`` (``make_web_app``). Every route that touches a group's
+data runs ``authorise``: no or unknown/revoked token 401, a token of another group 403, whatever
+the route. Data is read only from the path group's own topics (``s115.deliver.<group>``,
+``s115.hotspots.<group>``), never from ``s115.shared``, so even a routing bug here could not show
+a group what the router did not deliver to it.
+
+Tokens come from ``Authorization: Bearer``, then ``?token=``, then the page cookie. The page
+takes ``?token=`` once, sets an HttpOnly, SameSite=Strict cookie scoped to the group's path and
+redirects to the bare URL, so the token does not stay in the address bar or history; without a
+token it shows a form.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from html import escape
+from importlib import resources
+from typing import Annotated, Any, Literal, Protocol
+
+from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, StreamingResponse
+from pydantic import ValidationError
+
+from schemas.shared import SharedRecord
+from services.core.areas import AreaIndex
+from services.core.metrics import ServiceMetrics
+from services.core.settings import Settings
+from services.core.topic_scan import scan
+from services.core.topics import topics_for
+from services.router.subscriptions import Subscription
+from services.router.web import kafka_io, positions, records
+from services.router.web.svgmap import ward_svg
+from services.router.web.tally import WardTally
+from services.router.web.tokens import group_token_store
+
+COOKIE = "s115hub_group_token"
+KEEPALIVE_SECONDS = 15.0
+TALLY_REFRESH_SECONDS = 2.0
+STATIC = resources.files("services.router.web") / "static"
+STATIC_FILES = {"group.js": "text/javascript", "group.css": "text/css"}
+
+
+From = Annotated[datetime, Query(alias="from", description="Start, inclusive (ISO 8601; "
+                                                           "no offset means UTC).")]
+To = Annotated[datetime, Query(alias="to", description="End, exclusive.")]
+By = Annotated[records.TimeBasis, Query(description="event: when it happened (records "
+                                                    "without a released event time are "
+                                                    "left out); released: when it left "
+                                                    "the hub.")]
+
+
+class GroupSource(Protocol):
+    """What the web app needs of the router: its current subscriptions and readiness."""
+
+    @property
+    def subs(self) -> list[Subscription]: ...
+
+    def ready(self) -> tuple[bool, str]: ...
+
+
+def group_wards(sub: Subscription, areas: AreaIndex) -> list[str]:
+    """The wards a group's subscription covers, as far as the boundaries know them."""
+    codes = {c for c in sub.wards if c in areas.wards}
+    for d in sub.districts:
+        codes.update(w.code for w in areas.wards_in(d))
+    for name in sub.district_names:
+        lad = areas.district_by_name.get(name)
+        if lad:
+            codes.update(w.code for w in areas.wards_in(lad))
+    return sorted(codes)
+
+
+@dataclass
+class _GroupTally:
+    tally: WardTally = field(default_factory=WardTally)
+    positions: dict[int, int] = field(default_factory=dict)
+    refreshed: float = 0.0
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+class GroupWeb:
+    def __init__(self, settings: Settings, source: GroupSource, metrics: ServiceMetrics) -> None:
+        self.settings = settings
+        self.source = source
+        self.topics = topics_for(settings)
+        self.tokens = group_token_store(settings)
+        self.areas = AreaIndex.load(settings.boundaries_dir)
+        self.tallies: dict[str, _GroupTally] = {}
+        self.svg_cache: dict[tuple[str, ...], str] = {}
+        self.m_requests = metrics.counter(
+            "web_requests_total", "Group web requests, by endpoint and outcome.",
+            ["endpoint", "outcome"])
+        self.m_streams = metrics.gauge("web_streams_open", "Open server-sent event streams.")
+        self.m_events = metrics.counter("web_events_sent_total", "Events sent on group streams.",
+                                        ["kind"])
+        self.m_exported = metrics.counter("web_export_records_total",
+                                          "Records exported, by format.", ["format"])
+        self.m_bad = metrics.counter("web_unreadable_messages_total",
+                                     "Messages on a group topic that did not parse; skipped.",
+                                     ["kind"])
+
+    # -- access -------------------------------------------------------------------------------
+
+    def token_of(self, request: Request) -> str | None:
+        auth = request.headers.get("authorization", "")
+        if auth[:7].lower() == "bearer " and auth[7:].strip():
+            return auth[7:].strip()
+        return request.query_params.get("token") or request.cookies.get(COOKIE)
+
+    def authorise(self, request: Request, group: str, endpoint: str) -> Subscription:
+        """The group's subscription, or an HTTPException naming why not."""
+        token = self.token_of(request)
+        holder = self.tokens.authenticate(token) if token else None
+        if holder is None:
+            self.m_requests.labels(endpoint, "unauthorised").inc()
+            raise HTTPException(
+                401, "no token" if not token else "unknown or revoked token",
+                headers={"WWW-Authenticate": 'Bearer realm="s115hub groups"'})
+        if holder != group:
+            self.m_requests.labels(endpoint, "forbidden").inc()
+            raise HTTPException(403, f"this token is for another group, not {group!r}")
+        ok, why = self.source.ready()
+        if not ok:
+            self.m_requests.labels(endpoint, "unavailable").inc()
+            raise HTTPException(503, f"router not ready: {why}", headers={"Retry-After": "2"})
+        sub = next((s for s in self.source.subs if s.group == group), None)
+        if sub is None:
+            self.m_requests.labels(endpoint, "unknown_group").inc()
+            raise HTTPException(404, f"group {group!r} is not in the county configuration")
+        self.m_requests.labels(endpoint, "ok").inc()
+        return sub
+
+    def still_allowed(self, token: str | None, group: str) -> bool:
+        return token is not None and self.tokens.authenticate(token) == group
+
+    # -- data ---------------------------------------------------------------------------------
+
+    def parse_delivery(self, value: bytes) -> SharedRecord | None:
+        try:
+            return SharedRecord.model_validate_json(value)
+        except ValidationError:
+            self.m_bad.labels("delivery").inc()
+            return None
+
+    async def deliveries(self, group: str) -> list[SharedRecord]:
+        out = []
+        async for msg in scan(self.settings, self.topics.deliver(group)):
+            rec = self.parse_delivery(msg.value)
+            if rec is not None:
+                out.append(rec)
+        return out
+
+    async def tally(self, group: str) -> WardTally:
+        gt = self.tallies.setdefault(group, _GroupTally())
+        async with gt.lock:
+            if time.monotonic() - gt.refreshed >= TALLY_REFRESH_SECONDS:
+                values, gt.positions = await kafka_io.catch_up(
+                    self.settings, self.topics.deliver(group), gt.positions)
+                now = datetime.now(UTC)
+                for value in values:
+                    rec = self.parse_delivery(value)
+                    when = records.event_time(rec) if rec else None
+                    if rec is not None and when is not None:
+                        # Generalised past the ward (risk gate, county protocols): counted
+                        # apart, under "", so the page can say how many it cannot place.
+                        gt.tally.add(rec.ward_code or "", when, now)
+                gt.refreshed = time.monotonic()
+        return gt.tally
+
+    def svg(self, wards: list[str]) -> str:
+        key = tuple(wards)
+        if key not in self.svg_cache:
+            self.svg_cache[key] = ward_svg(self.areas, wards)
+        return self.svg_cache[key]
+
+
+
+def _authorised(group: str, request: Request) -> Subscription:
+    """Authorisation as a dependency, so it runs before parameter validation: a caller without
+    the group's token learns nothing about the route, not even its parameters."""
+    web: GroupWeb = request.app.state.web
+    last = request.url.path.rsplit("/", 1)[-1]
+    return web.authorise(request, group, last if last in ENDPOINTS else "other")
+
+
+Authorised = Annotated[Subscription, Depends(_authorised)]
+ENDPOINTS = frozenset({"wards.svg", "wards.json", "stream", "export.csv", "export.geojson"})
+
+def _sse(event: str, data: str, event_id: str | None = None) -> str:
+    lines = [f"id: {event_id}"] if event_id else []
+    lines.append(f"event: {event}")
+    lines += [f"data: {line}" for line in data.splitlines() or [""]]
+    return "\n".join(lines) + "\n\n"
+
+
+def _page(group: str, root: str) -> str:
+    g, r = escape(group), escape(root)
+    b = f"{r}/{g}"
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<title>{g}: hot spots</title>
+<link rel="stylesheet" href="{r}/_static/group.css">
+</head><body data-group="{g}" data-base="{b}">
+<header><h1>{g}</h1><span id="status" class="status">connecting</span>
+<span id="window" class="window"></span>
+<a href="{b}/logout" class="logout">forget token</a></header>
+<main>
+<section class="map"><div id="map" aria-live="polite">loading wards</div>
+<ul class="legend">
+<li><i class="band-below"></i>below expected</li>
+<li><i class="band-as-expected"></i>as expected</li>
+<li><i class="band-above"></i>above</li><li><i class="band-well-above"></i>well above</li>
+<li><i class="band-no-baseline"></i>no baseline yet</li><li><i class="alerting"></i>alert</li>
+</ul></section>
+<section class="alerts"><h2>Alerts <small id="alert-count">0</small></h2>
+<ol id="alerts"></ol>
+<div id="evidence" hidden></div></section>
+</main>
+<script src="{r}/_static/group.js"></script>
+</body></html>"""
+
+
+def _token_form(group: str, message: str) -> str:
+    g = escape(group)
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{g}: sign in</title></head>
+<body><h1>{g}</h1><p>{escape(message)}</p>
+<form method="get"><label>Group token <input name="token" type="password" size="60"
+autocomplete="off" required></label> <button>Open</button></form>
+<p>Your information-sharing officer issues tokens with <code>s115hub group token issue</code>.</p>
+</body></html>"""
+
+
+def make_web_app(settings: Settings, source: GroupSource, metrics: ServiceMetrics) -> FastAPI:
+    web = GroupWeb(settings, source, metrics)
+
+    app = FastAPI(title="s115hub: delivery to tasking groups",
+                  description="Live stream (server-sent events), export and the group's web page. "
+                              "Every route needs the group's own token.")
+    app.state.web = web
+
+    @app.get("/_static/{name}", include_in_schema=False)
+    def static(name: str) -> Response:
+        if name not in STATIC_FILES:
+            raise HTTPException(404, "no such file")
+        return Response((STATIC / name).read_bytes(), media_type=STATIC_FILES[name],
+                        headers={"Cache-Control": "no-cache"})
+
+    @app.get("/{group}/", response_class=HTMLResponse, summary="The group's web page")
+    def page(group: str, request: Request) -> Response:
+        base = f"{request.scope.get('root_path', '')}/{group}"
+        try:
+            web.authorise(request, group, "page")
+        except HTTPException as exc:
+            if exc.status_code == 401:
+                msg = ("That token is unknown or has been revoked." if web.token_of(request)
+                       else "Enter your group's token to open its page.")
+                return HTMLResponse(_token_form(group, msg), status_code=401)
+            raise
+        token = request.query_params.get("token")
+        if token:
+            resp: Response = RedirectResponse(f"{base}/", status_code=303)
+            resp.set_cookie(COOKIE, token, httponly=True, samesite="strict", path=base,
+                            secure=request.url.scheme == "https")
+            return resp
+        return HTMLResponse(_page(group, request.scope.get("root_path", "")),
+                            headers={"Cache-Control": "no-store"})
+
+    @app.get("/{group}", include_in_schema=False)
+    def page_slash(group: str, request: Request) -> Response:
+        root = request.scope.get("root_path", "")
+        query = f"?{request.url.query}" if request.url.query else ""
+        return RedirectResponse(f"{root}/{group}/{query}", status_code=307)
+
+    @app.get("/{group}/logout", include_in_schema=False)
+    def logout(group: str, request: Request) -> Response:
+        base = f"{request.scope.get('root_path', '')}/{group}"
+        resp = RedirectResponse(f"{base}/", status_code=303)
+        resp.delete_cookie(COOKIE, path=base)
+        return resp
+
+    @app.get("/{group}/wards.svg", summary="The group's wards from the real boundaries")
+    def wards_svg(sub: Authorised) -> Response:
+        return Response(web.svg(group_wards(sub, web.areas)), media_type="image/svg+xml")
+
+    @app.get("/{group}/wards.json", summary="This week's count against expected, per ward")
+    async def wards_json(group: str, sub: Authorised
+                         ) -> dict[str, Any]:
+        tally = await web.tally(group)
+        window = tally.window()
+        n = settings.group_page_suppress_below
+        out = []
+        for code in group_wards(sub, web.areas):
+            st = tally.status(code)
+            ward = web.areas.wards[code]
+            out.append({"ward_code": code, "ward_name": ward.name,
+                        "district_code": ward.district_code, "count": st.public_count(n),
+                        "expected": None if st.expected is None else round(st.expected, 2),
+                        "band": st.band})
+        return {"group": group, "window": "week",
+                "window_start": window[0].isoformat() if window else None,
+                "window_end": window[1].isoformat() if window else None,
+                "suppress_below": n, "wards": out,
+                "district_only": tally.status("").public_count(n)}
+
+    @app.get("/{group}/stream", summary="Live deliveries and alerts (server-sent events)",
+             response_description="text/event-stream: `delivery` events carry a SharedRecord, "
+                                  "`alert` events a HotspotAlert; ids resume via Last-Event-ID.")
+    async def stream(
+        group: str, request: Request, _: Authorised,
+        kinds: Annotated[str, Query(description="deliveries, alerts or both (comma-separated)")]
+            = "deliveries,alerts",
+        start: Annotated[Literal["start", "end"], Query(
+            alias="from", description="Without Last-Event-ID: the topics' start or end.")] = "end",
+        last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+    ) -> StreamingResponse:
+        wanted = {k.strip() for k in kinds.split(",") if k.strip()}
+        if not wanted or wanted - {"deliveries", "alerts"}:
+            raise HTTPException(400, f"kinds={kinds!r}: use deliveries, alerts or both")
+        try:
+            resume = positions.decode(last_event_id or "")
+        except positions.BadEventId as exc:
+            raise HTTPException(400, str(exc)) from exc
+        topics = {}
+        if "deliveries" in wanted:
+            topics["d"] = web.topics.deliver(group)
+        if "alerts" in wanted:
+            topics["h"] = web.topics.hotspots(group)
+        token = web.token_of(request)
+        names = {"d": "delivery", "h": "alert"}
+
+        async def events() -> AsyncIterator[str]:
+            web.m_streams.inc()
+            try:
+                yield "retry: 3000\n: connected\n\n"
+                quiet_since = time.monotonic()
+                async for ev in kafka_io.follow(settings, topics, resume,
+                                                from_end=start == "end"):
+                    if not web.still_allowed(token, group):
+                        yield _sse("revoked", json.dumps({"detail": "token revoked"}))
+                        return
+                    ok, why = web.source.ready()
+                    if not ok:
+                        # Also how a stopping router ends its streams: uvicorn's graceful
+                        # shutdown waits for open responses, and an SSE response never ends
+                        # by itself. The client's EventSource reconnects after ``retry``.
+                        yield _sse("closing", json.dumps({"detail": why}))
+                        return
+                    if ev is None:
+                        if time.monotonic() - quiet_since >= KEEPALIVE_SECONDS:
+                            quiet_since = time.monotonic()
+                            yield ": keep-alive\n\n"
+                        continue
+                    quiet_since = time.monotonic()
+                    web.m_events.labels(names[ev.kind]).inc()
+                    yield _sse(names[ev.kind], ev.value.decode("utf-8"),
+                               positions.encode(ev.positions))
+            finally:
+                web.m_streams.dec()
+
+        return StreamingResponse(events(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+    async def _export(group: str, fmt: str, start: datetime, end: datetime,
+                      by: records.TimeBasis) -> list[SharedRecord]:
+        if records.as_utc(end) <= records.as_utc(start):
+            raise HTTPException(400, f"to ({end.isoformat()}) must be after from "
+                                     f"({start.isoformat()})")
+        rows = list(records.select(await web.deliveries(group), start, end, by))
+        web.m_exported.labels(fmt).inc(len(rows))
+        return rows
+
+    def _filename(group: str, start: datetime, end: datetime, ext: str) -> dict[str, str]:
+        stamp = f"{records.as_utc(start):%Y%m%dT%H%M}-{records.as_utc(end):%Y%m%dT%H%M}"
+        return {"Content-Disposition": f'attachment; filename="{group}-{stamp}.{ext}"'}
+
+    @app.get("/{group}/export.csv", summary="The group's deliveries in a time range, as CSV")
+    async def export_csv(group: str, _: Authorised,
+                         start: From, end: To, by: By = "event") -> Response:
+        rows = await _export(group, "csv", start, end, by)
+        return Response(records.to_csv(rows), media_type="text/csv; charset=utf-8",
+                        headers=_filename(group, start, end, "csv"))
+
+    @app.get("/{group}/export.geojson",
+             summary="The group's deliveries in a time range, as GeoJSON (ward points)")
+    async def export_geojson(group: str, _: Authorised,
+                             start: From, end: To, by: By = "event") -> Response:
+        rows = await _export(group, "geojson", start, end, by)
+        doc = records.to_geojson(rows, web.areas, {
+            "group": group, "from": records.as_utc(start).isoformat(),
+            "to": records.as_utc(end).isoformat(), "by": by,
+            "geometry": "ward representative point (locations were generalised to the ward)"})
+        return JSONResponse(doc, media_type="application/geo+json",
+                            headers=_filename(group, start, end, "geojson"))
+
+    return app

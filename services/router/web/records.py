@@ -1,0 +1,123 @@
+"""Deliveries as a tasking group downloads them: event time, time-range selection, CSV and
+GeoJSON. Pure: no broker, no web framework.
+
+GeoJSON geometry is the ward's representative point (always inside the ward), not the ward
+polygon: the record's own location was generalised to the ward before it left depersonalise, so
+the point says nothing finer than the ward code does, and one point per feature keeps an export of
+thousands of records small where repeating a polygon per record would not. A record without a
+ward gets a null geometry (allowed by RFC 7946) and keeps its district in the properties.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from schemas.shared import SharedRecord
+from services.core.areas import AreaIndex
+
+#: Field names a feed uses for when the incident happened, most specific first: police and fire
+#: records carry ``occurred_at``, council records ``reported_at``, emergency departments the
+#: assault time or, failing that, the arrival time.
+EVENT_TIME_FIELDS = ("occurred_at", "assault_at", "reported_at", "arrival_at")
+
+TimeBasis = Literal["event", "released"]
+
+CSV_COLUMNS = ("hub_record_id", "event_time", "released_at", "feed", "partner", "category",
+               "ward_code", "ward_name", "district_code", "district_name", "protocol",
+               "key_epoch")
+
+
+def as_utc(moment: datetime) -> datetime:
+    """Hub convention: a naive datetime is UTC."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def event_time(rec: SharedRecord) -> datetime | None:
+    """When the incident happened, as released by the protocol (often coarsened to the hour)."""
+    for name in EVENT_TIME_FIELDS:
+        value = rec.fields.get(name)
+        if isinstance(value, str):
+            try:
+                return as_utc(datetime.fromisoformat(value))
+            except ValueError:
+                continue
+    return None
+
+
+def record_time(rec: SharedRecord, basis: TimeBasis) -> datetime | None:
+    return as_utc(rec.released_at) if basis == "released" else event_time(rec)
+
+
+def select(records: Iterable[SharedRecord], start: datetime, end: datetime,
+           basis: TimeBasis) -> Iterator[SharedRecord]:
+    """Records whose time lies in [start, end), first copy of each hub record id only.
+
+    Under ``event`` a record whose protocol released no event time is left out: it cannot be
+    placed in the range, and guessing from the release time would mix two clocks in one column.
+    """
+    start, end = as_utc(start), as_utc(end)
+    seen: set[str] = set()
+    for rec in records:
+        t = record_time(rec, basis)
+        if t is None or not start <= t < end or rec.hub_record_id in seen:
+            continue
+        seen.add(rec.hub_record_id)
+        yield rec
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool | int | float):
+        return json.dumps(value)
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def _flat(rec: SharedRecord) -> dict[str, Any]:
+    t = event_time(rec)
+    return {
+        "hub_record_id": rec.hub_record_id,
+        "event_time": t.isoformat() if t else None,
+        "released_at": as_utc(rec.released_at).isoformat(),
+        "feed": rec.feed, "partner": rec.partner, "category": rec.category,
+        "ward_code": rec.ward_code, "ward_name": rec.ward_name,
+        "district_code": rec.district_code, "district_name": rec.district_name,
+        "protocol": rec.protocol, "key_epoch": rec.key_epoch,
+    }
+
+
+def to_csv(records: Iterable[SharedRecord]) -> str:
+    """One row per record: the fixed columns, then ``field.<name>`` for every released field
+    seen in the export (sorted), structured values as compact JSON."""
+    rows = list(records)
+    field_names = sorted({name for rec in rows for name in rec.fields})
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow([*CSV_COLUMNS, *(f"field.{n}" for n in field_names)])
+    for rec in rows:
+        flat = _flat(rec)
+        writer.writerow([_cell(flat[c]) for c in CSV_COLUMNS]
+                        + [_cell(rec.fields.get(n)) for n in field_names])
+    return out.getvalue()
+
+
+def to_geojson(records: Iterable[SharedRecord], areas: AreaIndex,
+               meta: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    features = []
+    for rec in records:
+        ward = areas.wards.get(rec.ward_code) if rec.ward_code else None
+        geometry = ({"type": "Point", "coordinates": [ward.point[1], ward.point[0]]}
+                    if ward else None)
+        features.append({"type": "Feature", "id": rec.hub_record_id, "geometry": geometry,
+                         "properties": {**_flat(rec), "fields": rec.fields}})
+    doc: dict[str, Any] = {"type": "FeatureCollection", "features": features}
+    if meta:
+        doc["s115hub"] = dict(meta)
+    return doc
