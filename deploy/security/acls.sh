@@ -66,7 +66,6 @@ acl add --allow-principal User:s115-ingest --operation Create --operation Descri
 acl add --allow-principal User:s115-depersonalise --operation Read --operation Describe --topic "$prefix.raw." "${pre[@]}"
 acl add --allow-principal User:s115-depersonalise --operation Read --group depersonalise
 acl add --allow-principal User:s115-depersonalise --operation Write --operation Describe $(topic shared)
-acl add --allow-principal User:s115-depersonalise --operation Write --operation Describe --topic "$prefix.audit" "${pre[@]}"
 acl add --allow-principal User:s115-depersonalise --operation Write --operation Describe $(topic rejected)
 acl add --allow-principal User:s115-depersonalise --operation Read --operation Describe $(topic config)
 
@@ -75,7 +74,17 @@ acl add --allow-principal User:s115-router --operation Read --group router
 acl add --allow-principal User:s115-router --operation Write --operation Describe --topic "$prefix.deliver." "${pre[@]}"
 acl add --allow-principal User:s115-router --operation Write --operation Describe --topic "$prefix.hotspots." "${pre[@]}"
 acl add --allow-principal User:s115-router --operation Read --operation Describe $(topic config)
+# The router reads back what it delivered (dedupe ledger, the group web page and export).
+acl add --allow-principal User:s115-router --operation Read --topic "$prefix.deliver." "${pre[@]}"
+acl add --allow-principal User:s115-router --operation Read --topic "$prefix.hotspots." "${pre[@]}"
+acl add --allow-principal User:s115-router --operation Read --operation Write --operation Describe $(topic router.hotspot-state)
+# The router hosts the single audit chainer: the only principal that may write s115.audit.
+acl add --allow-principal User:s115-router --operation Read --operation Write --operation Describe $(topic audit.facts)
+acl add --allow-principal User:s115-router --operation Read --operation Write --operation Describe $(topic audit)
+acl add --allow-principal User:s115-router --operation Read --group audit-chainer
 
 acl add --allow-principal User:s115-officer --operation Write --operation Read --operation Describe $(topic config)
 acl add --allow-principal User:s115-officer --operation Read --operation Write --operation Describe $(topic rejected)
 acl add --allow-principal User:s115-officer --operation Read --operation Describe $(topic audit)
+# Configuration changes are audited: the CLI writes a fact, the chainer chains it.
+acl add --allow-principal User:s115-officer --operation Write --operation Describe $(topic audit.facts)
