@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import signal
 import time
@@ -46,7 +47,8 @@ def broker(port: int = typer.Option(19092, help="Loopback port to listen on.")) 
 
 @app.command()
 def up(
-    demo: bool = typer.Option(False, "--demo", help="Publish synthetic records for all four feeds."),
+    demo: bool = typer.Option(False, "--demo",
+                              help="Publish synthetic records for all four feeds."),
     duration: float = typer.Option(0, help="Stop after this many seconds (0: until Ctrl-C)."),
     rate: float = typer.Option(20.0, help="Synthetic records per second with --demo."),
     state_dir: Path = typer.Option(REPO_ROOT / ".s115hub" / "demo", help="Keys and logs."),
@@ -68,7 +70,8 @@ def up(
     try:
         hub.start(topic_prefix=settings.topic_prefix)
         assert hub.settings is not None
-        typer.echo(f"ready in {time.monotonic() - t0:.1f}s; broker {hub.settings.kafka_bootstrap_servers}")
+        typer.echo(f"ready in {time.monotonic() - t0:.1f}s; "
+                   f"broker {hub.settings.kafka_bootstrap_servers}")
         typer.echo(f"  ingest API      {hub.url('ingest')}/v1/feeds/{{feed}}/records|ndjson|csv")
         typer.echo(f"  OpenAPI         {hub.url('ingest')}/openapi.json  (docs: /docs)")
         for svc in ("ingest", "depersonalise", "router"):
@@ -81,10 +84,8 @@ def up(
                        f"{state_dir}/demo-group-tokens.json)")
         if demo:
             typer.echo(f"publishing synthetic records at {rate:g}/s; Ctrl-C stops everything")
-            try:
+            with contextlib.suppress(KeyboardInterrupt):
                 asyncio.run(run_demo(hub, rate=rate, duration=duration or None, echo=typer.echo))
-            except KeyboardInterrupt:
-                pass
         else:
             typer.echo("Ctrl-C stops everything")
             _wait(duration)
@@ -174,7 +175,8 @@ def import_police_uk(
     from services.cli.importer import import_police_uk_file
 
     result = asyncio.run(import_police_uk_file(Settings(), file, partner, echo=typer.echo))
-    typer.echo(f"imported {file.name}: {result['accepted']} accepted, {result['rejected']} rejected")
+    typer.echo(f"imported {file.name}: {result['accepted']} accepted, "
+               f"{result['rejected']} rejected")
 
 
 if __name__ == "__main__":

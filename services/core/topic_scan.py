@@ -26,7 +26,7 @@ async def drain(consumer: Any, tps: Iterable[Any], timeout_ms: int = 300) -> Asy
     pending = set(tps)
     while pending:
         batch = await consumer.getmany(*pending, timeout_ms=timeout_ms, max_records=5000)
-        for tp, msgs in batch.items():
+        for msgs in batch.values():
             for msg in msgs:
                 yield msg
         for tp in list(pending):

@@ -23,7 +23,7 @@ class _LineLoader(yaml.SafeLoader):
 def _compose(text: str, source: str) -> tuple[Any, yaml.Node | None]:
     try:
         node = yaml.compose(text, Loader=_LineLoader)
-        data = yaml.load(text, Loader=yaml.SafeLoader)  # noqa: S506 - SafeLoader
+        data = yaml.load(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
@@ -44,7 +44,8 @@ def line_of(node: yaml.Node | None, loc: tuple[str | int, ...]) -> int | None:
             key = next(k for k, v in node.value if v is nxt)
             best = key.start_mark.line + 1
             node = nxt
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+        elif (isinstance(node, yaml.SequenceNode) and isinstance(part, int)
+              and part < len(node.value)):
             node = node.value[part]
             best = node.start_mark.line + 1
         else:

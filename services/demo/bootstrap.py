@@ -17,7 +17,7 @@ from services.core.config_publish import (
     officer_message,
     protocol_message,
 )
-from services.core.county import County, load_county
+from services.core.county import County, Group, Partner, load_county
 from services.core.hashed_tokens import HashedTokenStore
 from services.core.keys import MasterKey
 from services.depersonalise.protocol import Protocol, load_protocol
@@ -37,9 +37,10 @@ class Bootstrap:
 
 
 def officer_of(county: County, party: str) -> str:
-    for item in [*county.partners, *county.groups]:
+    items: list[Partner | Group] = [*county.partners, *county.groups]
+    for item in items:
         if item.id == party:
-            return item.officer
+            return str(item.officer)
     return f"Designated officer, {party}"
 
 

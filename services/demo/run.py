@@ -24,7 +24,8 @@ from services.demo.synthetic import Generator
 async def publish_synthetic(hub: LocalHub, rate: float, stop: asyncio.Event,
                             sent: Counter[str], seed: int = 115) -> None:
     """Post batches of synthetic records, one NDJSON request per partner and feed per tick."""
-    assert hub.settings is not None and hub.boot is not None
+    assert hub.settings is not None
+    assert hub.boot is not None
     gen = Generator(AreaIndex.load(hub.settings.boundaries_dir), seed=seed)
     stream = gen.stream()
     tick = 1.0
@@ -81,7 +82,8 @@ def summary_table(counts: dict[str, Counter[str]], sent: Counter[str], elapsed: 
 
 async def run_demo(hub: LocalHub, *, rate: float, duration: float | None,
                    echo: Callable[[str], None], every: float = 5.0) -> dict[str, Counter[str]]:
-    assert hub.settings is not None and hub.boot is not None
+    assert hub.settings is not None
+    assert hub.boot is not None
     groups = [g.id for g in hub.boot.county.groups]
     counts: dict[str, Counter[str]] = {g: Counter() for g in groups}
     sent: Counter[str] = Counter()

@@ -11,7 +11,6 @@ import httpx
 import pytest
 
 from services.core.areas import AreaIndex
-from services.core.settings import REPO_ROOT
 from services.demo.cluster import LocalHub
 from services.demo.synthetic import Generator
 from services.depersonalise.protocol import load_protocol
@@ -53,7 +52,8 @@ def personal_values(rec: dict[str, Any]) -> list[str]:
 
 @pytest.fixture(scope="module")
 def published(herts_hub: LocalHub) -> dict[str, Any]:
-    assert herts_hub.boot is not None and herts_hub.settings is not None
+    assert herts_hub.boot is not None
+    assert herts_hub.settings is not None
     gen = Generator(AreaIndex.load(herts_hub.settings.boundaries_dir), seed=2)
     areas = AreaIndex.load(herts_hub.settings.boundaries_dir)
     expect: dict[str, set[str]] = {}
@@ -73,7 +73,8 @@ def published(herts_hub: LocalHub) -> dict[str, Any]:
 
 
 def deliveries(hub: LocalHub) -> dict[str, set[str]]:
-    assert hub.settings is not None and hub.boot is not None
+    assert hub.settings is not None
+    assert hub.boot is not None
     got: dict[str, set[str]] = defaultdict(set)
     for g in hub.boot.county.groups:
         for rec in read_json(hub.settings, f"{hub.settings.topic_prefix}.deliver.{g.id}"):
@@ -98,14 +99,16 @@ def test_given_records_of_every_feed_then_each_reaches_exactly_its_groups(
 
 def test_given_delivered_records_then_no_direct_identifier_appears(
         herts_hub: LocalHub, published: dict[str, Any]) -> None:
-    assert herts_hub.settings is not None and herts_hub.boot is not None
+    assert herts_hub.settings is not None
+    assert herts_hub.boot is not None
     want = sum(len(v) for v in published["expect"].values())
     wait_for(lambda: deliveries(herts_hub), lambda d: sum(len(v) for v in d.values()) >= want,
              timeout=90, what="deliveries")
     scanned = 0
     found: list[tuple[str, str]] = []
     for g in herts_hub.boot.county.groups:
-        for msg in read_topic(herts_hub.settings, f"{herts_hub.settings.topic_prefix}.deliver.{g.id}"):
+        topic = f"{herts_hub.settings.topic_prefix}.deliver.{g.id}"
+        for msg in read_topic(herts_hub.settings, topic):
             text = msg.value.decode() + json.dumps([(k, v.decode()) for k, v in msg.headers or []])
             scanned += 1
             found += [(g.id, v) for v in published["plain"] if v.casefold() in text.casefold()]
