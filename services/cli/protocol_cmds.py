@@ -137,3 +137,35 @@ def status() -> None:
         typer.echo(f"no protocols on {topics_for(settings).config}")
     blocked = any(" BLOCKED " in line or " REFUSED " in line for line in lines)
     raise typer.Exit(1 if blocked else 0)
+
+
+@protocol_app.command("replay")
+def replay(
+    since: datetime = typer.Option(..., help="Records received at or after this time (UTC)."),
+    until: datetime | None = typer.Option(None, help="... and before this time."),
+    feed: list[str] = typer.Option(None, "--feed", help="Feeds to replay (default: all)."),
+    partner: str | None = typer.Option(None, help="Only this partner's records."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Count, do not send."),
+) -> None:
+    """Present raw records to depersonalise again — typically those a feed published while no
+    live protocol covered it, after the protocol has been signed. Whatever is live now decides
+    what is released; a record a group already received is not delivered to it twice."""
+    import asyncio
+
+    from services.cli.raw_replay import replay_raw
+    from services.core.settings import Settings
+    from services.core.topics import FEED_NAMES
+
+    def utc(t: datetime) -> datetime:
+        return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+    feeds = feed or list(FEED_NAMES)
+    unknown = sorted(set(feeds) - set(FEED_NAMES))
+    if unknown:
+        raise typer.BadParameter(f"unknown feed(s) {unknown}; feeds are {list(FEED_NAMES)}",
+                                 param_hint="--feed")
+    counts = asyncio.run(replay_raw(Settings(), feeds, since=utc(since),
+                                    until=utc(until) if until else None, partner=partner,
+                                    dry_run=dry_run, progress=typer.echo))
+    typer.echo(f"scanned {counts['scanned']}, matched {counts['matched']}, sent {counts['sent']}"
+               + (f", {counts['unreadable']} unreadable" if counts["unreadable"] else ""))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -176,3 +177,40 @@ def test_given_revoked_tampered_expired_and_unsigned_protocols_then_nothing_is_r
     assert "protocol council-district@1: BLOCKED [unsigned]" in out
     assert "feed herts-police/police: BLOCKED [revoked]" in out
     assert "feed watford-bc/council: BLOCKED [unsigned]" in out
+
+
+def test_given_blocked_records_then_replay_after_signing_releases_each_once(
+        hub: LocalHub, gen: Generator) -> None:
+    """Continues from the enforcement test: council is unsigned, so council records are blocked.
+    Signing does not release them by itself; ``protocol replay`` does, once per group."""
+    assert hub.settings is not None
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    base = metric(hub, "s115hub_depersonalise_records_blocked_total", feed="council",
+                  cause="unsigned")
+    ids = post(hub, gen, "council")
+    wait_for(lambda: metric(hub, "s115hub_depersonalise_records_blocked_total", feed="council",
+                            cause="unsigned"), lambda v: v >= base + N, timeout=90,
+             what="council records blocked as unsigned")
+
+    apply(hub, signed_copy(hub, "council-district"))
+    wait_for(lambda: metric(hub, "s115hub_depersonalise_protocol_live",
+                            protocol="council-district@1"), lambda v: v == 1, timeout=30,
+             what="council-district@1 live once signed")
+    assert not ids & shared(hub).keys(), "signing alone must not release blocked records"
+
+    for _ in range(2):  # a second replay must not deliver anything twice
+        done = cli(hub, "protocol", "replay", "--feed", "council",
+                   "--since", since.strftime("%Y-%m-%dT%H:%M:%S"))
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert f"matched {N}" in done.stdout, done.stdout
+    got = wait_for(lambda: shared(hub), lambda s: ids <= s.keys(), timeout=90,
+                   what="replayed council records released")
+    assert {r["protocol"] for rid in ids for r in got[rid]} == {"council-district@1"}
+
+    prefix = f"{hub.settings.topic_prefix}.deliver."
+    county = "grp-herts-county"
+    delivered = wait_for(lambda: [r["hub_record_id"] for r in read_json(hub.settings,
+                                                                         prefix + county)],
+                         lambda rs: ids <= set(rs), timeout=60,
+                         what="replayed council records at the county group")
+    assert sum(1 for r in delivered if r in ids) == N, "a replayed record was delivered twice"
