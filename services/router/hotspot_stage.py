@@ -119,10 +119,14 @@ def to_hotspot_alert(alert: Alert, group: str, *, suppress_below: int,
         protocol=alert.protocol or f"{protocol_id}@1", raised_at=raised_at)
 
 
+RECENT_IDS = 10_000  # five times the default batch of a depersonalise consumer
+
+
 @dataclass
 class ObserveResult:
     counted: bool
-    reason: str  # "counted", "replayed", "no_ward", "no_event_time", "future", "not_entitled"
+    # "counted", "replayed", "duplicate", "no_ward", "no_event_time", "future", "not_entitled"
+    reason: str
     alerts: list[Alert] = field(default_factory=list)
 
 
@@ -148,12 +152,22 @@ class HotspotStage:
             for kind in kinds}
         self.offsets: dict[int, int] = {}
         self.counted = 0
+        # A depersonalise crash re-emits its last uncommitted batch onto s115.shared with new
+        # offsets; those copies arrive within a few batches of the originals. Remembering the
+        # last RECENT_IDS record ids (bounded, and saved with the snapshot) keeps them from being
+        # counted twice without making state grow with records.
+        self.recent: dict[str, None] = {}
 
     def observe(self, rec: SharedRecord, partition: int, offset: int, *, entitled: bool,
                 now: datetime) -> ObserveResult:
         if offset < self.offsets.get(partition, 0):
             return ObserveResult(False, "replayed")
         self.offsets[partition] = offset + 1
+        if rec.hub_record_id in self.recent:
+            return ObserveResult(False, "duplicate")
+        self.recent[rec.hub_record_id] = None
+        if len(self.recent) > RECENT_IDS:
+            del self.recent[next(iter(self.recent))]
         got = event_time(rec)
         if got is None:
             return ObserveResult(False, "no_event_time")
@@ -206,7 +220,7 @@ class HotspotStage:
 
     def to_state(self) -> dict[str, Any]:
         return {"version": STATE_VERSION, "offsets": {str(p): o for p, o in self.offsets.items()},
-                "counted": self.counted,
+                "counted": self.counted, "recent": list(self.recent),
                 "detectors": {k: d.to_state() for k, d in self.detectors.items()}}
 
     def restore(self, state: Mapping[str, Any]) -> None:
@@ -214,6 +228,7 @@ class HotspotStage:
             return  # an unknown layout is ignored: the stage recounts from the start instead
         self.offsets = {int(p): int(o) for p, o in state["offsets"].items()}
         self.counted = int(state.get("counted", 0))
+        self.recent = dict.fromkeys(state.get("recent", []))
         for kind, detector in self.detectors.items():
             if kind in state["detectors"]:
                 detector.restore(state["detectors"][kind])

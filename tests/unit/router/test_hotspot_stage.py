@@ -104,8 +104,29 @@ class TestCounting:
         assert stage.observe(r, 0, 7, entitled=True, now=NOW).reason == "counted"
         assert stage.observe(r, 0, 7, entitled=True, now=NOW).reason == "replayed"
         assert stage.observe(r, 0, 3, entitled=True, now=NOW).reason == "replayed"
-        assert stage.observe(r, 1, 3, entitled=True, now=NOW).reason == "counted"
+        other = shared(1, WARD, hour(START))
+        assert stage.observe(other, 1, 3, entitled=True, now=NOW).reason == "counted"
         assert sum(stage.open_counts().values()) == 4  # two records x (day, week)
+
+    def test_given_a_record_re_emitted_at_a_new_offset_then_it_is_counted_once(self) -> None:
+        # What a depersonalise crash produces: the same hub record id again, later on the topic.
+        stage = new_stage()
+        r = shared(0, WARD, hour(START))
+        assert stage.observe(r, 0, 7, entitled=True, now=NOW).reason == "counted"
+        assert stage.observe(r, 2, 900, entitled=True, now=NOW).reason == "duplicate"
+        restored = new_stage()
+        restored.restore(json.loads(json.dumps(stage.to_state())))
+        assert restored.observe(r, 1, 5, entitled=True, now=NOW).reason == "duplicate"
+        assert sum(restored.open_counts().values()) == 2
+
+    def test_the_memory_of_recent_ids_is_bounded(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr("services.router.hotspot_stage.RECENT_IDS", 3)
+        stage = new_stage()
+        for i in range(5):
+            stage.observe(shared(i, WARD, hour(START)), 0, i, entitled=True, now=NOW)
+        assert list(stage.recent) == ["r2", "r3", "r4"]
+        assert stage.observe(shared(0, WARD, hour(START)), 0, 9, entitled=True,
+                             now=NOW).reason == "counted"
 
     def test_given_a_record_without_ward_then_its_time_still_closes_earlier_windows(
             self) -> None:
