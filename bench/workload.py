@@ -21,6 +21,7 @@ from services.core.areas import AreaIndex
 from services.core.county import County
 from services.core.kafka import kafka_python_common
 from services.core.settings import Settings
+from services.core.topics import topics_for
 from services.demo.synthetic import Generator
 from services.depersonalise.protocol import load_protocol
 
@@ -253,13 +254,15 @@ def read_deliveries(settings: Settings, groups: Iterable[str],
 
 
 def group_lag(settings: Settings, group_id: str, topics: list[str]) -> int:
-    """Records on ``topics`` not yet committed by consumer group ``group_id``. The end offset is
+    """Records on ``topics`` not yet committed by the hub's consumer group ``group_id`` (the bare
+    name, e.g. "router"; the topic prefix is added as the services add it). The end offset is
     the broker's (tansu under-reports it), so 0 here means "committed at or past the reported
     end", to be combined with a content check by the caller."""
     from kafka import KafkaConsumer, TopicPartition
 
     # A consumer that names the group but never subscribes reads its commits without joining.
-    consumer = KafkaConsumer(**kafka_python_common(settings), group_id=group_id,
+    consumer = KafkaConsumer(**kafka_python_common(settings),
+                             group_id=topics_for(settings).consumer_group(group_id),
                              enable_auto_commit=False)
     try:
         tps = [TopicPartition(t, p) for t in topics

@@ -57,20 +57,20 @@ done
 # Hub services (prefixed patterns cover every feed, partner and group).
 pre=(--resource-pattern-type prefixed)
 acl add --allow-principal User:s115-ingest --operation Read --operation Describe --topic "$prefix.inbound." "${pre[@]}"
-acl add --allow-principal User:s115-ingest --operation Read --group ingest-inbound
+acl add --allow-principal User:s115-ingest --operation Read --group "$prefix.ingest-inbound"
 acl add --allow-principal User:s115-ingest --operation Write --operation Describe --topic "$prefix.raw." "${pre[@]}"
 acl add --allow-principal User:s115-ingest --operation Write --operation Describe $(topic rejected)
 acl add --allow-principal User:s115-ingest --operation Read --operation Describe $(topic config)
 acl add --allow-principal User:s115-ingest --operation Create --operation Describe --topic "$prefix." "${pre[@]}"
 
 acl add --allow-principal User:s115-depersonalise --operation Read --operation Describe --topic "$prefix.raw." "${pre[@]}"
-acl add --allow-principal User:s115-depersonalise --operation Read --group depersonalise
+acl add --allow-principal User:s115-depersonalise --operation Read --group "$prefix.depersonalise"
 acl add --allow-principal User:s115-depersonalise --operation Write --operation Describe $(topic shared)
 acl add --allow-principal User:s115-depersonalise --operation Write --operation Describe $(topic rejected)
 acl add --allow-principal User:s115-depersonalise --operation Read --operation Describe $(topic config)
 
 acl add --allow-principal User:s115-router --operation Read --operation Describe $(topic shared)
-acl add --allow-principal User:s115-router --operation Read --group router
+acl add --allow-principal User:s115-router --operation Read --group "$prefix.router"
 acl add --allow-principal User:s115-router --operation Write --operation Describe --topic "$prefix.deliver." "${pre[@]}"
 acl add --allow-principal User:s115-router --operation Write --operation Describe --topic "$prefix.hotspots." "${pre[@]}"
 acl add --allow-principal User:s115-router --operation Read --operation Describe $(topic config)
@@ -81,7 +81,7 @@ acl add --allow-principal User:s115-router --operation Read --operation Write --
 # The router hosts the single audit chainer: the only principal that may write s115.audit.
 acl add --allow-principal User:s115-router --operation Read --operation Write --operation Describe $(topic audit.facts)
 acl add --allow-principal User:s115-router --operation Read --operation Write --operation Describe $(topic audit)
-acl add --allow-principal User:s115-router --operation Read --group audit-chainer
+acl add --allow-principal User:s115-router --operation Read --group "$prefix.audit-chainer"
 
 acl add --allow-principal User:s115-officer --operation Write --operation Read --operation Describe $(topic config)
 acl add --allow-principal User:s115-officer --operation Read --operation Write --operation Describe $(topic rejected)

@@ -52,7 +52,8 @@ class AreaIndex:
         return [w for w in self._list if w.district_code == district_code]
 
     def wards_intersecting(self, geom: BaseGeometry) -> list[str]:
-        return sorted(self._list[int(i)].code for i in self._tree.query(geom, predicate="intersects"))
+        hits = self._tree.query(geom, predicate="intersects")
+        return sorted(self._list[int(i)].code for i in hits)
 
     def random_point_in(self, ward_code: str, rng: random.Random) -> tuple[float, float]:
         """A uniform random (lat, lon) inside the ward, for synthetic records."""

@@ -14,6 +14,11 @@ FEED_NAMES = ("police", "fire", "health", "council")
 class Topics:
     prefix: str
 
+    def consumer_group(self, name: str) -> str:
+        """Consumer groups carry the prefix too, so hubs sharing a broker never join each
+        other's groups (and a rebalance in one cannot stall another)."""
+        return f"{self.prefix}.{name}"
+
     def raw(self, feed: str) -> str:
         return f"{self.prefix}.raw.{feed}"
 

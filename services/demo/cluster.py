@@ -94,7 +94,7 @@ class LocalHub:
 
     def start_service(self, svc: str) -> None:
         out = open(self.log_dir / f"{svc}.log", "ab") if self.log_dir else subprocess.DEVNULL  # noqa: SIM115
-        self.procs[svc] = subprocess.Popen(
+        self.procs[svc] = subprocess.Popen(  # noqa: S603 - our interpreter, our module
             [sys.executable, "-m", f"services.{svc}"], env=self.env(), stdout=out,
             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
 

@@ -96,7 +96,8 @@ class DepersonaliseService:
     async def run(self, stop: asyncio.Event) -> None:
         await self.follower.start()
         producer = make_producer(self.settings)
-        consumer = make_consumer(self.settings, *self.topics.raw_all, group_id=CONSUMER_GROUP)
+        consumer = make_consumer(self.settings, *self.topics.raw_all,
+                                 group_id=self.topics.consumer_group(CONSUMER_GROUP))
         await producer.start()
         await consumer.start()
         self.connected = True

@@ -80,7 +80,8 @@ class InboundConsumer:
         return sorted(self.topics.inbound(p.id) for p in c.partners) if c else []
 
     async def run(self, stop: asyncio.Event) -> None:
-        consumer = make_consumer(self.settings, group_id=CONSUMER_GROUP,
+        consumer = make_consumer(self.settings,
+                                 group_id=self.topics.consumer_group(CONSUMER_GROUP),
                                  max_poll_records=self.settings.batch_max_records)
         await consumer.start()
         subscribed: list[str] = []

@@ -89,7 +89,8 @@ class Router:
         hotspot_task = asyncio.create_task(self.hotspots.run(stop))
         await self._seed_ledger()
         producer = make_producer(self.settings)
-        consumer = make_consumer(self.settings, self.topics.shared, group_id=CONSUMER_GROUP)
+        consumer = make_consumer(self.settings, self.topics.shared,
+                                 group_id=self.topics.consumer_group(CONSUMER_GROUP))
         await producer.start()
         await consumer.start()
         self.connected = True

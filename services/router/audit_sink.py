@@ -145,7 +145,8 @@ class AuditChainer:
         resync = [False]
         self.state = None
         producer = make_producer(self.settings)
-        consumer = make_consumer(self.settings, group_id=CONSUMER_GROUP)
+        consumer = make_consumer(self.settings,
+                                 group_id=self.topics.consumer_group(CONSUMER_GROUP))
         await producer.start()
         try:
             await consumer.start()

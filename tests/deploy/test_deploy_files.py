@@ -211,7 +211,9 @@ def test_k8s_deployments_probe_readyz_and_healthz_on_the_settings_port() -> None
 def test_topic_and_setting_names_in_the_deploy_readme_exist_in_the_code() -> None:
     text = (DEPLOY / "README.md").read_text()
     t = Topics("s115")
-    real = {t.rejected, t.shared, t.audit, t.audit_facts, t.config, *t.raw_all}
+    real = {t.rejected, t.shared, t.audit, t.audit_facts, t.config, *t.raw_all,
+            *(t.consumer_group(g)
+              for g in ("router", "depersonalise", "audit-chainer", "ingest-inbound"))}
     templated = {"s115.inbound.<partner>": t.inbound("x"), "s115.deliver.<group>": t.deliver("x"),
                  "s115.hotspots.<group>": t.hotspots("x"), "s115.raw.<feed>": t.raw("x")}
     for shown, example in templated.items():
@@ -225,7 +227,7 @@ def test_topic_and_setting_names_in_the_deploy_readme_exist_in_the_code() -> Non
     bad = sorted(n for n in envs if not valid_env_name(n))
     assert not bad, bad
     for group in ("router", "depersonalise", "audit-chainer", "ingest-inbound"):
-        assert f"`{group}`" in text, f"consumer group {group} needs an ACL line"
+        assert f"`s115.{group}`" in text, f"consumer group s115.{group} needs an ACL line"
     sources = " ".join(p.read_text() for p in (REPO_ROOT / "services").rglob("*.py"))
     for group in ("router", "depersonalise", "audit-chainer", "ingest-inbound"):
         assert f'CONSUMER_GROUP = "{group}"' in sources, group
