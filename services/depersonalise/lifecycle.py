@@ -87,6 +87,9 @@ class ProtocolSet:
         # Signature checks are the only costly part of a status and depend only on the (frozen)
         # document and the registry, so they are computed once per ref.
         self._sig_problems: dict[str, list[str]] = {}
+        # The protocols in force change only with the set (add, revoke) or the calendar, yet the
+        # stage asks for every record: answers are kept per day until the set changes.
+        self._live: dict[tuple[str, str, date], tuple[Protocol, ...]] = {}
         for p in protocols:
             self.add(p)
 
@@ -107,9 +110,11 @@ class ProtocolSet:
                               "raise the version number", field="version")
         self._by_ref[protocol.ref] = protocol
         self._sig_problems.pop(protocol.ref, None)
+        self._live.clear()
 
     def revoke(self, ref: str) -> None:
         self._revoked.add(ref)
+        self._live.clear()
 
     def get(self, ref: str) -> Protocol | None:
         return self._by_ref.get(ref)
@@ -162,4 +167,11 @@ class ProtocolSet:
         The version is chosen first and filtered second, so a superseded version cannot be used
         to disclose something its successor no longer allows.
         """
-        return [p for p in self.current(today) if partner in p.disclosers and feed in p.feeds]
+        key = (partner, feed, today)
+        live = self._live.get(key)
+        if live is None:
+            if len(self._live) > 4096:
+                self._live.clear()  # a long-running stage sees new days and partners
+            live = self._live[key] = tuple(
+                p for p in self.current(today) if partner in p.disclosers and feed in p.feeds)
+        return list(live)

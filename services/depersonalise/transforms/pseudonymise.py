@@ -41,6 +41,7 @@ from services.depersonalise.transforms.base import (
 #: guessing for the life of the protocol.
 MIN_KEY_BYTES = 16
 TOKEN_CHARS = 20
+_TOKEN_BYTES = -(-TOKEN_CHARS // 8) * 5  # whole 5-byte base32 groups covering TOKEN_CHARS
 MAX_WITH = 5
 # Versioned domain separation: a later change of normalisation must not collide with v1 tokens.
 _DOMAIN = "s115hub/pseudonym/v1"
@@ -73,10 +74,16 @@ def normalise(value: Any) -> str:
     return text
 
 
+# json.dumps builds a new encoder per call when given options; the same settings, built once.
+_MESSAGE = json.JSONEncoder(ensure_ascii=False)
+
+
 def token(key: bytes, epoch: int, parts: list[str]) -> str:
-    message = json.dumps([_DOMAIN, *parts], ensure_ascii=False).encode()
-    digest = hmac.new(key, message, hashlib.sha256).digest()
-    return f"p{epoch}_{base64.b32encode(digest).decode()[:TOKEN_CHARS]}"
+    message = _MESSAGE.encode([_DOMAIN, *parts]).encode()
+    digest = hmac.digest(key, message, hashlib.sha256)
+    # Base32 writes each 5 bytes as 8 characters on their own, so 15 bytes give the same first
+    # 20 characters as the whole digest at a third of the (pure-Python) encoding cost.
+    return f"p{epoch}_{base64.b32encode(digest[:_TOKEN_BYTES]).decode()[:TOKEN_CHARS]}"
 
 
 class Pseudonymise(Transform):
