@@ -274,7 +274,10 @@ class RiskGate:
         self._totals: Counter[bytes] = Counter()
         self._size = 0
         self._high_water: int | None = None
-        self._decided: OrderedDict[str, Decision] = OrderedDict()
+        # Only the level a record was decided at and its count, not the fields: a decision is
+        # recomputed from the record on a repeat. ~120 bytes an id instead of ~1 kB, which is
+        # what kept depersonalise's memory growing in the soak.
+        self._decided: OrderedDict[str, tuple[int, int]] = OrderedDict()
 
     @classmethod
     def for_protocol(cls, protocol: Protocol, feed: str, **kw: Any) -> RiskGate:
@@ -298,18 +301,28 @@ class RiskGate:
         """
         if record_id is not None and (seen := self._decided.get(record_id)) is not None:
             self._decided.move_to_end(record_id)
-            return seen
-        decision = self._decide(released_fields, at, area)
+            return self._at_level(released_fields, area, *seen)
+        decision, level = self._decide(released_fields, at, area)
         if record_id is not None:
-            self._decided[record_id] = decision
+            self._decided[record_id] = (level, decision.count)
             while len(self._decided) > self.max_keys:
                 self._decided.popitem(last=False)
         return decision
 
+    def _at_level(self, released_fields: Mapping[str, Any], area: AreaInfo | None,
+                  level: int, count: int) -> Decision:
+        if level == 0:
+            return Decision("release", dict(released_fields), count=count)
+        levels = self.levels(released_fields, area)
+        fields, changed = levels[min(level, len(levels) - 1)] if level > 0 else levels[-1]
+        return Decision("generalise" if level > 0 else "suppress", fields, changed, count=count)
+
     def _decide(self, released_fields: Mapping[str, Any], at: datetime,
-                area: AreaInfo | None) -> Decision:
+                area: AreaInfo | None) -> tuple[Decision, int]:
+        """The decision and the level it was taken at: 0 exact, i > 0 the i-th coarser level,
+        -1 suppressed."""
         if not self.quasi_identifiers:
-            return Decision("release", dict(released_fields), count=1)
+            return Decision("release", dict(released_fields), count=1), 0
         levels = self.levels(released_fields, area)
         keys = [self._key(i, fields) for i, (fields, _) in enumerate(levels)]
         self._count(self._bucket_of(at), keys)
@@ -319,10 +332,10 @@ class RiskGate:
         for i, ((fields, changed), n) in enumerate(zip(levels, counts, strict=True)):
             if n >= self.k:
                 if i == 0:
-                    return Decision("release", dict(released_fields), count=n)
-                return Decision("generalise", fields, changed, count=n)
+                    return Decision("release", dict(released_fields), count=n), 0
+                return Decision("generalise", fields, changed, count=n), i
         floor, changed = levels[-1]
-        return Decision("suppress", floor, changed, count=counts[-1])
+        return Decision("suppress", floor, changed, count=counts[-1]), -1
 
     def levels(self, fields: Mapping[str, Any], area: AreaInfo | None) -> list[Level]:
         """Every level from exact to floor: (fields at that level, QIs changed so far)."""

@@ -157,6 +157,23 @@ def test_given_the_same_record_id_twice_then_it_is_counted_once_and_decided_the_
     assert gate.check(_fields(14), T0, CENTRAL, record_id="r2").count == 2
 
 
+def test_given_a_repeated_record_id_then_every_kind_of_decision_comes_back_equal() -> None:
+    gate = _gate(k=2)
+    # Fill the district-day so that rare hours generalise; then one record stays exact.
+    decisions = {f"r{h}": gate.check(_fields(h), T0, CENTRAL, record_id=f"r{h}")
+                 for h in (9, 10, 11, 12)}
+    decisions["again"] = gate.check(_fields(9), T0, CENTRAL, record_id="again")
+    lonely = AreaInfo("E05000001", "Elsewhere", "E07000999", "Nowhere", (51.0, 0.0))
+    decisions["alone"] = gate.check(_fields(3, ward="E05000001", day=9), T0, lonely,
+                                    record_id="alone")
+    assert {d.action for d in decisions.values()} >= {"release", "generalise", "suppress"}
+    for rid, first in decisions.items():
+        args = (_fields(9), CENTRAL) if rid == "again" else \
+            (_fields(3, ward="E05000001", day=9), lonely) if rid == "alone" else \
+            (_fields(int(rid[1:])), CENTRAL)
+        assert gate.check(args[0], T0, args[1], record_id=rid) == first, rid
+
+
 def test_given_a_week_period_protocol_then_the_time_ladder_climbs_to_month_not_stalls() -> None:
     p = make_protocol(feeds={"police": {"fields": {"occurred_at": {"transform": "time",
                                                                    "to": "hour"}}}},
