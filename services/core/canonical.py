@@ -13,6 +13,18 @@ Extensions, applied before serialising, because our models carry these types:
   because the instant they name depends on the machine that reads them.
 * ``date`` becomes ``YYYY-MM-DD``; ``Enum`` becomes its value; a pydantic model becomes its
   ``model_dump()``.
+
+Fast path: the audit chain canonicalises several times per delivery, and the recursive encoder
+below was ~46 % of the router's CPU. For trees without floats, ``json.dumps(sort_keys=True,
+ensure_ascii=False)`` (C-accelerated) gives the same bytes: its string escaping is the one
+ECMAScript's JSON.stringify uses (two-character escapes for backspace, form feed,
+newline, CR, tab, quote and backslash; six-character lowercase-hex escapes for the other
+control characters; everything else literal, U+2028/2029 included), and code-point
+key order equals UTF-16 order unless a key holds a character above U+FFFF. So the fast path is
+taken only after a scan shows no floats, no over-large ints, only exact builtin containers with
+str keys free of astral characters, and datetimes/dates (turned into the same strings as below);
+anything else goes to the reference encoder. ``tests/unit/core/test_canonical_fast.py`` checks
+the two agree on random values.
 """
 
 from __future__ import annotations
@@ -36,10 +48,77 @@ _MAX_SAFE_INT = 2**53 - 1
 def canonical_bytes(obj: Any) -> bytes:
     """Canonical UTF-8 JSON for ``obj``. Raises TypeError/ValueError for values that have no
     single canonical form (sets, bytes, NaN, naive datetimes, non-string keys, huge ints)."""
+    if isinstance(obj, BaseModel):
+        obj = obj.model_dump()
+    if _plain(obj):
+        # Lone surrogates pass json.dumps and fail at encode, as in the reference path.
+        return _dumps(obj).encode("utf-8")
+    return _reference_bytes(obj)
+
+
+def _reference_bytes(obj: Any) -> bytes:
+    """The reference encoder, kept separate so tests can compare it with the fast path."""
     out: list[str] = []
     _encode(obj, out)
     # Lone surrogates fail here, which is what JCS requires too.
     return "".join(out).encode("utf-8")
+
+
+_ASTRAL = "\U00010000"
+_LEAVES = frozenset({str, bool, type(None), datetime, date})
+_STR_ONLY = {str}
+
+
+def _plain(v: Any) -> bool:
+    """True when json.dumps gives exactly the RFC 8785 bytes for ``v`` (see module docstring).
+    Exact type checks on purpose: subclasses (IntEnum, StrEnum, custom Mappings) may serialise
+    or sort differently in json and in ``_encode``, so they take the reference path."""
+    t = type(v)
+    if t is dict:
+        if v:
+            if set(map(type, v)) != _STR_ONLY:
+                return False
+            keys = "".join(v)
+            if not keys.isascii() and max(keys) >= _ASTRAL:
+                return False
+        items: Any = v.values()
+    elif t is list or t is tuple:
+        items = v
+    else:
+        return _plain_leaf(v)
+    # Leaves are checked inline: a disclosure event is mostly leaves and this runs per hash.
+    for item in items:
+        ti = type(item)
+        if ti in _LEAVES:
+            continue
+        if ti is int:
+            if not -_MAX_SAFE_INT <= item <= _MAX_SAFE_INT:
+                return False
+        elif not _plain(item):
+            return False
+    return True
+
+
+def _plain_leaf(v: Any) -> bool:
+    t = type(v)
+    if t is int:
+        return bool(-_MAX_SAFE_INT <= v <= _MAX_SAFE_INT)
+    return t in _LEAVES
+
+
+def _default(v: Any) -> str:
+    # Only reached for what _plain let through that json cannot encode itself.
+    if isinstance(v, datetime):
+        return format_utc(v)
+    if isinstance(v, date):
+        return v.isoformat()
+    raise TypeError(f"{type(v).__name__} has no canonical JSON form")
+
+
+# One encoder for every call: json.dumps builds a new one whenever options are given.
+# check_circular off: _plain has already walked the tree (a cycle would fail there first).
+_dumps = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                          allow_nan=False, check_circular=False, default=_default).encode
 
 
 def format_utc(dt: datetime) -> str:

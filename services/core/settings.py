@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -81,6 +81,20 @@ class Settings(BaseSettings):
     #: unsigned one, whichever comes first.
     audit_checkpoint_every: int = 500
     audit_checkpoint_seconds: float = 10.0
+    #: Record ids the router remembers per group to refuse redeliveries (services/router/
+    #: ledger.py says what the bound covers). ~124 bytes each. Must exceed a few batches, so a
+    #: crashed batch re-read after a restart is always recognised.
+    router_ledger_ids_per_group: int = 200_000
+
+    @model_validator(mode="after")
+    def _ledger_covers_a_crashed_batch(self) -> Settings:
+        # Four batches: the router's own, depersonalise's and ingest's re-emitted ones, margin.
+        if self.router_ledger_ids_per_group < 4 * self.batch_max_records:
+            raise ValueError(
+                f"router_ledger_ids_per_group ({self.router_ledger_ids_per_group}) must be at "
+                f"least 4 x batch_max_records ({4 * self.batch_max_records}) so a redelivered "
+                "batch is always recognised")
+        return self
 
     def resolved_audit_key_file(self) -> Path:
         return self.audit_key_file or self.state_dir / "audit-key.pem"

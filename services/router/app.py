@@ -12,7 +12,12 @@ from fastapi import FastAPI
 
 from schemas.shared import SharedRecord
 from services.core.areas import AreaIndex
-from services.core.audit_facts import disclosure_fact, encode_fact, fact_key
+from services.core.audit_facts import (
+    disclosure_fact,
+    encode_fact,
+    fact_key,
+    payload_digest,
+)
 from services.core.config_follow import ConfigFollower
 from services.core.config_state import ConfigState
 from services.core.kafka import make_consumer, make_producer
@@ -23,7 +28,7 @@ from services.core.topic_scan import scan
 from services.core.topics import topics_for
 from services.router.audit_sink import AuditChainer, ProtocolTerms
 from services.router.hotspot_runner import HotspotRunner
-from services.router.ledger import DeliveryLedger
+from services.router.ledger import DeliveryLedger, NewestIds
 from services.router.policy import live_recipients
 from services.router.subscriptions import Subscription, entitled_groups, subscriptions_for
 from services.router.web import make_web_app
@@ -46,7 +51,7 @@ class Router:
         self.m_dupes = m.counter("duplicates_skipped_total",
                                  "Redelivered records not sent again to a group.", ["group"])
         self.m_latency = m.histogram("batch_duration_seconds", "Time to route one batch.")
-        self.ledger = DeliveryLedger()
+        self.ledger = DeliveryLedger(settings.router_ledger_ids_per_group)
         self.subs: list[Subscription] = []
         self.live: dict[str, frozenset[str]] = {}
         self.follower = ConfigFollower(settings, self._on_config)
@@ -75,9 +80,12 @@ class Router:
 
     async def _seed_ledger(self) -> None:
         for sub in self.subs:
-            ids = {m.key.decode() async for m in scan(self.settings, self.topics.deliver(sub.group))
-                   if m.key}
-            self.ledger.seed(sub.group, ids)
+            # Only the newest ids fit the ledger, and the scan interleaves partitions.
+            newest = NewestIds(self.ledger.max_per_group)
+            async for m in scan(self.settings, self.topics.deliver(sub.group)):
+                if m.key:
+                    newest.add(m.timestamp, m.key.decode())
+            self.ledger.seed(sub.group, newest.oldest_first())
 
     def route(self, rec: SharedRecord) -> list[str]:
         return entitled_groups(rec, self.subs, self.live)
@@ -135,7 +143,8 @@ class Router:
         key = rec.hub_record_id.encode()
         if groups:
             basis, transforms = self.audit_terms.of(rec.protocol, rec.feed)
-            released = json.loads(value)
+            # One digest per record, not per group: the delivered bytes are the same.
+            digest = payload_digest(json.loads(value))
         headers = [("protocol", rec.protocol.encode())]
         for group in groups:
             if not self.ledger.first_time(group, rec.hub_record_id):
@@ -147,7 +156,7 @@ class Router:
             # Sent before the consumer commit, with the delivery: a crash re-emits both, and
             # the chainer recognises the fact by (group, record) and chains it once.
             fact = disclosure_fact(rec, group, lawful_basis=basis, transforms=transforms,
-                                   released=released)
+                                   digest=digest)
             out.append(await producer.send(self.topics.audit_facts, encode_fact(fact),
                                            key=fact_key(fact)))
         return out
