@@ -1,7 +1,7 @@
 """Bearer tokens stored only as hashes, in one JSON file per kind of holder.
 
-The same approach as partner API keys (services/ingest/credentials.py), made generic so the
-router's per-group tokens do not import ingest code. Tokens are 256-bit random secrets, so a
+Used for partner API keys (services/ingest/credentials.py) and the router's per-group tokens, so
+neither service imports the other's code. Tokens are 256-bit random secrets, so a
 plain SHA-256 is enough to store them (a slow password hash protects guessable secrets; these are
 not guessable), and the comparison is constant-time.
 
