@@ -11,7 +11,15 @@ from pathlib import Path
 
 import typer
 
-from services.cli import audit_cmds, dlq_cmds, keys_cmds, protocol_cmds, status_cmds
+from services.cli import (
+    acl_cmds,
+    audit_cmds,
+    dlq_cmds,
+    keys_cmds,
+    officer_cmds,
+    protocol_cmds,
+    status_cmds,
+)
 from services.cli.group_cmds import group_app
 from services.core.settings import REPO_ROOT, Settings
 
@@ -19,6 +27,8 @@ app = typer.Typer(help="s115hub: Section 115 data sharing for Community Safety P
                   no_args_is_help=True, pretty_exceptions_enable=False)
 app.add_typer(protocol_cmds.protocol_app, name="protocol")
 app.add_typer(keys_cmds.keys_app, name="keys")
+app.add_typer(officer_cmds.officer_app, name="officer")
+app.add_typer(acl_cmds.acl_app, name="acl")
 app.add_typer(audit_cmds.audit_app, name="audit")
 app.command("status")(status_cmds.status)
 app.add_typer(dlq_cmds.dlq_app, name="dlq")
@@ -148,9 +158,10 @@ def partner_revoke(partner: str, key_id: str = typer.Option(None, help="Only thi
 def config_apply(
     config_dir: Path = typer.Option(None, help="Holds county.yaml (default: settings)."),
     protocols_dir: Path = typer.Option(None, help="Signed protocol YAML files."),
-    officers_dir: Path = typer.Option(None, help="<party>/<key id>.pub.pem officer keys."),
+    officer_keys: Path = typer.Option(None, help="The pinned officer key file (default: "
+                                      "settings' officer_keys_file)."),
 ) -> None:
-    """Publish the county, signed protocols and officer public keys to the config topic."""
+    """Publish the county, signed protocols and the pinned officer keys to the config topic."""
     from services.cli.protocol_cmds import config_messages
     from services.core.config_publish import publish
     from services.core.kafka import ensure_topics
@@ -159,7 +170,7 @@ def config_apply(
     settings = Settings()
     cdir = config_dir or settings.config_dir
     messages, county = config_messages(cdir, protocols_dir or settings.state_dir / "protocols",
-                                       officers_dir or settings.state_dir / "officers")
+                                       officer_keys or settings.resolved_officer_keys_file())
     ensure_topics(settings, topic_specs(settings, [g.id for g in county.groups],
                                         [p.id for p in county.partners]))
     n = publish(settings, messages)

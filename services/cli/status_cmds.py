@@ -184,6 +184,7 @@ async def _newest_envelope(settings: Settings, feed: str) -> datetime | None:
 
 async def _protocols(settings: Settings) -> list[dict[str, Any]]:
     from services.core.config_state import ConfigState
+    from services.core.officer_trust import AnchorFile
     from services.core.topic_scan import scan
     from services.core.topics import topics_for
     from services.depersonalise.policy import protocol_set_of
@@ -191,7 +192,7 @@ async def _protocols(settings: Settings) -> list[dict[str, Any]]:
     state = ConfigState()
     async for msg in scan(settings, topics_for(settings).config):
         state.apply_message(msg.key, msg.value)
-    pset, errors = protocol_set_of(state)
+    pset, errors = protocol_set_of(state, AnchorFile(settings.resolved_officer_keys_file()))
     today = datetime.now(UTC).date()
     rows = [{"ref": s.ref, "live": s.live, "review_due": s.review_due, "reasons": s.reasons}
             for s in pset.statuses(today)]

@@ -79,6 +79,10 @@ class County(_Strict):
     county: str
     partners: list[Partner]
     groups: list[Group]
+    #: SHA-256 of the officer trust-anchor file the deployment mounts (services/core/
+    #: officer_trust.py). The officers approve it with the county; without it, or with a file
+    #: that does not match, no officer key is trusted and no protocol is live.
+    officer_keys_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
 
     @model_validator(mode="after")
     def _unique_ids(self) -> County:

@@ -74,6 +74,11 @@ class Settings(BaseSettings):
     #: Consume the per-partner Kafka inbound topics (s115.inbound.<partner>).
     ingest_inbound: bool = True
 
+    #: The pinned officer trust anchors (services/core/officer_trust.py), mounted read-only by the
+    #: deployment; default ``<state_dir>/officer-keys.yaml``. Officer keys on the config topic
+    #: are never trusted on their own.
+    officer_keys_file: Path | None = None
+
     #: The hub's Ed25519 key that signs audit checkpoints and exported bundles (PEM, mode 0600);
     #: the public half sits next to it as ``<name>.pub``.
     audit_key_file: Path | None = None
@@ -98,6 +103,9 @@ class Settings(BaseSettings):
 
     def resolved_audit_key_file(self) -> Path:
         return self.audit_key_file or self.state_dir / "audit-key.pem"
+
+    def resolved_officer_keys_file(self) -> Path:
+        return self.officer_keys_file or self.state_dir / "officer-keys.yaml"
 
     def resolved_master_key_file(self) -> Path:
         return self.master_key_file or self.state_dir / "master.key"
