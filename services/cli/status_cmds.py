@@ -160,9 +160,9 @@ async def _newest_envelope(settings: Settings, feed: str) -> datetime | None:
     consumer = make_consumer(settings, group_id=None, enable_auto_commit=False)
     await consumer.start()
     try:
-        await consumer.topics()
-        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic)
-                                                      or ())]
+        from services.core.topic_scan import partitions_of
+
+        tps = [TopicPartition(topic, p) for p in sorted(await partitions_of(consumer, topic))]
         if not tps:
             return None
         consumer.assign(tps)

@@ -39,7 +39,7 @@ from services.core.config_state import ConfigState
 from services.core.kafka import make_consumer, make_producer
 from services.core.metrics import ServiceMetrics
 from services.core.settings import Settings
-from services.core.topic_scan import drain, scan
+from services.core.topic_scan import drain, partitions_of, scan
 from services.core.topics import topics_for
 from services.router.hotspot_stage import HotspotStage, alert_recipients, to_hotspot_alert
 from services.router.hotspots.adjacency import build_adjacency, load_ward_features
@@ -195,8 +195,7 @@ class HotspotRunner:
         await producer.start()
         await consumer.start()
         try:
-            await consumer.topics()
-            parts = consumer.partitions_for_topic(self.topics.shared) or set()
+            parts = await partitions_of(consumer, self.topics.shared)
             tps = [TopicPartition(self.topics.shared, p) for p in sorted(parts)]
             consumer.assign(tps)
             for tp in tps:

@@ -100,7 +100,8 @@ def test_given_a_key_only_on_the_topic_then_the_protocol_it_signed_is_not_live(
 
 def test_given_the_key_countersigned_and_pinned_then_the_protocol_is_live_and_audited(
         hub: LocalHub) -> None:
-    assert hub.settings is not None and hub.boot is not None
+    assert hub.settings is not None
+    assert hub.boot is not None
     new = Ed25519PrivateKey.generate()
     anchors_path = hub.state_dir / "officer-keys.yaml"
     log = load_log(anchors_path)

@@ -28,10 +28,11 @@ class Event:
 async def _assign(consumer: Any, topics: Mapping[str, str]) -> dict[Any, str]:
     from aiokafka import TopicPartition
 
-    await consumer.topics()  # refresh metadata so partitions_for_topic knows the topics
+    from services.core.topic_scan import partitions_of
+
     tps: dict[Any, str] = {}
     for kind, topic in topics.items():
-        for p in sorted(consumer.partitions_for_topic(topic) or ()):
+        for p in sorted(await partitions_of(consumer, topic)):
             tps[TopicPartition(topic, p)] = kind
     if tps:
         consumer.assign(list(tps))
