@@ -36,7 +36,7 @@ from schemas.alert import HotspotAlert
 from schemas.shared import SharedRecord
 from services.core.areas import AreaIndex
 from services.core.config_state import ConfigState
-from services.core.kafka import make_consumer, make_producer
+from services.core.kafka import make_consumer, make_producer, topic_partitions
 from services.core.metrics import ServiceMetrics
 from services.core.settings import Settings
 from services.core.topic_scan import drain, scan
@@ -195,9 +195,8 @@ class HotspotRunner:
         await producer.start()
         await consumer.start()
         try:
-            await consumer.topics()
-            parts = consumer.partitions_for_topic(self.topics.shared) or set()
-            tps = [TopicPartition(self.topics.shared, p) for p in sorted(parts)]
+            parts = await topic_partitions(consumer, self.topics.shared)
+            tps = [TopicPartition(self.topics.shared, p) for p in parts]
             consumer.assign(tps)
             for tp in tps:
                 offset = self.stage.offsets.get(tp.partition)
