@@ -439,3 +439,24 @@ def _port_open(port: int) -> bool:
             return True
     except OSError:
         return False
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m services.core.kafka_local fetch``: fetch the pinned jars (CI, first run)."""
+    import sys
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args != ["fetch"]:
+        print("usage: python -m services.core.kafka_local fetch", file=sys.stderr)
+        return 2
+    try:
+        libs = fetch_distribution()
+    except BrokerUnavailable as exc:
+        print(f"kafka_local: {exc}", file=sys.stderr)
+        return 1
+    print(f"Apache Kafka {KAFKA_VERSION}: {libs}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
