@@ -4,7 +4,9 @@
 Why not faust tables and windows: on the embedded broker faust's table recovery reads each
 changelog partition only up to the end offset the broker reports, which tansu under-reports
 (see services/core/topic_scan.py); a restarted worker restored a tumbling-window count of 4
-where 6 had been written (notes/issue-5.md has the run). The stage therefore keeps its own
+where 6 had been written (notes/issue-5.md has the run). The second trial on Apache Kafka 4.1.1
+with exactly_once (bench/faust_trial.py, notes/issue-13.md) also lost counts across a kill -9
+(19,892 of 20,000), so faust-streaming is no longer a dependency. The stage therefore keeps its own
 state: a snapshot of the detectors *and* of the shared offsets they have counted, written as
 one unit, read back with ``topic_scan.drain``.
 
