@@ -95,6 +95,17 @@ def make_consumer(settings: Settings, *topics: str, group_id: str | None, **over
     return AIOKafkaConsumer(*topics, **kw)
 
 
+async def topic_partitions(consumer: Any, topic: str) -> list[int]:
+    """The partitions of ``topic`` (empty when it does not exist), asked of the broker now.
+
+    aiokafka's ``consumer.topics()`` fetches every topic's metadata into a fresh object and keeps
+    only the names, so ``partitions_for_topic`` afterwards sees only what the client tracked
+    already. tansu answers the client's own empty-list metadata request with every topic, which
+    hid this; Apache Kafka answers it with none."""
+    cluster = await consumer._client.fetch_all_metadata()
+    return sorted(cluster.partitions_for_topic(topic) or ())
+
+
 def ensure_topics(settings: Settings, specs: list[TopicSpec]) -> list[str]:
     """Create the topics that do not exist yet; return the names created. Safe to repeat."""
     from kafka.admin import KafkaAdminClient, NewTopic

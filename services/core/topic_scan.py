@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
-from services.core.kafka import make_consumer
+from services.core.kafka import make_consumer, topic_partitions
 from services.core.settings import Settings
 
 _EMPTY_ROUNDS = 2
@@ -35,25 +35,13 @@ async def drain(consumer: Any, tps: Iterable[Any], timeout_ms: int = 300) -> Asy
                 pending.discard(tp)
 
 
-async def partitions_of(consumer: Any, topic: str) -> set[int]:
-    """The partitions of ``topic`` (empty when it does not exist or may not be described).
-
-    Not ``await consumer.topics()`` then ``consumer.partitions_for_topic()``: ``topics()`` fetches
-    metadata into a throwaway object, and ``partitions_for_topic`` only knows what the client's
-    bootstrap metadata named — every topic on tansu, none on Apache Kafka, where every scan and
-    every assignment built that way came back empty (measured on Kafka 4.1)."""
-    metadata = await consumer._client.fetch_all_metadata()
-    return set(metadata.partitions_for_topic(topic) or ())
-
-
 async def scan(settings: Settings, topic: str) -> AsyncIterator[Any]:
     from aiokafka import TopicPartition
 
     consumer = make_consumer(settings, group_id=None, enable_auto_commit=False)
     await consumer.start()
     try:
-        parts = await partitions_of(consumer, topic)
-        tps = [TopicPartition(topic, p) for p in sorted(parts)]
+        tps = [TopicPartition(topic, p) for p in await topic_partitions(consumer, topic)]
         if not tps:
             return
         consumer.assign(tps)
