@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
     kafka_sasl_username: str | None = None
     kafka_sasl_password: SecretStr | None = None
+    #: The SASL password read from a file (a Kubernetes or compose secret), so it never sits in
+    #: the environment; used when ``kafka_sasl_password`` is not set.
+    kafka_sasl_password_file: Path | None = None
     kafka_ssl_cafile: Path | None = None
     #: Apache Kafka supports idempotent aiokafka producers; the embedded tansu broker does not
     #: (InitProducerId fails), so the embedded launcher turns this off. acks=all stays on.
@@ -103,6 +106,13 @@ class Settings(BaseSettings):
 
     def resolved_audit_key_file(self) -> Path:
         return self.audit_key_file or self.state_dir / "audit-key.pem"
+
+    def resolved_sasl_password(self) -> str | None:
+        if self.kafka_sasl_password is not None:
+            return self.kafka_sasl_password.get_secret_value()
+        if self.kafka_sasl_password_file is not None:
+            return self.kafka_sasl_password_file.read_text(encoding="utf-8").strip()
+        return None
 
     def resolved_officer_keys_file(self) -> Path:
         return self.officer_keys_file or self.state_dir / "officer-keys.yaml"
