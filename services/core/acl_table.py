@@ -2,7 +2,7 @@
 
 One table in code, so what ``s115hub acl apply`` installs on the brokers, what
 ``deploy/security/README.md`` documents and what the secured end-to-end test
-(tests/e2e/test_secured_kafka.py) runs are the same rows; tests/deploy checks the README against
+(tests/security/test_secured_kafka.py) runs are the same rows; tests/deploy checks the README against
 :func:`acl_table`. The brokers run ``allow.everyone.if.no.acl.found=false``, so anything not here
 is denied.
 

@@ -9,7 +9,9 @@ audit key, the group tokens and the pinned officer keys: no master key, no data 
 
 Each Kafka operation tried is counted as allowed or denied (``OPS``); the last test prints the
 totals, which notes/issue-13.md reports. No skip: without Java 17 or the Kafka distribution the
-fixture fails (services/core/kafka_local.py says why).
+fixture fails (services/core/kafka_local.py says why). It starts its own broker whatever the
+session broker is, so it lives outside tests/e2e: CI's tansu pass (e2e and crash tests) would only
+run it a second time on the same Apache Kafka.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from services.core.officer_trust import fingerprint, load_log
 from services.core.settings import REPO_ROOT
 from services.demo.bootstrap import bootstrap
 from services.demo.synthetic import Generator
-from tests.e2e.secured_support import Principals, SecuredCluster, make_tls, secured_kafka
+from tests.security.secured_support import Principals, SecuredCluster, make_tls, secured_kafka
 from tests.kafka_read import wait_for
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
