@@ -249,7 +249,7 @@ def test_readme_links_the_security_docs() -> None:
     assert "(security/)" in (DEPLOY / "README.md").read_text()
 
 
-# -- the secured deployment: what tests/security/test_secured_kafka.py ran ---------------------------
+# -- the secured deployment: what tests/security/test_secured_kafka.py ran ----------------------
 
 CLIENT_PORT, CONTROLLER_PORT = 9093, 9094
 SERVICE_USER = {"ingest": "s115-ingest", "depersonalise": "s115-depersonalise",

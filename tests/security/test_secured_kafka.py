@@ -39,8 +39,8 @@ from services.core.officer_trust import fingerprint, load_log
 from services.core.settings import REPO_ROOT
 from services.demo.bootstrap import bootstrap
 from services.demo.synthetic import Generator
-from tests.security.secured_support import Principals, SecuredCluster, make_tls, secured_kafka
 from tests.kafka_read import wait_for
+from tests.security.secured_support import Principals, SecuredCluster, make_tls, secured_kafka
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -453,6 +453,12 @@ def test_a_partner_cannot_write_another_partners_inbound_topic_or_any_internal_t
 
 def test_a_group_cannot_read_another_groups_topics(hub: Hub) -> None:
     user = f"group-{GROUP}"
+    # The README's `s115hub subscribe` as the group itself (its topic holds the pipeline's
+    # records by now, so --limit 1 returns).
+    done = hub.cluster.cli(user, "subscribe", GROUP, "--limit", "1")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert '"hub_record_id"' in done.stdout
+    OPS["group", "allowed"] += 1
     assert try_read(hub.cluster, "group", user, f"s115.hotspots.{GROUP}",
                     group_id=f"group-{GROUP}.page") == "allowed"
     for topic in (f"s115.deliver.{OTHER_GROUP}", f"s115.hotspots.{OTHER_GROUP}", "s115.shared",
