@@ -3,8 +3,8 @@
 One table in code, so what ``s115hub acl apply`` installs on the brokers, what
 ``deploy/security/README.md`` documents and what the secured end-to-end test
 (tests/security/test_secured_kafka.py) runs are the same rows; tests/deploy checks the README
-against :func:`acl_table`. The brokers run ``allow.everyone.if.no.acl.found=false``, so anything not here
-is denied.
+against :func:`acl_table`. The brokers run ``allow.everyone.if.no.acl.found=false``, so anything
+not here is denied.
 
 Why each grant exists (measured against what the code does, not what it might do):
 
