@@ -191,8 +191,15 @@ def config_apply(
 
     settings = Settings()
     cdir = config_dir or settings.config_dir
-    messages, county = config_messages(cdir, protocols_dir or settings.state_dir / "protocols",
-                                       officer_keys or settings.resolved_officer_keys_file())
+    from services.core.errors import HubError
+
+    try:
+        messages, county = config_messages(
+            cdir, protocols_dir or settings.state_dir / "protocols",
+            officer_keys or settings.resolved_officer_keys_file())
+    except HubError as exc:  # e.g. a key file the county does not pin: one line, nothing sent
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
     ensure_topics(settings, topic_specs(settings, [g.id for g in county.groups],
                                         [p.id for p in county.partners]))
     n = publish(settings, messages)

@@ -63,7 +63,7 @@ def init(
         log = genesis(keys)
         file.write_text(dump_log(log), encoding="utf-8")
     typer.echo(f"{len(keys)} officer keys; pin in county.yaml: "
-               f"officer_keys_sha256: {fingerprint(log)}")
+               f"officer_keys_sha256: \"{fingerprint(log)}\"")
 
 
 @officer_app.command("propose")
@@ -120,7 +120,7 @@ def countersign_cmd(
             raise HubError(bad[0])
         file.write_text(dump_log(signed), encoding="utf-8")
     typer.echo(f"countersigned by {officer}@{party}; pin in county.yaml: "
-               f"officer_keys_sha256: {fingerprint(signed)}")
+               f"officer_keys_sha256: \"{fingerprint(signed)}\"")
 
 
 @officer_app.command("show")
@@ -138,5 +138,5 @@ def show(file: Path) -> None:
         typer.echo(f"{party}: {kid} {officer} (vouched: {signer})")
     for problem in result.problems:
         typer.echo(f"PROBLEM: {problem}")
-    typer.echo(f"officer_keys_sha256: {fingerprint(log)}")
+    typer.echo(f"officer_keys_sha256: \"{fingerprint(log)}\"")
     raise typer.Exit(1 if result.problems else 0)

@@ -84,6 +84,15 @@ class County(_Strict):
     #: that does not match, no officer key is trusted and no protocol is live.
     officer_keys_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
 
+    @field_validator("officer_keys_sha256", mode="before")
+    @classmethod
+    def _quoted(cls, v: Any) -> Any:
+        if isinstance(v, int | float):
+            # 64 hex digits that happen to be all digits (or digits, 'e', digits) are a number
+            # to YAML, and the leading zeros are lost: say so instead of "not a string".
+            raise ValueError("put the fingerprint in quotes: YAML read it as a number")
+        return v
+
     @model_validator(mode="after")
     def _unique_ids(self) -> County:
         ids = [p.id for p in self.partners] + [g.id for g in self.groups]

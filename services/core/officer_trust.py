@@ -288,8 +288,8 @@ def parse_log(text: str, source: str) -> AnchorLog:
 
 def dump_log(log: AnchorLog) -> str:
     head = ("# s115hub officer trust anchors (services/core/officer_trust.py). Pin its\n"
-            "# fingerprint\n"
-            f"# in county.yaml: officer_keys_sha256: {fingerprint(log)}\n")
+            "# fingerprint in county.yaml, quoted (YAML reads some hex strings as numbers):\n"
+            f"#   officer_keys_sha256: \"{fingerprint(log)}\"\n")
     body = yaml.safe_dump(log.model_dump(mode="json", exclude_none=True), sort_keys=False,
                           width=100)
     return head + body

@@ -142,7 +142,8 @@ def secured_hub(tmp: Path) -> Iterator[Hub]:
         assert log is not None
         config_dir.mkdir()
         (config_dir / "county.yaml").write_text(
-            (CONFIG / "county.yaml").read_text() + f"\nofficer_keys_sha256: {fingerprint(log)}\n")
+            (CONFIG / "county.yaml").read_text()
+            + f"\nofficer_keys_sha256: \"{fingerprint(log)}\"\n")
         for user in users_of(boot.county):
             principals.add(user)
         principals.add("rogue")

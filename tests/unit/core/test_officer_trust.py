@@ -178,7 +178,7 @@ class TestFile:
         log = countersign(propose(log, change_for("police", "n", key().public_key())), 0,
                           keys["fire"], "fire", "officer fire")
         text = dump_log(log)
-        assert f"officer_keys_sha256: {fingerprint(log)}" in text
+        assert f'officer_keys_sha256: "{fingerprint(log)}"' in text
         assert fingerprint(parse_log(text, "f.yaml")) == fingerprint(log)
 
     def test_given_a_bad_file_then_the_error_names_file_and_field(self) -> None:
@@ -245,3 +245,40 @@ def _yaml(protocol: Protocol) -> str:
     from services.demo.bootstrap import protocol_yaml
 
     return protocol_yaml(protocol)
+
+
+def test_given_a_key_file_the_county_does_not_pin_then_config_apply_refuses_in_one_line(
+        tmp_path, log: AnchorLog) -> None:
+    """Nothing is published (no broker is even contacted): the error names the county field."""
+    from typer.testing import CliRunner
+
+    from services.cli.main import app
+    from services.core.settings import REPO_ROOT
+
+    (tmp_path / "county.yaml").write_text(
+        (REPO_ROOT / "deploy" / "hertfordshire" / "county.yaml").read_text()
+        + f"\nofficer_keys_sha256: \"{'0' * 64}\"\n")
+    keys = tmp_path / "officer-keys.yaml"
+    keys.write_text(dump_log(log))
+    (tmp_path / "protocols").mkdir()
+    out = CliRunner().invoke(app, ["config", "apply", "--config-dir", str(tmp_path),
+                                   "--protocols-dir", str(tmp_path / "protocols"),
+                                   "--officer-keys", str(keys)],
+                             env={"S115HUB_KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"})
+    assert out.exit_code == 1
+    assert "officer_keys_sha256" in out.stderr
+    assert fingerprint(log) in out.stderr
+    assert "Traceback" not in out.output
+    assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_given_an_unquoted_all_digit_fingerprint_then_the_county_error_says_quote_it(
+        tmp_path) -> None:
+    from services.core.county import load_county
+    from services.core.settings import REPO_ROOT
+
+    path = tmp_path / "county.yaml"
+    path.write_text((REPO_ROOT / "deploy" / "hertfordshire" / "county.yaml").read_text()
+                    + f"\nofficer_keys_sha256: {'1' * 64}\n")
+    with pytest.raises(ConfigError, match=r"put the fingerprint in quotes.*officer_keys_sha256"):
+        load_county(path)
