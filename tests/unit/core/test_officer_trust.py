@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, timedelta
 
 import pytest
@@ -282,3 +283,55 @@ def test_given_an_unquoted_all_digit_fingerprint_then_the_county_error_says_quot
                     + f"\nofficer_keys_sha256: {'1' * 64}\n")
     with pytest.raises(ConfigError, match=r"put the fingerprint in quotes.*officer_keys_sha256"):
         load_county(path)
+
+
+def test_given_the_officer_cli_then_init_propose_countersign_show_rotate_a_key(tmp_path) -> None:
+    """The officer's workflow: a first set, a proposed replacement that counts only once another
+    party's officer countersigns it, and the fingerprint to pin at each step."""
+    from typer.testing import CliRunner
+
+    from services.cli.main import app
+    from services.depersonalise.signing import generate_officer_key, save_private_key
+
+    keys = {}
+    for party in ("herts-police", "herts-fire"):
+        private_pem, public_pem, kid = generate_officer_key()
+        (tmp_path / "officers" / party).mkdir(parents=True)
+        save_private_key(tmp_path / "officers" / party / f"{kid}.key.pem", private_pem)
+        (tmp_path / "officers" / party / f"{kid}.pub.pem").write_bytes(public_pem)
+        keys[party] = kid
+    _, new_public, new_kid = generate_officer_key()
+    (tmp_path / "new.pub.pem").write_bytes(new_public)
+    file = tmp_path / "officer-keys.yaml"
+    run = CliRunner()
+
+    out = run.invoke(app, ["officer", "init", str(file), "--officers-dir",
+                           str(tmp_path / "officers")])
+    assert out.exit_code == 0, out.output
+    first = re.search(r'officer_keys_sha256: "([0-9a-f]{64})"', out.output)
+    assert first
+    assert run.invoke(app, ["officer", "init", str(file), "--officers-dir",
+                            str(tmp_path / "officers")]).exit_code == 1  # never overwritten
+    out = run.invoke(app, ["officer", "propose", str(file), "--party", "herts-police",
+                           "--officer", "New", "--public-key", str(tmp_path / "new.pub.pem"),
+                           "--replaces", keys["herts-police"]])
+    assert out.exit_code == 0, out.output
+    shown = run.invoke(app, ["officer", "show", str(file)])
+    assert shown.exit_code == 1
+    assert "until another party's officer countersigns" in shown.output
+    [police_key] = (tmp_path / "officers" / "herts-police").glob("*.key.pem")
+    own = run.invoke(app, ["officer", "countersign", str(file), "--key", str(police_key),
+                           "--party", "herts-police", "--officer", "Old"])
+    assert own.exit_code == 1
+    assert "cannot countersign its own" in own.stderr
+    [fire_key] = (tmp_path / "officers" / "herts-fire").glob("*.key.pem")
+    out = run.invoke(app, ["officer", "countersign", str(file), "--key", str(fire_key),
+                           "--party", "herts-fire", "--officer", "Fire Officer"])
+    assert out.exit_code == 0, out.output
+    second = re.search(r'officer_keys_sha256: "([0-9a-f]{64})"', out.output)
+    assert second
+    assert second.group(1) != first.group(1)
+    shown = run.invoke(app, ["officer", "show", str(file)])
+    assert shown.exit_code == 0, shown.output
+    assert f"herts-police: {new_kid} New (vouched: Fire Officer@herts-fire)" in shown.output
+    assert keys["herts-police"] not in shown.output
