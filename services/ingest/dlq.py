@@ -96,7 +96,7 @@ async def read_letters(settings: Settings) -> list[DeadLetter]:
 async def read_config(settings: Settings) -> ConfigState:
     state = ConfigState()
     async for m in scan(settings, topics_for(settings).config):
-        state.apply_message(m.key, m.value)
+        state.apply_lenient(m.key, m.value)
     return state
 
 
