@@ -89,5 +89,5 @@ class ConfigFollower:
         self._stop.set()
         self.ready.clear()
         if self.task is not None:
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(Exception, asyncio.CancelledError):
                 await self.task

@@ -86,11 +86,14 @@ class ConfigState:
             text = key.decode()
         except UnicodeDecodeError:
             raise ConfigRejected("config key is not UTF-8") from None
-        if not value:
+        if value is None:  # a tombstone: the only way to remove a key
             self.apply(text, None)
             return
         try:
             parsed = json.loads(value)
+            if parsed is None:
+                # JSON null is not a tombstone: removing a county or protocol takes a real one.
+                raise ValueError("null")
         except ValueError:
             if text.startswith("revoked/"):
                 self.apply(text, {})

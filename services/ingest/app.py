@@ -159,7 +159,8 @@ class Hub:
         self.stopped: str | None = None
         self.limiter = RateLimiter(settings.ingest_rate_per_partner, settings.ingest_rate_burst)
         self.idempotency = IdempotencyCache(settings.ingest_idempotency_entries,
-                                            settings.ingest_idempotency_ttl_s)
+                                            settings.ingest_idempotency_ttl_s,
+                                            settings.ingest_idempotency_bytes_per_partner)
         self.producer: Any = None
         self.service: IngestService | None = None
         #: Set after a broker failure: the broker may have restarted empty (the embedded broker
@@ -235,7 +236,8 @@ def make_app(settings: Settings) -> FastAPI:
         hub.service = IngestService(topics=topics_for(settings), publisher=hub.producer,
                                     sealer=hub.sealer, record_id_key=hub.record_id_key,
                                     metrics=hub.metrics, ack_timeout_s=ack_timeout + 2,
-                                    dedupe_window=settings.ingest_dedupe_window)
+                                    dedupe_window=settings.ingest_dedupe_window,
+                                    rejection_bytes=settings.ingest_rejection_bytes_per_batch)
         with contextlib.suppress(BrokerUnavailable):
             await hub.ensure_broker(ack_timeout)
         stop = asyncio.Event()
