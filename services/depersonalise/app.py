@@ -131,13 +131,13 @@ class DepersonaliseStage(Stage):
         svc = self.svc
         if time.monotonic() - svc._gauges_at > 60:
             svc._refresh_gauges()
-        now = datetime.now(UTC)
-        today = now.date()
-        for item in items:
+        # The ward lookup is one vectorised query for the batch; records are released lazily,
+        # so the runner times each one and can resume after one that raises.
+        results = svc.stage.process_batch([item.value for item in items])
+        for item, result in zip(items, results, strict=True):
             raw: RawRecord = item.value
             env = raw.envelope
             svc.m_in.labels(env.partner, env.feed).inc()
-            result = svc.stage.process(raw, today=today, now=now)
             if result.blocked:
                 svc.m_blocked.labels(env.feed, result.blocked).inc()
                 if result.blocked == "unreadable":
