@@ -3,7 +3,8 @@
 Runs the router's per-record path as its stage does (contract parse, entitlement, ledger,
 disclosure fact: ``SharedRecord.model_validate_json`` then ``Router.route_record``), then feeds the
 facts through the chainer's own steps (``AuditFact`` contract, ``ChainState.accept``,
-``event_message``), as ``AuditChainer.handle`` does. Kafka client cost (about 10 % of router samples in the py-spy profile) is not included.
+``event_message``), as ``AuditChainer.handle`` does. Kafka client cost (about 10 % of router
+samples in the py-spy profile) is not included.
 
 ``--reference`` forces the pure-Python RFC 8785 encoder (the code before the json.dumps fast
 path) so both figures come from one run on one machine.

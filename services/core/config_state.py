@@ -20,7 +20,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from schemas.config_message import OfficerKey, ProtocolDocument
+from schemas.config_message import OfficerKey, ProtocolDocument, Revocation
 from services.core.county import County
 from services.core.errors import ConfigError
 
@@ -70,7 +70,14 @@ class ConfigState:
                     self.officers[name] = OfficerKey.model_validate(value).model_dump(
                         exclude_none=True)
             elif value is not None:
-                self.revoked.add(name)
+                self.revoked.add(name)  # first: it applies whatever else is wrong with it
+                self.version += 1
+                try:
+                    Revocation.model_validate(value)
+                except ValidationError as exc:
+                    raise ConfigRejected(f"config key {key[:80]!r}: {_problems(exc)} (applied "
+                                         "as a revocation all the same)") from None
+                return
             else:
                 self.revoked.discard(name)
         except ValidationError as exc:

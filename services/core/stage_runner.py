@@ -110,6 +110,9 @@ class Stage:
     inputs = Inputs((), None)
     #: Stateless stages may re-read a batch after an infrastructure failure without restarting.
     retry_on_infra = False
+    #: Subscribe-mode stages whose state is built in ``on_assigned``: nothing is processed
+    #: before the first assignment has been handled.
+    waits_for_assignment = False
 
     def input_topics(self) -> Sequence[str]:
         """Topics to subscribe to now (subscribe mode re-reads this every poll)."""
@@ -225,6 +228,7 @@ class StageRunner:
         self.caught_up = asyncio.Event()
         self.budget_s = settings.stage_record_budget_s
         self._reassigned = False
+        self._assigned = False
 
     # -- readiness ----------------------------------------------------------------------------
 
@@ -333,9 +337,14 @@ class StageRunner:
                 raise
             await self._infra(exc, stop)
             return
+        if not self._reassigned and self.stage.waits_for_assignment and not self._assigned:
+            for tp, msgs in batch.items():  # fetched before the assignment was handled: again
+                consumer.seek(tp, msgs[0].offset)
+            return
         if self._reassigned:
             self._reassigned = False
             await self.stage.on_assigned()
+            self._assigned = True
             # Anything fetched before the stage was ready is dropped and read again.
             for tp in consumer.assignment():
                 committed = await consumer.committed(tp)

@@ -85,6 +85,7 @@ class AuditChainer(Stage):
     chainer's clock, not the producer's ``at``."""
 
     name = "audit-chainer"
+    waits_for_assignment = True
 
     def __init__(self, settings: Settings, metrics: ServiceMetrics,
                  key: HubAuditKey | None = None) -> None:

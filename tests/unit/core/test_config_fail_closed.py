@@ -48,10 +48,11 @@ def test_given_an_invalid_message_then_it_is_rejected_and_the_state_is_unchanged
                                    b"{}"])
 def test_given_a_revocation_in_any_shape_then_it_applies(value: bytes) -> None:
     s = good()
-    try:
+    if value == b"{}":
         s.apply_message(b"revoked/p@1", value)
-    except ConfigRejected as exc:
-        assert "applied as a revocation" in str(exc)
+    else:
+        with pytest.raises(ConfigRejected, match="applied as a revocation"):
+            s.apply_message(b"revoked/p@1", value)
     assert "p@1" in s.revoked
 
 
@@ -60,7 +61,8 @@ def test_only_a_real_tombstone_removes_a_key_or_lifts_a_revocation() -> None:
     s.apply_message(b"revoked/p@1", b"{}")
     s.apply_message(b"revoked/p@1", None)
     s.apply_message(b"protocol/p@1", None)
-    assert "p@1" not in s.revoked and "p@1" not in s.protocol_texts
+    assert "p@1" not in s.revoked
+    assert "p@1" not in s.protocol_texts
 
 
 def test_the_reason_never_echoes_the_value() -> None:
@@ -68,4 +70,5 @@ def test_the_reason_never_echoes_the_value() -> None:
     with pytest.raises(ConfigRejected) as err:
         s.apply_message(b"officer/k1", json.dumps({"party": "pol", "officer": ["Jane Doe"],
                                                    "public_key_pem": "x"}).encode())
-    assert "Jane" not in str(err.value) and "officer" in str(err.value)
+    assert "Jane" not in str(err.value)
+    assert "officer" in str(err.value)

@@ -106,8 +106,10 @@ class TestErrorPolicy:
     def test_given_a_record_over_its_work_budget_then_it_is_dead_lettered(self) -> None:
         stage = Echo()
         got = outcomes(runner(stage, budget=0.01), [doc("a"), doc("slow"), doc("b")])
-        assert isinstance(got[1][1], Reject) and got[1][1].kind == BUDGET
-        assert not isinstance(got[0][1], Reject) and not isinstance(got[2][1], Reject)
+        assert isinstance(got[1][1], Reject)
+        assert got[1][1].kind == BUDGET
+        assert not isinstance(got[0][1], Reject)
+        assert not isinstance(got[2][1], Reject)
 
     def test_given_a_handler_reject_then_it_keeps_its_reason_and_pointer(self) -> None:
         got = outcomes(runner(Echo()), [doc("no")])
@@ -136,7 +138,8 @@ class TestDeadLetters:
         letter = DeadLetter.model_validate_json(out.value or b"")
         assert (letter.stage, letter.topic, letter.partition, letter.offset) == (
             "echo", "s115.raw.police", 2, 7)
-        assert letter.reason_kind == INVALID and letter.problems[0].reason == "bad"
+        assert letter.reason_kind == INVALID
+        assert letter.problems[0].reason == "bad"
         assert out.key == b"echo/s115.raw.police/2/7"  # a re-read writes the same letter key
 
     def test_describe_keeps_field_and_rule_but_never_the_input_value(self) -> None:
@@ -151,5 +154,50 @@ class TestDeadLetters:
     def test_only_broker_errors_count_as_infrastructure(self) -> None:
         from aiokafka.errors import KafkaConnectionError
 
-        assert is_infra(KafkaConnectionError()) and is_infra(BrokerUnavailable("x"))
-        assert not is_infra(ValueError("x")) and not is_infra(KeyError("x"))
+        assert is_infra(KafkaConnectionError())
+        assert is_infra(BrokerUnavailable("x"))
+        assert not is_infra(ValueError("x"))
+        assert not is_infra(KeyError("x"))
+
+
+class TestStopping:
+    def test_given_a_stage_task_that_ends_first_then_stop_is_set_and_the_service_stops(
+            self) -> None:
+        """The config follower stopping makes the service exit (not carry on, stale)."""
+        from services.core.stage_runner import StageStopped, run_until_first_stops
+
+        async def go() -> tuple[bool, str]:
+            stop = asyncio.Event()
+
+            async def follower() -> None:
+                return None  # ended on its own
+
+            async def stage() -> None:
+                await stop.wait()
+
+            tasks = {"config": asyncio.create_task(follower()),
+                     "stage": asyncio.create_task(stage())}
+            try:
+                await run_until_first_stops(stop, tasks)
+            except StageStopped as exc:
+                return stop.is_set(), str(exc)
+            return stop.is_set(), ""
+
+        stopped, why = asyncio.run(go())
+        assert stopped
+        assert "config" in why
+
+    def test_given_stop_then_the_stages_wind_down_without_error(self) -> None:
+        from services.core.stage_runner import run_until_first_stops
+
+        async def go() -> None:
+            stop = asyncio.Event()
+
+            async def stage() -> None:
+                await stop.wait()
+
+            tasks = {"stage": asyncio.create_task(stage())}
+            asyncio.get_running_loop().call_later(0.01, stop.set)
+            await run_until_first_stops(stop, tasks)
+
+        asyncio.run(go())
