@@ -16,6 +16,8 @@ Why each grant exists (measured against what the code does, not what it might do
   it (KRaft hides existence from non-describers), so provisioning needs CREATE *and* DESCRIBE.
   ``config apply`` provisions topics for new groups and partners, ingest re-provisions after a
   broker loss: both hold CREATE+DESCRIBE on the prefix, nothing else does.
+* Configuration facts travel on ``<p>.audit.officer``, which only the officer may write and the
+  router's chainer reads; facts of every other kind on ``<p>.audit.facts``.
 * The officer CLI (``config apply``, ``dlq list|replay``, ``import police-uk``, ``protocol
   replay|status``, ``status``, ``audit``) reads and re-presents *sealed* raw records (WRITE on
   ``<p>.raw.``): it already holds the master key those commands need, so the grant adds no reach.
@@ -102,12 +104,17 @@ def service_grants(prefix: str = "s115") -> list[Grant]:
     t += _grants(ROUTER, "topic", f"{p}.router.hotspot-state", "literal",
                  "read", "write", "describe")
     t += _grants(ROUTER, "topic", f"{p}.audit.facts", "literal", "read", "write", "describe")
+    # Config facts come only from the officer's own topic (services/router/audit_sink.py).
+    t += _grants(ROUTER, "topic", f"{p}.audit.officer", "literal", "read", "describe")
     t += _grants(ROUTER, "topic", f"{p}.audit", "literal", "read", "write", "describe")
+    # The stage runner dead-letters what a stage cannot process (issue 12).
     t += _grants(ROUTER, "topic", f"{p}.rejected", "literal", "write", "describe")
     # officer CLI: config and its audit facts; dead letters; sealed raw records (import, dlq
     # replay, protocol replay, status); the chain (audit verify/query); provisioning.
     t += _grants(OFFICER, "topic", f"{p}.config", "literal", "read", "write", "describe")
-    t += _grants(OFFICER, "topic", f"{p}.audit.facts", "literal", "write", "describe")
+    # The CLI's facts are config facts, which go to the officer's own topic (audit_io.py): the
+    # only principal that may claim a configuration change.
+    t += _grants(OFFICER, "topic", f"{p}.audit.officer", "literal", "write", "describe")
     t += _grants(OFFICER, "topic", f"{p}.audit", "literal", "read", "describe")
     t += _grants(OFFICER, "topic", f"{p}.rejected", "literal", "read", "write", "describe")
     t += _grants(OFFICER, "topic", f"{p}.raw.", "prefixed", "read", "write", "describe")

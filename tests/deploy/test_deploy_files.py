@@ -56,7 +56,10 @@ def known_metric_names() -> set[str]:
         for path in (REPO_ROOT / "services" / svc).rglob("*.py"):
             names |= {f"s115hub_{svc}_{m.group(2)}" for m in pattern.finditer(path.read_text())}
         # Registered by shared helpers for whichever service uses them.
-        for shared in ("consumer_lag_records", "http_request_duration_seconds"):
+        for shared in ("consumer_lag_records", "http_request_duration_seconds",
+                       # services/core/stage_runner.py, for every service's stages
+                       "stage_records_total", "stage_dead_letters_total",
+                       "stage_batch_duration_seconds", "stage_infra_failures_total"):
             names.add(f"s115hub_{svc}_{shared}")
     return names
 
@@ -212,7 +215,7 @@ def test_k8s_deployments_probe_readyz_and_healthz_on_the_settings_port() -> None
 def test_topic_and_setting_names_in_the_deploy_readme_exist_in_the_code() -> None:
     text = (DEPLOY / "README.md").read_text()
     t = Topics("s115")
-    real = {t.rejected, t.shared, t.audit, t.audit_facts, t.config, *t.raw_all,
+    real = {t.rejected, t.shared, t.audit, t.audit_facts, t.audit_officer, t.config, *t.raw_all,
             *(t.consumer_group(g)
               for g in ("router", "depersonalise", "audit-chainer", "ingest-inbound"))}
     templated = {"s115.inbound.<partner>": t.inbound("x"), "s115.deliver.<group>": t.deliver("x"),

@@ -67,7 +67,7 @@ def version_2(hub: LocalHub, police_key: Ed25519PrivateKey) -> Protocol:
 
 def facts(hub: LocalHub) -> list[dict[str, Any]]:
     assert hub.settings is not None
-    return [f for f in read_json(hub.settings, f"{hub.settings.topic_prefix}.audit.facts")
+    return [f for f in read_json(hub.settings, f"{hub.settings.topic_prefix}.audit.officer")
             if f.get("kind") == "config"]
 
 

@@ -437,8 +437,8 @@ def _areas() -> Any:
 
 
 INTERNAL = ("s115.raw.police", "s115.shared", "s115.rejected", "s115.config", "s115.audit",
-            "s115.audit.facts", "s115.router.hotspot-state", f"s115.deliver.{GROUP}",
-            f"s115.hotspots.{GROUP}")
+            "s115.audit.facts", "s115.audit.officer", "s115.router.hotspot-state",
+            f"s115.deliver.{GROUP}", f"s115.hotspots.{GROUP}")
 
 
 def test_a_partner_cannot_write_another_partners_inbound_topic_or_any_internal_topic(
@@ -475,7 +475,8 @@ def test_a_group_cannot_read_another_groups_topics(hub: Hub) -> None:
 
 def test_a_rogue_principal_cannot_write_shared_deliver_audit_or_config(hub: Hub) -> None:
     for topic in ("s115.shared", f"s115.deliver.{GROUP}", f"s115.deliver.{OTHER_GROUP}",
-                  f"s115.hotspots.{GROUP}", "s115.audit", "s115.audit.facts", "s115.config",
+                  f"s115.hotspots.{GROUP}", "s115.audit", "s115.audit.facts",
+                  "s115.audit.officer", "s115.config",
                   "s115.raw.police", f"s115.inbound.{PARTNER}"):
         assert try_write(hub.cluster, "rogue", "rogue", topic) == "denied", topic
     for topic in ("s115.config", "s115.audit", f"s115.deliver.{GROUP}"):
@@ -498,6 +499,9 @@ def test_services_may_not_step_outside_their_role(hub: Hub) -> None:
                              ("service", "s115-ingest", "s115.audit"),
                              ("service", "s115-ingest", "s115.shared"),
                              ("officer", "s115-officer", "s115.audit"),
+                             ("officer", "s115-officer", "s115.audit.facts"),
+                             ("service", "s115-router", "s115.audit.officer"),
+                             ("service", "s115-depersonalise", "s115.audit.officer"),
                              ("officer", "s115-officer", f"s115.deliver.{GROUP}")):
         assert try_write(c, who, user, topic) == "denied", (user, topic)
     assert try_read(c, "service", "s115-router", "s115.raw.police") == "denied"
