@@ -180,13 +180,16 @@ def secured_hub(tmp: Path) -> Iterator[Hub]:
         for proc in (locals().get("procs") or {}).values():
             if proc.poll() is None:
                 proc.terminate()
+        # One shared deadline: waiting 20 s per service in turn cost a minute under load.
+        deadline = time.monotonic() + 10
         for proc in (locals().get("procs") or {}).values():
             try:
-                proc.wait(timeout=20)
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
             except Exception:
                 proc.kill()
+                proc.wait()
         thread.join(timeout=200)
-        kafka.stop()
+        kafka.stop(timeout=15)
 
 
 def _create_user(cluster: SecuredCluster, user: str) -> None:
