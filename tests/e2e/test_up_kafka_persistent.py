@@ -33,6 +33,10 @@ def _needs_local_kafka() -> None:
         pytest.skip("needs Java 17+ and the Apache Kafka distribution")
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Up:
     """``s115hub up --broker kafka`` as a child process, its output collected."""
 
@@ -42,7 +46,10 @@ class Up:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "services.cli.main", "up", "--broker", "kafka",
              "--state-dir", str(state)],
-            cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            # A test run started in the background inherits SIGINT ignored, and so would `up`;
+            # Ctrl-C is what is under test, so give it the default disposition.
+            preexec_fn=_default_sigint)
         self.lines: list[str] = []
         self.ready = threading.Event()
         threading.Thread(target=self._read, daemon=True).start()
