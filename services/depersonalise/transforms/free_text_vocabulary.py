@@ -66,6 +66,8 @@ _PLACE_MARKERS = STREETS | PLACE_AFTER_CAPITAL
 _PUNCT_KEPT = frozenset(".,;:!?()'\"-")
 _MAX_PUNCT = 3
 _SENTENCE_END = frozenset(".!?:")
+#: Lower-case-only words that open a sentence as themselves, never as a name.
+_PRONOUNS = frozenset(("he",))
 _PRIORITY = {NAME: 0, PLACE: 1, CONTACT: 2, NUMBER: 3, UNKNOWN: 4}
 
 
@@ -166,7 +168,25 @@ class Release:
                 if any(c in _SENTENCE_END for c in trail):
                     # "Mr." ends no sentence: the title's own full stop.
                     sentence_start = not after_title
+        self._name_before_name(out)
         return _render(out.items, self.meter)
+
+    def _name_before_name(self, out: _Out) -> None:
+        """A released name-word just before a [NAME] is part of it ("will [NAME]")."""
+        names = self.lists.names.all
+        following_name = False
+        for i in range(len(out.items) - 1, -1, -1):
+            self.meter.steps += 1
+            kind, text = out.items[i]
+            if kind == "p":
+                following_name = text == NAME
+            elif kind == "w":
+                if following_name and text.lower() in names:
+                    out.items[i] = ("p", NAME)
+                else:
+                    following_name = False
+            elif kind == "s" and text not in ("-", "'"):
+                following_name = False
 
     def _core(self, out: _Out, lead: str, core: str, sentence_start: bool,
               after_title: bool) -> bool:
@@ -217,7 +237,7 @@ class Release:
             return NAME
         if not listed:
             return NAME if in_names else UNKNOWN
-        if lo in lists.lower_only and not lower:
+        if lo in lists.lower_only and not lower and not (sentence_start and lo in _PRONOUNS):
             return NAME
         if titled and not sentence_start and lo != "i" and not lo.startswith("i'"):
             return NAME if in_names else UNKNOWN
@@ -244,8 +264,9 @@ class Release:
 
 
 def _render(items: list[tuple[str, str]], meter: Meter) -> str:
-    """Join the pieces; a run of placeholders with only spaces or light punctuation between them
-    becomes one placeholder, the most specific of the run."""
+    """Join the pieces; a run of placeholders with only spaces, commas, hyphens or apostrophes
+    between them becomes one placeholder, the most specific of the run. A full stop ends a run:
+    it may end a sentence."""
     parts: list[str] = []
     run: str | None = None  # label of the open placeholder run
     pending: list[str] = []  # separators seen since the run's last placeholder
@@ -258,7 +279,7 @@ def _render(items: list[tuple[str, str]], meter: Meter) -> str:
                 run = text
             pending = []
             continue
-        if run is not None and (kind == " " or (kind == "s" and set(text) <= set(".,-'"))):
+        if run is not None and (kind == " " or (kind == "s" and set(text) <= set(",-'"))):
             pending.append(text)
             continue
         if run is not None:
