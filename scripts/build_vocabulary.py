@@ -73,6 +73,7 @@ def _dictionary() -> set[str]:
 
 
 def _names() -> tuple[set[str], set[str], set[str], set[str]]:
+    """(common forenames, common surnames, listed forenames, listed surnames)."""
     from names_dataset import NameDataset  # type: ignore[import-not-found]
 
     nd = NameDataset()
@@ -82,9 +83,9 @@ def _names() -> tuple[set[str], set[str], set[str], set[str]]:
         names = [*got["M"], *got["F"]] if first else got
         return [w.lower() for w in names if _WORD.fullmatch(w.lower())]
 
-    common = set(top(COMMON_FORENAMES, True)) | set(top(COMMON_SURNAMES, False))
+    common_fore, common_sur = set(top(COMMON_FORENAMES, True)), set(top(COMMON_SURNAMES, False))
     forenames, surnames = set(top(LISTED_FORENAMES, True)), set(top(LISTED_SURNAMES, False))
-    return common, forenames, surnames, common | forenames | surnames
+    return common_fore, common_sur, forenames, surnames
 
 
 def _file(title: str, notes: list[str], sections: dict[str, set[str]]) -> str:
@@ -100,7 +101,8 @@ def build() -> dict[Path, str]:
     import wordfreq  # type: ignore[import-not-found]
     from importlib.metadata import version
 
-    common, forenames, surnames, _ = _names()
+    common_fore, common_sur, forenames, surnames = _names()
+    common = common_fore | common_sur
     lower_only = set(_source("lower-case-only.txt"))
     english = [w for w in top_n_list("en", TOP_WORDS) if _WORD.fullmatch(w)]
     dictionary = _dictionary()
@@ -127,10 +129,10 @@ def build() -> dict[Path, str]:
         OUT / f"names-gb@{VERSION}.txt": _file(
             f"names-gb@{VERSION}: forenames and surnames, Great Britain (names-dataset "
             f"{version('names-dataset')})",
-            [f"[common]: GB top {COMMON_FORENAMES} forenames per sex and top {COMMON_SURNAMES} "
+            [f"[common forenames]/[common surnames]: GB top {COMMON_FORENAMES} forenames per sex and top {COMMON_SURNAMES} "
              f"surnames; [forenames]/[surnames]: top {LISTED_FORENAMES} / {LISTED_SURNAMES}"],
-            {"common": common, "forenames": forenames - common,
-             "surnames": surnames - forenames - common}),
+            {"common forenames": common_fore, "common surnames": common_sur - common_fore,
+             "forenames": forenames - common, "surnames": surnames - forenames - common}),
     }
 
 

@@ -80,7 +80,8 @@ class FreeText(Transform):
         if mode == "vocabulary":
             if "tagset" in params:
                 raise ConfigError("'tagset' is for mode 'tags'", field="tagset")
-            refs = vocabulary_refs(params)
+            raw = params.get("vocabulary")
+            refs = raw if isinstance(raw, list) else [] if raw is None else [raw]
             if not refs:
                 raise ConfigError("mode 'vocabulary' needs 'vocabulary': id@version of a "
                                   "shipped vocabulary (e.g. incident-en@1)", field="vocabulary")

@@ -11,12 +11,14 @@ What a reader sees must be what the allow-list checks. So, in order:
 5. Look-alike letters from Cyrillic and Greek are folded to the Latin letter they imitate
    ("Jоhn" with a Cyrillic о is "John"). Anything else outside ASCII is left as it is: the
    tokeniser treats a word holding it as unknown, so it is never released.
-6. Control characters and line breaks become spaces: a name split over a line is seen as the
-   two halves it is written as, and neither half is in any vocabulary.
+6. A hyphen at a line break joins the word's halves ("Oka-" + "for"); other control characters
+   and line breaks become spaces: a name split over a line without a hyphen is seen as the two
+   halves it is written as, and neither half is in any vocabulary.
 """
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 # Cyrillic and Greek letters that render like Latin ones (Unicode confusables, the common subset).
@@ -74,8 +76,14 @@ def _plain(text: str) -> str:
     return "".join(out)
 
 
+# A word broken over a line with a hyphen is one word ("Oka-\nfor"). Linear: a match can only
+# start at a hyphen and the blank runs it scans belong to that hyphen alone.
+_LINE_HYPHEN = re.compile(r"-[ \t]*\r?\n[ \t]*")
+
+
 def normalise(text: str) -> str:
     """``text`` as the allow-list sees it. Linear: every step is one pass over the text."""
+    text = _LINE_HYPHEN.sub("", text)
     if text.isascii():
         return _plain(text)
     text = _strip_invisible(text)

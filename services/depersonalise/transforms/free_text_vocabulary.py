@@ -125,10 +125,10 @@ def _is_w3w(core: str) -> bool:
 
 
 def _joined_label(lead: str, core: str) -> str:
-    if any(c.isdigit() for c in core):
-        return NUMBER
     if "@" in core or "@" in lead:
         return CONTACT
+    if any(c.isdigit() for c in core):
+        return NUMBER
     if _is_w3w(core) or lead.endswith("///"):
         return PLACE
     return UNKNOWN
@@ -172,8 +172,9 @@ class Release:
         return _render(out.items, self.meter)
 
     def _name_before_name(self, out: _Out) -> None:
-        """A released name-word just before a [NAME] is part of it ("will [NAME]")."""
-        names = self.lists.names.all
+        """A released forename, or capitalised name-word, just before a [NAME] is part of it
+        ("will [NAME]"); "friend [NAME]" keeps its everyday surname-word."""
+        names = self.lists.names
         following_name = False
         for i in range(len(out.items) - 1, -1, -1):
             self.meter.steps += 1
@@ -181,7 +182,9 @@ class Release:
             if kind == "p":
                 following_name = text == NAME
             elif kind == "w":
-                if following_name and text.lower() in names:
+                lo = text.lower()
+                if following_name and lo not in TITLES and (
+                        lo in names.forenames or (not text.islower() and lo in names.all)):
                     out.items[i] = ("p", NAME)
                 else:
                     following_name = False
@@ -204,9 +207,11 @@ class Release:
                 continue
             label = self._word(out, part, sentence_start and i == 0, after_title)
             title = part.lower() in TITLES
-            if part.lower() in _PLACE_MARKERS and label in (None, UNKNOWN):
-                # "Oakwood Primary School", "oak road": the words before say which place.
-                if self._place_before(out, part.lower()) and label == UNKNOWN:
+            if part.lower() in _PLACE_MARKERS and not after_title and (
+                    label in (None, UNKNOWN) or part.lower() in self.lists.lower_only):
+                # "Oakfield Primary School", "oak road", "Oakfield Way": the words before say
+                # which place.
+                if self._place_before(out, part.lower()) and label is not None:
                     label = PLACE
             out.items.append(("w", part) if label is None else ("p", label))
         return title
@@ -222,6 +227,8 @@ class Release:
         prev = out.last_word_index()
         after_name = prev is not None and out.items[prev] == ("p", NAME)
         in_names = lo in names.all or base in names.all
+        if lo in TITLES and (lo in lists.words or len(lo) <= 5):
+            return None  # a title alone names no one; the word after it is the name
         if after_title and lo not in TITLES and (titled or caps or in_names
                                                  or lo not in lists.words):
             return NAME
@@ -232,13 +239,13 @@ class Release:
             return own
         if lo in lists.places or base in lists.places:
             return None
-        listed = lo in lists.words or base in lists.words
         if after_name and in_names:
             return NAME
-        if not listed:
+        if lo in lists.lower_only or base in lists.lower_only:
+            # Written in lower case it was released above; capitalised it is a name.
+            return None if sentence_start and lo in _PRONOUNS else NAME
+        if lo not in lists.words and base not in lists.words:
             return NAME if in_names else UNKNOWN
-        if lo in lists.lower_only and not lower and not (sentence_start and lo in _PRONOUNS):
-            return NAME
         if titled and not sentence_start and lo != "i" and not lo.startswith("i'"):
             return NAME if in_names else UNKNOWN
         if (titled or caps) and lo in names.common:

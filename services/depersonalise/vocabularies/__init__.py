@@ -35,7 +35,8 @@ REF = re.compile(r"^[a-z0-9][a-z0-9-]*@[1-9][0-9]*$")
 #: The name list every vocabulary release uses; bound into any protocol that releases text.
 NAMES_REF = "names-gb@1"
 _SECTIONS = {"[words]": "words", "[lower-case only]": "lower_only", "[places]": "places",
-             "[forenames]": "forenames", "[surnames]": "surnames", "[common]": "common"}
+             "[forenames]": "forenames", "[surnames]": "surnames",
+             "[common forenames]": "common_forenames", "[common surnames]": "common_surnames"}
 _WORD = re.compile(r"^[a-z]+(?:['-][a-z]+)*$")
 
 
@@ -50,7 +51,8 @@ class Vocabulary:
 @dataclass(frozen=True)
 class Names:
     """``common``: names common enough that the word was taken out of every vocabulary;
-    ``all``: every name on the list (forenames and surnames), used for typing and capitals."""
+    ``all``: every name on the list, used for typing and capitals; ``forenames``: all forenames
+    (common or not)."""
 
     ref: str
     all: frozenset[str] = frozenset()
@@ -124,8 +126,10 @@ def load_vocabulary(ref: str) -> Vocabulary:
 @cache
 def load_names(ref: str = NAMES_REF) -> Names:
     s = _sections(ref)
-    fore, sur, common = s.get("forenames", set()), s.get("surnames", set()), s.get("common", set())
-    return Names(ref, frozenset(fore | sur | common), frozenset(common), frozenset(fore))
+    fore = s.get("forenames", set()) | s.get("common_forenames", set())
+    common = s.get("common_forenames", set()) | s.get("common_surnames", set())
+    return Names(ref, frozenset(fore | common | s.get("surnames", set())), frozenset(common),
+                 frozenset(fore))
 
 
 @cache
