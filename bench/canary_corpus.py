@@ -197,7 +197,8 @@ class _Maker:
                 f"{r.randint(10000, 99999)} {r.randint(10000, 99999)}"),
             "coordinates": lambda: (lambda a, b: p("coordinates", f"at {a}, {b}", a, b))(
                 f"51.{r.randint(1000, 9999)}", f"-0.{r.randint(1000, 9999)}"),
-            "what3words": lambda: (lambda w: p("what3words", f"pin ///{w}", *w.split(".")))(
+            "what3words": lambda: (lambda w: p("what3words", f"pin ///{w}", w,
+                                               w.replace(".", " ")))(
                 r.choice(W3W)),
             "own_address_lowercase": lambda: p(
                 "own_address_lowercase", f"lives at {own['address'].lower()}",

@@ -107,8 +107,10 @@ def _plain(text: str) -> str:
     return normalise(text).lower()
 
 
-def leaked(planted: Planted, text: str) -> list[str]:
-    """The planted fragments visible in ``text`` (already ``_plain``)."""
+def leaked(planted: Planted, text: str, *, joined: bool = True) -> list[str]:
+    """The planted fragments visible in ``text`` (already ``_plain``); ``joined``: also look for
+    a fragment of five letters or more with the text's spaces and hyphens taken out (a name
+    released in halves)."""
     compact = re.sub(r"[\s\-]+", "", text)
     runs = ["".join(c for c in m[0] if c.isdigit()) for m in _DIGIT_RUN.finditer(text)]
     out = []
@@ -119,7 +121,7 @@ def leaked(planted: Planted, text: str) -> list[str]:
             if any(digits in run for run in runs):
                 out.append(frag)
         elif re.search(rf"(?<![a-z0-9]){re.escape(f)}(?![a-z0-9])", text) or (
-                len(f) >= 5 and f.replace("-", "") in compact):
+                joined and len(f) >= 5 and f.replace("-", "") in compact):
             out.append(frag)
     return out
 
@@ -159,7 +161,7 @@ def run(seed: int = 11, per_feed: int = 120) -> dict[str, Any]:
                 for p in rec.planted:
                     found = leaked(p, text) + [f for f in p.fragments if len(f) >= 4 and not any(
                         c.isdigit() for c in f) and f not in leaked(p, text)
-                        and leaked(Planted(p.kind, "", (f,)), whole)]
+                        and leaked(Planted(p.kind, "", (f,)), whole, joined=False)]
                     if found:
                         leaks[mode][p.kind] += 1
                         if len(examples) < 40:

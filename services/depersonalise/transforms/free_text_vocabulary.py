@@ -24,6 +24,7 @@ Every step is one pass over the text with constant work per character: linear in
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from services.depersonalise.transforms.free_text_normalise import normalise
@@ -127,16 +128,20 @@ def _is_w3w(core: str) -> bool:
 def _joined_label(lead: str, core: str) -> str:
     if "@" in core or "@" in lead:
         return CONTACT
-    if any(c.isdigit() for c in core):
+    if _DIGIT.search(core) or any(c.isdigit() for c in core):
         return NUMBER
     if _is_w3w(core) or lead.endswith("///"):
         return PLACE
     return UNKNOWN
 
 
+_PLAIN_WORD = re.compile(r"[A-Za-z][A-Za-z']*")
+_JOINERS = re.compile(r"[./@_\\]")
+_DIGIT = re.compile(r"[0-9]")
+
+
 def _plain_word(part: str) -> bool:
-    return bool(part) and part.isascii() and all(c.isalpha() or c == "'" for c in part) \
-        and part[0].isalpha()
+    return _PLAIN_WORD.fullmatch(part) is not None
 
 
 class Release:
@@ -193,7 +198,7 @@ class Release:
 
     def _core(self, out: _Out, lead: str, core: str, sentence_start: bool,
               after_title: bool) -> bool:
-        if any(c in "./@_\\" for c in core) or "@" in lead:
+        if _JOINERS.search(core) or "@" in lead:
             out.items.append(("p", _joined_label(lead, core)))
             return False
         title = False
@@ -203,7 +208,7 @@ class Release:
             if not part:
                 continue
             if not _plain_word(part):
-                out.items.append(("p", NUMBER if any(c.isdigit() for c in part) else UNKNOWN))
+                out.items.append(("p", NUMBER if _DIGIT.search(part) else UNKNOWN))
                 continue
             label = self._word(out, part, sentence_start and i == 0, after_title)
             title = part.lower() in TITLES
