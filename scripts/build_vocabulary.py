@@ -18,9 +18,10 @@ Sources (both on PyPI; neither is needed at run time):
 
 Output, in ``services/depersonalise/vocabularies/``:
 
-- ``incident-en@<v>.txt``: the top English words and the hand-reviewed ``sources/incident-terms.txt``,
-  less number words above ten, ordinals and month names (dates of birth in words), less every
-  word that is a common name, except those in the hand-reviewed ``sources/lower-case-only.txt``,
+- ``incident-en@<v>.txt``: the top English words and the hand-reviewed
+  ``sources/incident-terms.txt``, less number words above ten, ordinals and month names
+  (dates of birth in words), less every word that is a common name, except those in the
+  hand-reviewed ``sources/lower-case-only.txt``,
   which go to the ``[lower-case only]`` section.
 - ``towns-east@<v>.txt``: ``sources/towns-east.txt`` less common names, as ``[places]``.
 - ``names-gb@<v>.txt``: the name list.
@@ -46,17 +47,22 @@ DICTIONARY = Path("/usr/share/dict/british-english")
 OUT = Path(__file__).resolve().parent.parent / "services" / "depersonalise" / "vocabularies"
 _WORD = re.compile(r"^[a-z]+(?:['-][a-z]+)*$")
 
-NUMBER_WORDS = set("""
+
+def _split(text: str) -> set[str]:
+    return set(text.split())
+
+
+NUMBER_WORDS = _split("""
 eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen twenty thirty forty
 fourty fifty sixty seventy eighty ninety hundred hundreds thousand thousands million millions
 first second third fourth fifth sixth seventh eighth ninth tenth eleventh twelfth thirteenth
 fourteenth fifteenth sixteenth seventeenth eighteenth nineteenth twentieth thirtieth
 twenties thirties forties fifties sixties seventies eighties nineties teens teen
-""".split())
-MONTHS = set("""
+""")
+MONTHS = _split("""
 january february march april may june july august september october november december
 jan feb mar apr jun jul aug sep sept oct nov dec
-""".split())
+""")
 
 
 def _source(name: str) -> list[str]:
@@ -97,24 +103,24 @@ def _file(title: str, notes: list[str], sections: dict[str, set[str]]) -> str:
 
 
 def build() -> dict[Path, str]:
-    from wordfreq import top_n_list  # type: ignore[import-not-found]
-    import wordfreq  # type: ignore[import-not-found]
     from importlib.metadata import version
+
+    from wordfreq import top_n_list  # type: ignore[import-not-found]
 
     common_fore, common_sur, forenames, surnames = _names()
     common = common_fore | common_sur
     lower_only = set(_source("lower-case-only.txt"))
-    english = [w for w in top_n_list("en", TOP_WORDS) if _WORD.fullmatch(w)]
+    english = [w for w in top_n_list("en", TOP_WORDS) if _WORD.fullmatch(w)]  # most frequent first
     dictionary = _dictionary()
     english = [w for w in english if (len(w) > 1 or w in ("a", "i")) and w in dictionary]
     candidates = (set(english) | set(_source("incident-terms.txt"))) - NUMBER_WORDS - MONTHS
     candidates = {w for w in candidates if _WORD.fullmatch(w)}
     words = {w for w in candidates if w not in common}
     kept_lower = {w for w in candidates if w in common and w in lower_only}
-    src = (f"sources: wordfreq {version('wordfreq')} English top {TOP_WORDS} in lower case in Debian wbritish; names-dataset "
+    src = (f"sources: wordfreq {version('wordfreq')} English top {TOP_WORDS} in lower case in "
+           f"Debian wbritish; names-dataset "
            f"{version('names-dataset')} GB top {COMMON_FORENAMES} forenames per sex and top "
            f"{COMMON_SURNAMES} surnames removed")
-    del wordfreq
     towns = set(_source("towns-east.txt"))
     return {
         OUT / f"incident-en@{VERSION}.txt": _file(
@@ -129,7 +135,8 @@ def build() -> dict[Path, str]:
         OUT / f"names-gb@{VERSION}.txt": _file(
             f"names-gb@{VERSION}: forenames and surnames, Great Britain (names-dataset "
             f"{version('names-dataset')})",
-            [f"[common forenames]/[common surnames]: GB top {COMMON_FORENAMES} forenames per sex and top {COMMON_SURNAMES} "
+            [f"[common forenames]/[common surnames]: GB top {COMMON_FORENAMES} forenames per "
+             f"sex and top {COMMON_SURNAMES} "
              f"surnames; [forenames]/[surnames]: top {LISTED_FORENAMES} / {LISTED_SURNAMES}"],
             {"common forenames": common_fore, "common surnames": common_sur - common_fore,
              "forenames": forenames - common, "surnames": surnames - forenames - common}),

@@ -34,10 +34,10 @@ def show(ref: str = typer.Argument(..., help="id@version, e.g. incident-en@1 or 
          file: Path = typer.Option(None, "--file", help="A file of sample text.")) -> None:
     """What REF would release from the sample text (or, without text, what REF holds)."""
     from services.core.errors import HubError
-    from services.depersonalise.transforms.free_text_tags import find_tags
-    from services.depersonalise.transforms.free_text_vocabulary import Release
     from services.depersonalise.transforms.free_text import lists_for
     from services.depersonalise.transforms.free_text_record import RecordWords
+    from services.depersonalise.transforms.free_text_tags import find_tags
+    from services.depersonalise.transforms.free_text_vocabulary import Release
     from services.depersonalise.vocabularies import load_tagset, load_vocabulary, path_of, sha256_of
 
     try:

@@ -23,6 +23,10 @@ YAML form (one document per file)::
           victim_name:
             transform: pseudonymise
             with: [victim_dob]
+          summary: {transform: free_text, mode: tags, tagset: mo-tags@1}
+          # free_text modes: drop (default) | vocabulary (vocabulary: incident-en@1 or a list
+          # of id@version) | tags (tagset: id@version); 'scrub' is refused. The lists' SHA-256
+          # hashes are signed with the document (see signing.protocol_digest).
     quasi_identifiers: [occurred_at, location]   # released field names the risk gate counts
     k: 3
     suppress_below: 5

@@ -82,7 +82,7 @@ _LINE_HYPHEN = re.compile(r"-[ \t]*\r?\n[ \t]*")
 
 
 #: ASCII control characters (line breaks, tabs, NUL ...) to spaces, in one C-level pass.
-_ASCII_CONTROLS = {c: " " for c in (*range(32), 127)}
+_ASCII_CONTROLS = dict.fromkeys((*range(32), 127), " ")
 
 
 def normalise(text: str) -> str:

@@ -212,12 +212,12 @@ class Release:
                 continue
             label = self._word(out, part, sentence_start and i == 0, after_title)
             title = part.lower() in TITLES
-            if part.lower() in _PLACE_MARKERS and not after_title and (
-                    label in (None, UNKNOWN) or part.lower() in self.lists.lower_only):
-                # "Oakfield Primary School", "oak road", "Oakfield Way": the words before say
-                # which place.
-                if self._place_before(out, part.lower()) and label is not None:
-                    label = PLACE
+            # "Oakfield Primary School", "oak road", "Oakfield Way": the words before say which
+            # place.
+            marker = part.lower() in _PLACE_MARKERS and not after_title and (
+                label in (None, UNKNOWN) or part.lower() in self.lists.lower_only)
+            if marker and self._place_before(out, part.lower()) and label is not None:
+                label = PLACE
             out.items.append(("w", part) if label is None else ("p", label))
         return title
 
@@ -285,10 +285,7 @@ def _render(items: list[tuple[str, str]], meter: Meter) -> str:
     for kind, text in items:
         meter.steps += 1
         if kind == "p":
-            if run is not None:
-                run = min(run, text, key=_PRIORITY.__getitem__)
-            else:
-                run = text
+            run = min(run, text, key=_PRIORITY.__getitem__) if run is not None else text
             pending = []
             continue
         if run is not None and (kind == " " or (kind == "s" and set(text) <= set(",-'"))):

@@ -69,7 +69,7 @@ class Tagset:
 
 
 def check_ref(ref: object, suffix: str) -> str:
-    """``ref`` if it names a shipped ``<ref><suffix>`` file; else a ConfigError saying which exist."""
+    """``ref`` if it names a shipped ``<ref><suffix>`` file; else a ConfigError listing those."""
     if not isinstance(ref, str) or not REF.fullmatch(ref):
         raise ConfigError(f"{ref!r} is not a list reference of the form id@version")
     if not (DATA_DIR / f"{ref}{suffix}").is_file():

@@ -23,7 +23,10 @@ from schemas.base import free_text_fields, personal_fields
 from schemas.feeds import FEEDS
 from services.depersonalise.transforms import DROP, REGISTRY, TransformContext
 from services.depersonalise.transforms.location import grid_centre, snap_anchor
+from services.depersonalise.vocabularies import load_vocabulary
 from tests.unit.depersonalise import OTHER_KEY, STEVENAGE, TEST_KEY
+
+LOWER_ONLY = load_vocabulary("incident-en@1").lower_only
 
 
 def nhs_check_digit_ok(digits: str) -> bool:
@@ -287,9 +290,13 @@ def leaks(output: object, held: list[Held], canaries_: Canaries | None) -> list[
         found += [v for v in canaries_.values() if v.casefold() in text.casefold()]
         numbers += [canaries_.nhs, canaries_.phone]
         for h in held:
-            found += [f for f in h.written() if len(f) > 3 and f in text]
+            found += [f for f in h.written()
+                      if len(f) > 3 and f in text and f not in LOWER_ONLY]
+            # A lower-case-only word ("will") is released in lower case by design, even when it
+            # is also this record's name: written capitalised it must go.
             found += [t for t in h.name_tokens()
-                      if re.search(rf"(?<!\w){re.escape(t)}(?!\w)", text, re.I)]
+                      if re.search(rf"(?<!\w){re.escape(t)}(?!\w)", text,
+                                   0 if t.casefold() in LOWER_ONLY else re.I)]
     runs = digit_runs(text)
     found += [n for n in numbers if any(re.sub(r"\D", "", n) in r for r in runs)]
     return found

@@ -29,7 +29,8 @@ def test_given_scrub_when_loaded_then_refused_naming_file_line_vocabulary_and_ta
         load_protocol(path)
     err = info.value
     assert (err.file, err.line, err.field) == (str(path), 22, "feeds.police.fields.summary.mode")
-    assert "'vocabulary'" in str(err) and "'tags'" in str(err)
+    assert "'vocabulary'" in str(err)
+    assert "'tags'" in str(err)
 
 
 def test_given_a_vocabulary_that_is_not_shipped_when_loaded_then_refused_naming_it(
@@ -78,6 +79,7 @@ def test_given_a_signed_protocol_when_its_vocabulary_file_changes_then_signature
             f.write("okafor\n")  # someone slips a surname into the allow-list
         vocabularies.sha256_of.cache_clear()
         problems = verify_signatures(signed, officers.registry)
-        assert problems and all("signature invalid" in p for p in problems)
+        assert problems
+        assert all("signature invalid" in p for p in problems)
     finally:
         vocabularies.sha256_of.cache_clear()
