@@ -40,11 +40,13 @@ NICKNAMES = ["Smudge", "Big Kev", "Tiny", "Spider", "Little Dee", "Ghost", "Bisc
              "Shorty", "Red", "Dodger", "Bones"]
 TITLES = ["Nurse", "Cllr", "Father", "Sister", "Auntie", "Uncle", "Dr", "Mrs", "Mr", "Pastor",
           "Imam", "Coach", "Reverend", "Matron", "Nan"]
-STREET_WORDS = ["Acacia", "Fairlands", "Marlowes", "Cowper", "Ladywell", "Oakfield", "Primrose",
-                "Gadebridge", "Larkspur", "Wymondley", "Bengeo", "Tewin", "Chaulden", "Shenley"]
+# Invented or rare street names, none a ward or district name (those are released on purpose).
+STREET_WORDS = ["Acacia", "Fairlands", "Marlowes", "Cowper", "Ladywell", "Oakfield", "Quillbrook",
+                "Farrowdene", "Larkspur", "Wymondley", "Ravenscourt", "Thistledown", "Quernmoor",
+                "Dunstable"]
 STREET_TYPES = ["Road", "Avenue", "Close", "Lane", "Crescent", "Way", "Drive", "Gardens", "Street"]
 TOWNS = ["Watford", "Stevenage", "Hitchin", "Hemel Hempstead", "Hertford", "Harpenden"]
-SCHOOLS = ["Oakfield Academy", "St Mary's Primary School", "Highfield School",
+SCHOOLS = ["Oakfield Academy", "St Aldric's Primary School", "Quernmoor School",
            "Barnwell School", "Sir John Lawes School", "Marlborough Science Academy"]
 WORKPLACES = ["Tesco Extra", "Keystone Roofing Ltd", "Lister Hospital", "Amazon depot",
               "Costa on the Parade", "Sainsbury's Local", "Nandos"]
