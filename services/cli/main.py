@@ -13,6 +13,7 @@ import typer
 
 from services.cli import audit_cmds, dlq_cmds, keys_cmds, protocol_cmds, status_cmds
 from services.cli.group_cmds import group_app
+from services.cli.vocabulary_cmds import vocabulary_app
 from services.core.settings import REPO_ROOT, Settings
 
 app = typer.Typer(help="s115hub: Section 115 data sharing for Community Safety Partnerships.",
@@ -30,6 +31,7 @@ app.add_typer(config_app, name="config")
 import_app = typer.Typer(help="Import partner files.", no_args_is_help=True)
 app.add_typer(import_app, name="import")
 app.add_typer(group_app, name="group")
+app.add_typer(vocabulary_app, name="vocabulary")
 #: Inside an ``up --broker kafka`` state directory: the local Apache Kafka's nodes and data.
 KAFKA_SUBDIR = "kafka"
 
