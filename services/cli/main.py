@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import shutil
-import signal
-import time
 from pathlib import Path
 
 import typer
 
 from services.cli import audit_cmds, dlq_cmds, keys_cmds, protocol_cmds, status_cmds
+from services.cli.errors import run_cli
 from services.cli.group_cmds import group_app
-from services.core.settings import REPO_ROOT, Settings
+from services.core.settings import Settings
+from services.core.stop_signals import StopRequested, StopSignals, wait_for_stop
 
 app = typer.Typer(help="s115hub: Section 115 data sharing for Community Safety Partnerships.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -32,84 +31,64 @@ app.add_typer(import_app, name="import")
 app.add_typer(group_app, name="group")
 
 
+@app.callback()
+def _options(
+    env_file: Path = typer.Option(
+        None, "--env-file", help="The hub's environment file (default: $S115HUB_ENV_FILE, else "
+                                 "<state dir>/s115hub.env as `up` writes it, else the demo's)."),
+) -> None:
+    """s115hub: Section 115 data sharing for Community Safety Partnerships."""
+    # Read in main(), before any command builds its Settings; declared here for --help.
+
+
 @app.command()
 def broker(port: int = typer.Option(19092, help="Loopback port to listen on.")) -> None:
-    """Run the embedded Kafka-compatible broker (tansu) on loopback until Ctrl-C."""
+    """Run the embedded Kafka-compatible broker (tansu, in memory) on loopback until SIGTERM,
+    SIGINT (Ctrl-C) or SIGHUP."""
     from services.core.broker import EmbeddedBroker
 
-    b = EmbeddedBroker(port).start()
-    typer.echo(f"embedded broker (tansu, in-memory) on {b.bootstrap}; Ctrl-C stops it")
-    try:
-        signal.sigwait({signal.SIGINT, signal.SIGTERM})
-    finally:
-        b.stop()
+    with StopSignals() as signals:
+        b = EmbeddedBroker(port, die_with_parent=True)
+        try:
+            b.start()
+            typer.echo(f"embedded broker (tansu, in-memory) on {b.bootstrap}; Ctrl-C stops it")
+            wait_for_stop()
+        except StopRequested:
+            pass
+        finally:
+            signals.stopping()
+            b.stop()
 
 
 @app.command()
 def up(
     demo: bool = typer.Option(False, "--demo",
-                              help="Publish synthetic records for all four feeds."),
-    duration: float = typer.Option(0, help="Stop after this many seconds (0: until Ctrl-C)."),
+                              help="Demo: generated officer keys sign the protocols, partner keys "
+                                   "and group tokens are issued, synthetic records are published "
+                                   "for all four feeds. State is throwaway (default "
+                                   ".s115hub/demo, wiped on the next demo start)."),
+    duration: float = typer.Option(0, help="Stop after this many seconds (0: until a signal)."),
     rate: float = typer.Option(20.0, help="Synthetic records per second with --demo."),
-    state_dir: Path = typer.Option(REPO_ROOT / ".s115hub" / "demo", help="Keys and logs."),
-    config_dir: Path = typer.Option(REPO_ROOT / "deploy" / "hertfordshire"),
+    state_dir: Path = typer.Option(None, help="Keys, credentials and logs (default: "
+                                              "S115HUB_STATE_DIR; demo: .s115hub/demo)."),
+    config_dir: Path = typer.Option(None, help="county.yaml, protocols/, officers/ (default: "
+                                               "S115HUB_CONFIG_DIR; demo: deploy/hertfordshire)."),
+    broker_choice: str = typer.Option(
+        "auto", "--broker", help="auto: KAFKA_BOOTSTRAP_SERVERS if set, else embedded (demo) or "
+                                 "kafka (production); embedded: tansu in memory (demo only); "
+                                 "kafka: local Apache Kafka with storage in the state dir."),
 ) -> None:
-    """Start the broker (embedded unless KAFKA_BOOTSTRAP_SERVERS is set) and the three services."""
-    from services.demo.cluster import LocalHub
-    from services.demo.run import run_demo
+    """Run the hub on this machine: the broker (unless KAFKA_BOOTSTRAP_SERVERS names one) and
+    ingest, depersonalise and router, until SIGTERM, SIGINT (Ctrl-C) or SIGHUP stops them all.
 
-    settings = Settings()
-    external = _external_bootstrap()
-    if state_dir.exists():
-        shutil.rmtree(state_dir)  # a demo generates fresh keys every time
-    hub = LocalHub(state_dir, config_dir, bootstrap_servers=external, log_dir=state_dir / "logs",
-                   idempotent_producer=settings.kafka_idempotent_producer if external else None)
-    typer.echo("starting: " + ("broker at " + external if external else "embedded tansu broker")
-               + ", ingest, depersonalise, router ...")
-    t0 = time.monotonic()
-    try:
-        hub.start(topic_prefix=settings.topic_prefix)
-        assert hub.settings is not None
-        typer.echo(f"ready in {time.monotonic() - t0:.1f}s; "
-                   f"broker {hub.settings.kafka_bootstrap_servers}")
-        typer.echo(f"  ingest API      {hub.url('ingest')}/v1/feeds/{{feed}}/records|ndjson|csv")
-        typer.echo(f"  OpenAPI         {hub.url('ingest')}/openapi.json  (docs: /docs)")
-        for svc in ("ingest", "depersonalise", "router"):
-            typer.echo(f"  {svc:<15} {hub.url(svc)}/metrics  /healthz  /readyz")
-        typer.echo(f"  state and logs  {state_dir}")
-        if hub.boot and hub.boot.group_tokens:
-            group, token = next(iter(hub.boot.group_tokens.items()))
-            typer.echo(f"  group page      {hub.url('router')}/groups/{group}/?token={token}")
-            typer.echo(f"                  (every group's token: "
-                       f"{state_dir}/demo-group-tokens.json)")
-        if demo:
-            typer.echo(f"publishing synthetic records at {rate:g}/s; Ctrl-C stops everything")
-            with contextlib.suppress(KeyboardInterrupt):
-                asyncio.run(run_demo(hub, rate=rate, duration=duration or None, echo=typer.echo))
-        else:
-            typer.echo("Ctrl-C stops everything")
-            _wait(duration)
-    finally:
-        typer.echo("stopping ...")
-        hub.stop()
-        typer.echo("stopped")
+    Without --demo this is production mode: fixed ports from settings, a state directory created
+    once and never deleted, only the officers' own signatures (protocols and officer public keys
+    from the config directory), and <state>/s115hub.env written for the CLI (deploy/README.md).
+    """
+    from services.cli.hub_up import run_up
 
-
-def _wait(duration: float) -> None:
-    try:
-        if duration:
-            time.sleep(duration)
-        else:
-            signal.sigwait({signal.SIGINT, signal.SIGTERM})
-    except KeyboardInterrupt:
-        pass
-
-
-def _external_bootstrap() -> str | None:
-    import os
-
-    return os.environ.get("S115HUB_KAFKA_BOOTSTRAP_SERVERS") or os.environ.get(
-        "KAFKA_BOOTSTRAP_SERVERS")
+    run_up(demo=demo, duration=duration, rate=rate, state_dir=state_dir, config_dir=config_dir,
+           broker_choice=broker_choice, echo=typer.echo)
 
 
 @app.command()
@@ -118,18 +97,26 @@ def subscribe(
     from_beginning: bool = typer.Option(True, help="Start at the first record."),
     limit: int = typer.Option(0, help="Stop after this many records (0: follow)."),
 ) -> None:
-    """Print a tasking group's stream, one JSON record per line."""
+    """Print a tasking group's stream, one JSON record per line (until a signal with limit 0)."""
+    from services.cli.checks import require_group
     from services.cli.streams import print_group
 
-    asyncio.run(print_group(Settings(), group, from_beginning=from_beginning, limit=limit))
+    settings = Settings()
+    require_group(settings, group)
+    with StopSignals(), contextlib.suppress(StopRequested):
+        asyncio.run(print_group(settings, group, from_beginning=from_beginning,
+                                limit=limit))
 
 
 @partner_app.command("add")
 def partner_add(partner: str) -> None:
     """Issue an API key for PARTNER. The key is shown once; only its hash is kept."""
+    from services.cli.checks import require_partner
     from services.ingest.credentials import CredentialStore
 
-    issued = CredentialStore(Settings().state_dir / "partners.json").add(partner)
+    settings = Settings()
+    require_partner(settings, partner)
+    issued = CredentialStore(settings.state_dir / "partners.json").add(partner)
     typer.echo(f"partner {issued.partner} key {issued.key_id}: {issued.api_key}")
     audit_cmds.record_change("partner.added", partner, {"key_id": issued.key_id})
 
@@ -179,5 +166,11 @@ def import_police_uk(
                f"{result['rejected']} rejected")
 
 
+def main() -> None:
+    """The ``s115hub`` entry point: read the hub's environment file, run the command, and turn
+    any failure into one line on stderr (services/cli/errors.py)."""
+    run_cli(app)
+
+
 if __name__ == "__main__":
-    app()
+    main()

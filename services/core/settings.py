@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     topic_partitions: int = 3
     topic_replication: int = 1
     raw_retention_ms: int = 7 * 24 * 3600 * 1000
+    #: How long a service waits at start-up for the broker to answer before it gives up (its
+    #: supervisor restarts it); shape errors stop it at once.
+    startup_broker_wait_s: float = 60.0
 
     state_dir: Path = REPO_ROOT / ".s115hub"
     master_key: SecretStr | None = None
@@ -47,6 +50,8 @@ class Settings(BaseSettings):
     config_dir: Path = REPO_ROOT / "deploy" / "hertfordshire"
 
     host: str = "127.0.0.1"
+    #: The broker `s115hub up` starts itself (not used with KAFKA_BOOTSTRAP_SERVERS).
+    broker_port: int = 19092
     ingest_port: int = 8115
     depersonalise_port: int = 8116
     router_port: int = 8117
