@@ -15,7 +15,6 @@ the hub, and both stop everything they started on SIGTERM, SIGINT or SIGHUP.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import socket
 import time
@@ -113,7 +112,8 @@ def run_up(*, demo: bool, duration: float, rate: float, state_dir: Path | None,
                 from services.demo.run import run_demo
 
                 echo(f"publishing synthetic records at {rate:g}/s; Ctrl-C stops everything")
-                asyncio.run(run_demo(hub, rate=rate, duration=duration or None, echo=echo))
+                signals.run(lambda: run_demo(hub, rate=rate, duration=duration or None,
+                                             echo=echo))
             else:
                 echo("SIGTERM, SIGINT (Ctrl-C) or SIGHUP stops everything")
                 wait_for_stop(duration)

@@ -103,9 +103,9 @@ def subscribe(
 
     settings = Settings()
     require_group(settings, group)
-    with StopSignals(), contextlib.suppress(StopRequested):
-        asyncio.run(print_group(settings, group, from_beginning=from_beginning,
-                                limit=limit))
+    with StopSignals() as signals, contextlib.suppress(StopRequested):
+        signals.run(lambda: print_group(settings, group, from_beginning=from_beginning,
+                                        limit=limit))
 
 
 @partner_app.command("add")

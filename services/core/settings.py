@@ -7,6 +7,7 @@ friends) are never read, so they cannot override ours by accident.
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 from typing import Literal
 
@@ -76,6 +77,11 @@ class Settings(BaseSettings):
     #: Recently acknowledged records remembered so an identical resend is not written to the raw
     #: topic again (0 turns it off; downstream dedupes by hub record id regardless).
     ingest_dedupe_window: int = 100_000
+    #: Event times (occurred_at, ...) later than the hub's clock plus this are refused: the
+    #: clock skew allowed between a partner's systems and the hub.
+    ingest_future_skew_s: float = 300.0
+    #: Event times before this date are refused as implausible (a mistyped year, an epoch 0).
+    ingest_time_floor: date = date(2000, 1, 1)
     #: Consume the per-partner Kafka inbound topics (s115.inbound.<partner>).
     ingest_inbound: bool = True
 

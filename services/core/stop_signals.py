@@ -17,10 +17,15 @@ running tasks (consumers close) before the exception reaches the command.
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import signal
 import time
+from collections.abc import Callable, Coroutine
 from types import FrameType, TracebackType
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
@@ -55,6 +60,44 @@ class StopSignals:
         for sig in STOP_SIGNALS:
             self._previous[sig] = signal.signal(sig, self._handler)
         return self
+
+    def run(self, main: Callable[[], Coroutine[Any, Any, T]]) -> T | None:
+        """``asyncio.run(main())``, where a stop signal cancels ``main`` (its ``finally`` blocks
+        close consumers) and returns None. Raising from a signal handler inside the event loop
+        would land in whatever callback runs, so inside the loop the loop's own handlers are
+        used; asyncio resets them to SIG_DFL when the loop closes, so ours are put back."""
+        stopped: list[int] = []
+
+        async def runner() -> T | None:
+            loop = asyncio.get_running_loop()
+            task = asyncio.current_task()
+            assert task is not None
+
+            def on_signal(sig: int) -> None:
+                if not stopped and not self._stopping:
+                    stopped.append(sig)
+                    task.cancel()
+
+            for sig in STOP_SIGNALS:
+                loop.add_signal_handler(sig, on_signal, sig)
+            try:
+                return await main()
+            except asyncio.CancelledError:
+                if not stopped:
+                    raise
+                return None
+
+        try:
+            result = asyncio.run(runner())
+        finally:
+            for sig in STOP_SIGNALS:
+                signal.signal(sig, self._handler)
+        if stopped:
+            if self._stopping:
+                return None
+            self._stopping = True
+            raise StopRequested(stopped[0])
+        return result
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:

@@ -42,7 +42,7 @@ from services.ingest.limits import (
     retry_after_header,
 )
 from services.ingest.records import RECORD_ID_INFO
-from services.ingest.service import IngestService
+from services.ingest.service import IngestService, time_limits
 from services.ingest.validation import Item, load_json, parse_csv, parse_ndjson
 
 IDEMPOTENCY_KEY_MAX = 255
@@ -214,7 +214,8 @@ def make_app(settings: Settings) -> FastAPI:
         hub.service = IngestService(topics=topics_for(settings), publisher=hub.producer,
                                     sealer=hub.sealer, record_id_key=hub.record_id_key,
                                     metrics=hub.metrics, ack_timeout_s=ack_timeout + 2,
-                                    dedupe_window=settings.ingest_dedupe_window)
+                                    dedupe_window=settings.ingest_dedupe_window,
+                                    **time_limits(settings))
         with contextlib.suppress(BrokerUnavailable):
             await hub.ensure_broker(ack_timeout)
         stop = asyncio.Event()
