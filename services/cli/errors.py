@@ -4,6 +4,7 @@ traceback for the developer who did."""
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from pathlib import Path
@@ -59,7 +60,7 @@ def one_line(exc: BaseException, env_file: Path | None) -> str:
     name = type(exc).__name__
     module = type(exc).__module__
     if isinstance(exc, BrokerUnavailable):
-        return f"{exc}"
+        return f"{exc} ({f'settings from {env_file}' if env_file else 'no env file found'})"
     if isinstance(exc, HubError):
         return str(exc)
     if module.startswith(("kafka", "aiokafka")) or "Unable to bootstrap" in str(exc):
@@ -78,6 +79,11 @@ def one_line(exc: BaseException, env_file: Path | None) -> str:
 def run_cli(app: Any, args: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if args is None else args)
     env_file: Path | None = None
+    if os.environ.get("S115HUB_DEBUG") != "1":
+        # The Kafka clients log each failed connection attempt to stderr; the officer gets the
+        # one line below instead.
+        for name in ("aiokafka", "kafka"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
     try:
         if _command(args) not in HUB_COMMANDS:
             env_file = cli_env_file(_env_file_option(args), os.environ,
@@ -97,4 +103,7 @@ def run_cli(app: Any, args: list[str] | None = None) -> None:
         while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
             exc = exc.exceptions[0]
         print(f"s115hub: error: {one_line(exc, env_file)}", file=sys.stderr)
+        # Clients abandoned by the error would log "Unclosed ..." at exit: the line above is
+        # the whole story.
+        logging.getLogger("asyncio").setLevel(logging.CRITICAL)
         raise SystemExit(1) from None

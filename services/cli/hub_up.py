@@ -92,7 +92,7 @@ def run_up(*, demo: bool, duration: float, rate: float, state_dir: Path | None,
              + ", ingest, depersonalise, router ...")
         t0 = time.monotonic()
         try:
-            hub.start(topic_prefix=settings.topic_prefix)
+            hub.start(topic_prefix=settings.topic_prefix, wait=settings.up_ready_timeout_s)
             assert hub.settings is not None
             write_env_file(env_file, hub.hub_env())
             echo(f"ready in {time.monotonic() - t0:.1f}s; "

@@ -134,21 +134,24 @@ def partner_revoke(partner: str, key_id: str = typer.Option(None, help="Only thi
 @config_app.command("apply")
 def config_apply(
     config_dir: Path = typer.Option(None, help="Holds county.yaml (default: settings)."),
-    protocols_dir: Path = typer.Option(None, help="Signed protocol YAML files."),
-    officers_dir: Path = typer.Option(None, help="<party>/<key id>.pub.pem officer keys."),
+    protocols_dir: Path = typer.Option(None, help="Signed protocol YAML files (default: "
+                                                  "<config dir>/protocols; a demo's: "
+                                                  "<state dir>/protocols)."),
+    officers_dir: Path = typer.Option(None, help="<party>/<key id>.pub.pem officer keys "
+                                                 "(default: <config dir>/officers; a demo's: "
+                                                 "<state dir>/officers)."),
 ) -> None:
     """Publish the county, signed protocols and officer public keys to the config topic."""
-    from services.cli.protocol_cmds import config_messages
+    from services.cli.protocol_cmds import config_messages, default_sources
     from services.core.config_publish import publish
-    from services.core.kafka import ensure_topics
-    from services.core.topics import topic_specs
+    from services.core.topics import provision_topics, topic_specs
 
     settings = Settings()
     cdir = config_dir or settings.config_dir
-    messages, county = config_messages(cdir, protocols_dir or settings.state_dir / "protocols",
-                                       officers_dir or settings.state_dir / "officers")
-    ensure_topics(settings, topic_specs(settings, [g.id for g in county.groups],
-                                        [p.id for p in county.partners]))
+    protocols, officers = default_sources(settings.state_dir, cdir)
+    messages, county = config_messages(cdir, protocols_dir or protocols, officers_dir or officers)
+    provision_topics(settings, topic_specs(settings, [g.id for g in county.groups],
+                                           [p.id for p in county.partners]))
     n = publish(settings, messages)
     typer.echo(f"published {n} config entries to {settings.topic_prefix}.config")
 

@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     #: How long a service waits at start-up for the broker to answer before it gives up (its
     #: supervisor restarts it); shape errors stop it at once.
     startup_broker_wait_s: float = 60.0
+    #: How long `s115hub up` waits for every service to answer /readyz.
+    up_ready_timeout_s: float = 180.0
 
     state_dir: Path = REPO_ROOT / ".s115hub"
     master_key: SecretStr | None = None

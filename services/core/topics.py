@@ -162,12 +162,30 @@ def provision_topics(settings: Settings, specs: Sequence[TopicSpec], *,
             time.sleep(1.0)
 
 
+def _answers(bootstrap_servers: str, timeout: float = 3.0) -> bool:
+    """Whether any bootstrap server accepts a TCP connection. kafka-python's admin client takes
+    a minute to give up on a broker that is not there; an officer should not wait that long."""
+    import socket
+
+    for server in bootstrap_servers.split(","):
+        host, _, port = server.strip().rpartition(":")
+        try:
+            with socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)),
+                                          timeout=timeout):
+                return True
+        except (OSError, ValueError):
+            continue
+    return False
+
+
 def _provision(settings: Settings, specs: Sequence[TopicSpec]) -> list[str]:
     from kafka.admin import KafkaAdminClient, NewTopic
-    from kafka.errors import TopicAlreadyExistsError
+    from kafka.errors import KafkaConnectionError, TopicAlreadyExistsError
 
     from services.core.kafka import kafka_python_common
 
+    if not _answers(settings.kafka_bootstrap_servers):
+        raise KafkaConnectionError("no bootstrap server accepts connections")
     admin = KafkaAdminClient(**kafka_python_common(settings), client_id="s115hub-admin")
     try:
         existing = set(admin.list_topics())

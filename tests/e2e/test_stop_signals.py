@@ -18,23 +18,32 @@ SIGNALS = [signal.SIGTERM, signal.SIGINT, signal.SIGHUP]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("sig", SIGNALS, ids=lambda s: s.name)
-def test_up_given_a_stop_signal_then_broker_and_services_are_all_gone(
-        sig: signal.Signals, tmp_path: Path) -> None:
-    hub = Running(["up", "--demo", "--rate", "5", "--state-dir", str(tmp_path / "demo")],
-                  clean_env(S115HUB_STATE_DIR=str(tmp_path / "demo")))
+def test_up_given_each_stop_signal_then_broker_and_services_are_all_gone(tmp_path: Path) -> None:
+    """One `up --demo` per signal, started side by side (a whole hub takes ~30 s to start on
+    a busy 2-core machine; three in a row cost three times that)."""
+    hubs = {sig: Running(["up", "--demo", "--rate", "1", "--state-dir",
+                          str(tmp_path / sig.name)],
+                         clean_env(S115HUB_STATE_DIR=str(tmp_path / sig.name)))
+            for sig in SIGNALS}
     try:
-        hub.wait_for(lambda line: line.startswith("ready in"), timeout=150)
-        started = descendants(hub.proc.pid)
-        assert len(started) >= 4, f"expected the broker and three services, got {started}"
-        rc, left = hub.stop_with(sig)
+        outcome = {}
+        for sig, hub in hubs.items():
+            hub.wait_for(lambda line: line.startswith("ready in"), timeout=240)
+            started = descendants(hub.proc.pid)
+            assert len(started) >= 4, f"expected the broker and three services, got {started}"
+            assert (tmp_path / sig.name / "s115hub.env").stat().st_mode & 0o777 == 0o600
+        for sig, hub in hubs.items():
+            outcome[sig] = hub.stop_with(sig)
     finally:
-        if hub.proc.poll() is None:
-            hub.kill()
-    assert rc == 0, "\n".join(hub.lines[-20:])
-    assert not left, f"left running after {sig.name}: {left}"
-    assert hub.lines[-1] == "stopped"
-    assert not (tmp_path / "demo" / "s115hub.env").exists(), "a stopped demo's env file remains"
+        for hub in hubs.values():
+            if hub.proc.poll() is None:
+                hub.kill()
+    for sig, (rc, left) in outcome.items():
+        lines = hubs[sig].lines
+        assert rc == 0, f"{sig.name}: exit {rc}\n" + "\n".join(lines[-20:])
+        assert not left, f"left running after {sig.name}: {left}"
+        assert lines[-1] == "stopped", lines[-5:]
+        assert not (tmp_path / sig.name / "s115hub.env").exists(), "a stopped demo's env file"
 
 
 @pytest.mark.parametrize("sig", SIGNALS, ids=lambda s: s.name)
