@@ -41,7 +41,8 @@ def test_given_a_time_without_a_zone_then_it_is_refused_not_read_as_utc() -> Non
 def test_given_a_time_next_year_then_it_is_refused_as_in_the_future() -> None:
     [(ptr, why)] = problems("police", police("2027-01-15T10:00:00Z"))
     assert ptr == "/occurred_at"
-    assert "in the future" in why and "300 s" in why
+    assert "in the future" in why
+    assert "300 s" in why
 
 
 def test_given_a_time_within_the_allowed_skew_then_it_is_accepted() -> None:
