@@ -156,6 +156,54 @@ def config_apply(
     typer.echo(f"published {n} config entries to {settings.topic_prefix}.config")
 
 
+@config_app.command("check")
+def config_check(
+    config_dir: Path = typer.Argument(None, help="The county directory (county.yaml, "
+                                                 "protocols/, officers/); default: settings."),
+    protocols_dir: Path = typer.Option(None, help="Default: <county dir>/protocols."),
+    officers_dir: Path = typer.Option(None, help="Default: <county dir>/officers."),
+) -> None:
+    """Check a county directory against the boundaries and its protocols before publishing,
+    and show what `config apply` would change on the live config topic. Exit 1 on errors."""
+    from datetime import UTC, datetime
+
+    from services.cli.config_check import check_county_dir, diff_lines
+    from services.cli.protocol_cmds import config_messages
+    from services.core.areas import AreaIndex
+    from services.core.topics import broker_answers, topics_for
+
+    settings = Settings()
+    cdir = config_dir or settings.config_dir
+    pdir, odir = protocols_dir or cdir / "protocols", officers_dir or cdir / "officers"
+    report = check_county_dir(cdir, AreaIndex.load(settings.boundaries_dir),
+                              datetime.now(UTC).date(), pdir, odir)
+    for line in report.lines():
+        typer.echo(line)
+    if report.errors:
+        typer.echo(f"{len(report.errors)} error(s): fix them before `config apply`")
+        raise typer.Exit(1)
+    topic = topics_for(settings).config
+    if not broker_answers(settings.kafka_bootstrap_servers):
+        typer.echo(f"no broker reachable at {settings.kafka_bootstrap_servers}: cannot compare "
+                   f"with the live {topic} (start the hub, or point S115HUB_ENV_FILE at it)")
+        return
+    messages, _ = config_messages(cdir, pdir, odir)
+    live = asyncio.run(_live_config(settings, topic))
+    typer.echo(f"config apply would change on {topic} at {settings.kafka_bootstrap_servers}:")
+    for line in diff_lines(messages, live):
+        typer.echo(line)
+
+
+async def _live_config(settings: Settings, topic: str) -> dict[str, bytes | None]:
+    from services.core.topic_scan import scan
+
+    live: dict[str, bytes | None] = {}
+    async for msg in scan(settings, topic):
+        if msg.key is not None:
+            live[msg.key.decode()] = msg.value
+    return live
+
+
 @import_app.command("police-uk")
 def import_police_uk(
     file: Path,

@@ -162,7 +162,7 @@ def provision_topics(settings: Settings, specs: Sequence[TopicSpec], *,
             time.sleep(1.0)
 
 
-def _answers(bootstrap_servers: str, timeout: float = 3.0) -> bool:
+def broker_answers(bootstrap_servers: str, timeout: float = 3.0) -> bool:
     """Whether any bootstrap server accepts a TCP connection. kafka-python's admin client takes
     a minute to give up on a broker that is not there; an officer should not wait that long."""
     import socket
@@ -184,7 +184,7 @@ def _provision(settings: Settings, specs: Sequence[TopicSpec]) -> list[str]:
 
     from services.core.kafka import kafka_python_common
 
-    if not _answers(settings.kafka_bootstrap_servers):
+    if not broker_answers(settings.kafka_bootstrap_servers):
         raise KafkaConnectionError("no bootstrap server accepts connections")
     admin = KafkaAdminClient(**kafka_python_common(settings), client_id="s115hub-admin")
     try:
