@@ -52,6 +52,13 @@ class Settings(BaseSettings):
     boundaries_dir: Path = REPO_ROOT / "deploy" / "data" / "boundaries"
     config_dir: Path = REPO_ROOT / "deploy" / "hertfordshire"
 
+    #: The CLI's environment file (default: <state_dir>/s115hub.env, written by `up`). The CLI
+    #: reads it from the environment before parsing these settings; declared here so every
+    #: S115HUB_ name is in one place.
+    env_file: Path | None = None
+    #: CLI: show the traceback of a failure instead of its one line.
+    debug: bool = False
+
     host: str = "127.0.0.1"
     #: The broker `s115hub up` starts itself (not used with KAFKA_BOOTSTRAP_SERVERS).
     broker_port: int = 19092

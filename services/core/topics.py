@@ -180,7 +180,7 @@ def broker_answers(bootstrap_servers: str, timeout: float = 3.0) -> bool:
 
 def _provision(settings: Settings, specs: Sequence[TopicSpec]) -> list[str]:
     from kafka.admin import KafkaAdminClient, NewTopic
-    from kafka.errors import KafkaConnectionError, TopicAlreadyExistsError
+    from kafka.errors import BrokerResponseError, KafkaConnectionError, TopicAlreadyExistsError
 
     from services.core.kafka import kafka_python_common
 
@@ -199,6 +199,13 @@ def _provision(settings: Settings, specs: Sequence[TopicSpec]) -> list[str]:
                 created.append(s.name)
             except TopicAlreadyExistsError:
                 pass  # another service won the race; its shape is checked below
+            except BrokerResponseError as exc:
+                # The broker answered, so this is not "unavailable": with ACLs, only some
+                # principals may create topics (deploy/README.md).
+                raise TopicShapeError(
+                    f"topic {s.name} does not exist and could not be created "
+                    f"({type(exc).__name__}); create it as `s115hub config apply` does, or "
+                    "allow this principal to create topics") from None
         problems = _check(admin, specs)
     finally:
         admin.close()
