@@ -210,9 +210,12 @@ def import_police_uk(
     partner: str = typer.Option("herts-police", help="The publishing police partner."),
 ) -> None:
     """Import a police.uk street-level CSV through ingest's validation and encryption."""
+    from services.cli.checks import require_partner
     from services.cli.importer import import_police_uk_file
 
-    result = asyncio.run(import_police_uk_file(Settings(), file, partner, echo=typer.echo))
+    settings = Settings()
+    require_partner(settings, partner)
+    result = asyncio.run(import_police_uk_file(settings, file, partner, echo=typer.echo))
     typer.echo(f"imported {file.name}: {result['accepted']} accepted, "
                f"{result['rejected']} rejected")
 
