@@ -8,7 +8,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from services.core.errors import BrokerUnavailable, HubError
 from services.core.settings import REPO_ROOT, Settings
@@ -90,20 +90,39 @@ def run_cli(app: Any, args: list[str] | None = None) -> None:
                                     Settings.model_fields["state_dir"].default, DEMO_STATE)
             if env_file is not None:
                 load_env_into(env_file, os.environ)
-        app(args=args, prog_name="s115hub")
+        # Not standalone: click would print usage errors as a boxed, multi-line panel.
+        code = app(args=args, prog_name="s115hub", standalone_mode=False)
+        raise SystemExit(code if isinstance(code, int) else 0)
     except SystemExit:
         raise
-    except KeyboardInterrupt:
-        print("s115hub: interrupted", file=sys.stderr)
-        raise SystemExit(130) from None
     except BaseException as exc:  # the one place every failure becomes a line
         if os.environ.get("S115HUB_DEBUG") == "1":
             raise
-        # Exception groups (asyncio TaskGroup) carry the real cause inside.
-        while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
-            exc = exc.exceptions[0]
-        print(f"s115hub: error: {one_line(exc, env_file)}", file=sys.stderr)
-        # Clients abandoned by the error would log "Unclosed ..." at exit: the line above is
-        # the whole story.
-        logging.getLogger("asyncio").setLevel(logging.CRITICAL)
+        _fail(exc, env_file)
+
+
+def _fail(exc: BaseException, env_file: Path | None) -> NoReturn:
+    # typer vendors click, so its exceptions are recognised by shape, not by class.
+    if type(exc).__name__ == "Abort":
+        print("s115hub: aborted", file=sys.stderr)
         raise SystemExit(1) from None
+    if isinstance(exc, KeyboardInterrupt):
+        print("s115hub: interrupted", file=sys.stderr)
+        raise SystemExit(130) from None
+    code = getattr(exc, "exit_code", None)
+    if hasattr(exc, "format_message") and isinstance(code, int):
+        ctx = getattr(exc, "ctx", None)
+        where = ctx.command_path if ctx is not None else "s115hub"
+        usage = any(c.__name__ == "UsageError" for c in type(exc).__mro__)
+        hint = " (--help shows the usage)" if usage else ""
+        print(f"s115hub: error: {where}: {' '.join(exc.format_message().split())}{hint}",
+              file=sys.stderr)
+        raise SystemExit(code) from None
+    # Exception groups (asyncio TaskGroup) carry the real cause inside.
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    print(f"s115hub: error: {one_line(exc, env_file)}", file=sys.stderr)
+    # Clients abandoned by the error would log "Unclosed ..." at exit: the line above is
+    # the whole story.
+    logging.getLogger("asyncio").setLevel(logging.CRITICAL)
+    raise SystemExit(1) from None

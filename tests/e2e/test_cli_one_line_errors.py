@@ -80,3 +80,9 @@ def test_given_the_env_file_up_writes_then_the_cli_uses_its_settings(
     (state / "s115hub.env").write_text(f"S115HUB_CONFIG_DIR={tmp_path / 'elsewhere'}\n")
     assert_one_line(run_cli(["partner", "add", "x"], clean_env(S115HUB_STATE_DIR=str(state))),
                     f"no county file at {tmp_path / 'elsewhere'}")
+
+
+def test_given_a_usage_error_then_it_is_one_line_not_a_usage_panel(
+        no_broker_env: dict[str, str]) -> None:
+    assert_one_line(run_cli(["protocol", "verify"], no_broker_env),
+                    "s115hub protocol verify: Missing argument", "--help")
