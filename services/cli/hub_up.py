@@ -50,6 +50,15 @@ def choose_broker(choice: str, *, demo: bool, external: str | None) -> str:
     return choice
 
 
+def cli_settings(hub_env: dict[str, str], *, demo: bool) -> dict[str, str]:
+    """What the env file carries: the hub's own settings, and in production also the operator's
+    other S115HUB_* settings (SASL/TLS among them, hence mode 0600), so the CLI connects as the
+    services do."""
+    passed = {} if demo else {k: v for k, v in os.environ.items() if k.startswith("S115HUB_")
+                              and k not in ("S115HUB_ENV_FILE", "S115HUB_DEBUG")}
+    return {**passed, **hub_env}
+
+
 def check_ports_free(host: str, ports: dict[str, int]) -> None:
     for svc, port in ports.items():
         with socket.socket() as s:
@@ -94,7 +103,7 @@ def run_up(*, demo: bool, duration: float, rate: float, state_dir: Path | None,
         try:
             hub.start(topic_prefix=settings.topic_prefix, wait=settings.up_ready_timeout_s)
             assert hub.settings is not None
-            write_env_file(env_file, hub.hub_env())
+            write_env_file(env_file, cli_settings(hub.hub_env(), demo=demo))
             echo(f"ready in {time.monotonic() - t0:.1f}s; "
                  f"broker {hub.settings.kafka_bootstrap_servers}")
             echo(f"  ingest API      {hub.url('ingest')}/v1/feeds/{{feed}}/records|ndjson|csv")
