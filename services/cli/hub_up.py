@@ -27,6 +27,8 @@ from services.core.state_dir import ENV_FILE_NAME, prepare_demo_state, write_env
 from services.core.stop_signals import StopRequested, StopSignals, wait_for_stop
 
 DEMO_STATE = REPO_ROOT / ".s115hub" / "demo"
+#: A demo on local Apache Kafka keeps its data, so it gets a directory of its own.
+KAFKA_DEMO_STATE = REPO_ROOT / ".s115hub" / "kafka"
 DEMO_CONFIG = REPO_ROOT / "deploy" / "hertfordshire"
 
 
@@ -37,12 +39,16 @@ def external_bootstrap() -> str | None:
 
 def choose_broker(choice: str, *, demo: bool, external: str | None) -> str:
     """'external', 'embedded' or 'kafka': the one place the broker is chosen."""
+    choice = "embedded" if choice == "tansu" else choice
     if choice not in ("auto", "embedded", "kafka"):
-        raise HubError(f"--broker {choice}: choose auto, embedded or kafka")
+        raise HubError(f"--broker {choice}: choose auto, tansu (embedded) or kafka")
     if choice == "auto":
         if external:
             return "external"
         choice = "embedded" if demo else "kafka"
+    if choice == "kafka" and external:
+        raise HubError("--broker kafka starts its own Apache Kafka; unset "
+                       "KAFKA_BOOTSTRAP_SERVERS to use it (or drop --broker to use that one)")
     if choice == "embedded" and not demo:
         raise HubError("the embedded broker keeps nothing across a restart, so production mode "
                        "refuses it: use --broker kafka or set KAFKA_BOOTSTRAP_SERVERS (or add "
@@ -76,7 +82,8 @@ def run_up(*, demo: bool, duration: float, rate: float, state_dir: Path | None,
     settings = Settings()
     external = external_bootstrap()
     kind = choose_broker(broker_choice, demo=demo, external=external)
-    state = (state_dir or (DEMO_STATE if demo else settings.state_dir)).resolve()
+    demo_state = KAFKA_DEMO_STATE if kind == "kafka" else DEMO_STATE
+    state = (state_dir or (demo_state if demo else settings.state_dir)).resolve()
     config = (config_dir or (DEMO_CONFIG if demo else settings.config_dir)).resolve()
     if not (config / "county.yaml").is_file():
         raise HubError(f"no county.yaml in {config}: give --config-dir or S115HUB_CONFIG_DIR")
@@ -87,7 +94,8 @@ def run_up(*, demo: bool, duration: float, rate: float, state_dir: Path | None,
         check_ports_free(settings.host, fixed)
     with StopSignals() as signals:
         if demo:
-            prepare_demo_state(state)
+            # On local Apache Kafka a demo's records persist beside its keys: never wiped.
+            prepare_demo_state(state, wipe=kind != "kafka")
         hub = LocalHub(state, config, bootstrap_servers=external if kind == "external" else None,
                        log_dir=state / "logs", demo=demo, fixed_ports=fixed,
                        broker_kind="embedded" if kind == "external" else kind,

@@ -70,13 +70,15 @@ def up(
     duration: float = typer.Option(0, help="Stop after this many seconds (0: until a signal)."),
     rate: float = typer.Option(20.0, help="Synthetic records per second with --demo."),
     state_dir: Path = typer.Option(None, help="Keys, credentials and logs (default: "
-                                              "S115HUB_STATE_DIR; demo: .s115hub/demo)."),
+                                              "S115HUB_STATE_DIR; demo: .s115hub/demo, or "
+                                              ".s115hub/kafka with --broker kafka)."),
     config_dir: Path = typer.Option(None, help="county.yaml, protocols/, officers/ (default: "
                                                "S115HUB_CONFIG_DIR; demo: deploy/hertfordshire)."),
     broker_choice: str = typer.Option(
-        "auto", "--broker", help="auto: KAFKA_BOOTSTRAP_SERVERS if set, else embedded (demo) or "
-                                 "kafka (production); embedded: tansu in memory (demo only); "
-                                 "kafka: local Apache Kafka with storage in the state dir."),
+        "auto", "--broker", help="auto: KAFKA_BOOTSTRAP_SERVERS if set, else tansu (demo) or "
+                                 "kafka (production). tansu (or embedded): in memory, demo only. "
+                                 "kafka: local Apache Kafka (Java 17+) with its data in "
+                                 "<state dir>/kafka, kept across restarts."),
 ) -> None:
     """Run the hub on this machine: the broker (unless KAFKA_BOOTSTRAP_SERVERS names one) and
     ingest, depersonalise and router, until SIGTERM, SIGINT (Ctrl-C) or SIGHUP stops them all.

@@ -55,17 +55,25 @@ def prepare_production_state(state_dir: Path) -> bool:
     return created
 
 
-def prepare_demo_state(state_dir: Path) -> None:
-    """Start the demo on a fresh directory: wipe it only if the demo made it."""
+def prepare_demo_state(state_dir: Path, *, wipe: bool = True) -> None:
+    """Start the demo on a fresh directory: wipe it only if the demo made it, and never when
+    it holds a local Apache Kafka's data (a persistent demo, `up --demo --broker kafka`)."""
     if state_dir.exists():
-        if (state_dir / DEMO_MARKER).exists():
-            shutil.rmtree(state_dir)  # a demo generates fresh keys every time
+        if (state_dir / "kafka").exists():
+            if wipe:
+                raise HubError(f"{state_dir} holds a local Apache Kafka's data (--broker "
+                               "kafka); refusing to wipe it for an in-memory demo (choose "
+                               "another --state-dir)")
+        elif (state_dir / DEMO_MARKER).exists():
+            if wipe:
+                shutil.rmtree(state_dir)  # a demo generates fresh keys every time
         elif any(state_dir.iterdir()):
             raise HubError(f"{state_dir} exists and was not made by `up --demo`; refusing to "
                            "delete it (choose an empty or new --state-dir for the demo)")
     state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(state_dir, 0o700)
-    (state_dir / DEMO_MARKER).write_text("made by `s115hub up --demo`; deleted on its next start\n")
+    (state_dir / DEMO_MARKER).write_text("made by `s115hub up --demo`; deleted on its next start "
+                                         "unless it holds Apache Kafka data\n")
 
 
 def render_env(values: Mapping[str, str]) -> str:
