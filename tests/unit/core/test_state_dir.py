@@ -117,3 +117,19 @@ class TestBrokerChoice:
     def test_given_production_on_the_in_memory_broker_then_it_is_refused(self) -> None:
         with pytest.raises(HubError, match="keeps nothing across a restart"):
             choose_broker("embedded", demo=False, external=None)
+
+    def test_given_tansu_then_it_is_the_embedded_broker(self) -> None:
+        assert choose_broker("tansu", demo=True, external=None) == "embedded"
+
+    def test_given_local_kafka_and_an_external_broker_then_it_is_refused(self) -> None:
+        with pytest.raises(HubError, match="unset KAFKA_BOOTSTRAP_SERVERS"):
+            choose_broker("kafka", demo=False, external="k:9092")
+
+
+def test_given_a_directory_holding_kafka_data_then_an_in_memory_demo_refuses_to_wipe_it(
+        tmp_path: Path) -> None:
+    (tmp_path / "kafka" / "node-1").mkdir(parents=True)
+    with pytest.raises(HubError, match="refusing to wipe"):
+        prepare_demo_state(tmp_path)
+    prepare_demo_state(tmp_path, wipe=False)  # the persistent demo on local Kafka carries on
+    assert (tmp_path / "kafka" / "node-1").is_dir()
