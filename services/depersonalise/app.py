@@ -25,7 +25,7 @@ from services.core.ops import ops_app
 from services.core.settings import Settings
 from services.core.topics import topics_for
 from services.depersonalise.policy import protocol_set_of
-from services.depersonalise.stage import Depersonaliser
+from services.depersonalise.stage import Depersonaliser, StageResult
 
 CONSUMER_GROUP = "depersonalise"
 
@@ -54,6 +54,11 @@ class DepersonaliseService:
         self.m_gate = m.counter("records_gated_total",
                                 "Released records by risk gate action (release, generalise, "
                                 "suppress).", ["feed", "protocol", "action"])
+        self.m_held = m.gauge("records_held", "Records the risk gate holds for their ward cell "
+                              "to fill (protocol hold_hours); not committed until released.")
+        self.m_unheld = m.counter("records_unheld_total",
+                                  "Held records released, by the gate's final action.",
+                                  ["feed", "protocol", "action"])
         self.m_batch = m.histogram("batch_duration_seconds", "Time to depersonalise one batch.")
         self.m_live = m.gauge("protocols_live", "Protocols live now.")
         self.m_review = m.gauge("protocols_review_due", "Live protocols past their review date.")
@@ -108,16 +113,17 @@ class DepersonaliseService:
                 await self.lag.maybe_update(consumer)
                 batch = await consumer.getmany(timeout_ms=500,
                                                max_records=self.settings.batch_max_records)
-                if not batch:
+                futures: list[Any] = await self._send(producer, self.stage.due())
+                if not batch and not futures:
                     continue
                 t0 = time.perf_counter()
-                futures: list[Any] = []
                 for msgs in batch.values():
                     for msg in msgs:
-                        futures += await self._one(producer, msg.value)
+                        futures += await self._one(producer, msg.value,
+                                                   (msg.topic, msg.partition, msg.offset))
                 if futures:
                     await asyncio.gather(*futures)
-                await consumer.commit()
+                await self._commit(consumer)
                 self.m_batch.observe(time.perf_counter() - t0)
         finally:
             self.connected = False
@@ -125,7 +131,37 @@ class DepersonaliseService:
             await producer.stop()
             await self.follower.stop()
 
-    async def _one(self, producer: Any, value: bytes) -> list[Any]:
+    async def _commit(self, consumer: Any) -> None:
+        """Commit what was read, but never past a record the risk gate still holds: the raw
+        topic is where a held record survives a kill -9 (see stage.py)."""
+        floor = self.stage.commit_floor()
+        self.m_held.set(self.stage.held)
+        if not floor:
+            await consumer.commit()
+            return
+        from aiokafka import TopicPartition  # the glue's client; stage.py stays Kafka-free
+
+        offsets = {}
+        for tp in consumer.assignment():
+            pos = await consumer.position(tp)
+            offsets[tp] = min(pos, floor.get((tp.topic, tp.partition), pos))
+        if offsets:
+            await consumer.commit({TopicPartition(tp.topic, tp.partition): o
+                                   for tp, o in offsets.items()})
+
+    async def _send(self, producer: Any, result: StageResult) -> list[Any]:
+        out = []
+        for rec in result.shared:
+            out.append(await producer.send(self.topics.shared,
+                                           rec.model_dump_json().encode(),
+                                           key=rec.hub_record_id.encode()))
+            self.m_out.labels(rec.feed, rec.protocol).inc()
+        for feed, ref, action in result.released_held:
+            self.m_unheld.labels(feed, ref, action).inc()
+        return out
+
+    async def _one(self, producer: Any, value: bytes,
+                   position: tuple[str, int, int] | None = None) -> list[Any]:
         try:
             raw = RawRecord.model_validate_json(value)
         except ValidationError:
@@ -135,18 +171,13 @@ class DepersonaliseService:
             return []
         env = raw.envelope
         self.m_in.labels(env.partner, env.feed).inc()
-        result = self.stage.process(raw)
+        result = self.stage.process(raw, position=position)
         if result.blocked:
             self.m_blocked.labels(env.feed, result.blocked).inc()
             if result.blocked == "unreadable":
                 return [await self._dead_letter(producer, raw, result.detail or "")]
             return []
-        out = []
-        for rec in result.shared:
-            out.append(await producer.send(self.topics.shared,
-                                           rec.model_dump_json().encode(),
-                                           key=rec.hub_record_id.encode()))
-            self.m_out.labels(env.feed, rec.protocol).inc()
+        out = await self._send(producer, result)
         for ref, action in result.gate.items():
             self.m_gate.labels(env.feed, ref, action).inc()
         return out

@@ -133,7 +133,11 @@ def load_officer_keys(directory: Path) -> dict[str, tuple[str, Ed25519PublicKey]
 
 def protocol_digest(protocol: Protocol) -> bytes:
     """The canonical bytes every signature covers: the document without its signatures."""
-    return canonical_bytes(protocol.model_dump(mode="json", exclude={"signatures"}))
+    doc = protocol.model_dump(mode="json", exclude={"signatures"})
+    if doc.get("hold_hours") is None:
+        # Added later with no default hold: protocols signed before it keep their digest.
+        doc.pop("hold_hours", None)
+    return canonical_bytes(doc)
 
 
 def _message(protocol: Protocol, party: str, officer: str, key_id: str) -> bytes:
