@@ -332,7 +332,7 @@ class RiskGate:
         be the district. The decision then stands for ``record_id``.
         """
         levels = self.levels(released_fields, area)
-        counts = [max(self._totals[self._key(i, f)], 1) for i, (f, _) in enumerate(levels)]
+        counts = [max(self._totals[self._key(f)], 1) for f, _ in levels]
         decision, level = self._first_passing(released_fields, levels, counts, area,
                                               may_hold=not expired)
         self._remember(record_id, level, decision.count)
@@ -371,8 +371,9 @@ class RiskGate:
         if not self.quasi_identifiers:
             return Decision("release", dict(released_fields), count=1), 0
         levels = self.levels(released_fields, area)
-        keys = [self._key(i, fields) for i, (fields, _) in enumerate(levels)]
-        self._count(self._bucket_of(at), keys)
+        keys = [self._key(fields) for fields, _ in levels]
+        # Once per distinct combination: two levels of one record can show the same values.
+        self._count(self._bucket_of(at), list(dict.fromkeys(keys)))
         # A record older than the window (or forgotten under memory pressure) is not held; it
         # still counts once, for itself.
         counts = [max(self._totals[key], 1) for key in keys]
@@ -419,10 +420,14 @@ class RiskGate:
                 out.append((current, tuple(changed)))
         return out
 
-    def _key(self, level: int, fields: Mapping[str, Any]) -> bytes:
-        # Absent and withheld are the same to a recipient, so both count as null.
-        values = [level, *(fields.get(qi) for qi in self.quasi_identifiers)]
-        if all(_plain(v) for v in values[1:]):
+    def _key(self, fields: Mapping[str, Any]) -> bytes:
+        # Absent and withheld are the same to a recipient, so both count as null. The key is
+        # the combination as a recipient sees it, not the level it was reached at: a record
+        # whose age band was withheld in one step (a band straddling two wide bands) and one
+        # whose band was widened first both show (ward, -, -) and must count together. Keying
+        # by level as well split those counts and sent most police records to the district.
+        values = [fields.get(qi) for qi in self.quasi_identifiers]
+        if all(_plain(v) for v in values):
             # The usual QI values (strings, a point) through the C JSON encoder: several keys per
             # record made the pure-Python canonical encoder a tenth of the engine's time. The
             # keys never leave this process, so only equality matters, and the prefixes keep the

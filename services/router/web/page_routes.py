@@ -1,0 +1,102 @@
+"""The group page's data routes: period summary, trend, and the records behind a ward. Served from
+the router's own per-group state (``GroupWeb.records``), not by re-reading the group's topic per
+request. Every route runs the same authorisation as the rest of the group API."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+
+from services.router.subscriptions import Subscription
+from services.router.web import summary
+
+DEFAULT_DAYS = 28
+
+OptFrom = Annotated[datetime | None, Query(
+    alias="from", description="Start, inclusive (ISO 8601; no offset means UTC). Default: "
+                              "28 days before `to`.")]
+OptTo = Annotated[datetime | None, Query(
+    alias="to", description="End, exclusive. Default: the end of today (UTC).")]
+Category = Annotated[str | None, Query(description="Only this category.")]
+Feed = Annotated[str | None, Query(description="Only this feed (police, fire, health, council).")]
+
+
+def period(start: datetime | None, end: datetime | None,
+           days: int = DEFAULT_DAYS) -> tuple[datetime, datetime]:
+    """[start, end) with the defaults filled in: to = the end of today (UTC), from = ``days``
+    before to. A from without a to runs ``days`` from it. Refuses an empty or reversed range."""
+    def utc(t: datetime) -> datetime:
+        return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+
+    if end is None:
+        if start is not None:
+            end = utc(start) + timedelta(days=days)
+        else:
+            today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+            end = today + timedelta(days=1)
+    end = utc(end)
+    start = utc(start) if start is not None else end - timedelta(days=days)
+    if end <= start:
+        raise HTTPException(400, f"to ({end.isoformat()}) must be after from "
+                                 f"({start.isoformat()})")
+    if end - start > timedelta(days=800):
+        raise HTTPException(400, "a period is at most 800 days")
+    return start, end
+
+
+def _auth(group: str, request: Request) -> Subscription:
+    web = request.app.state.web
+    last = request.url.path.rsplit("/", 1)[-1]
+    return web.authorise(request, group, last)
+
+
+Authorised = Annotated[Subscription, Depends(_auth)]
+
+
+def make_page_router() -> APIRouter:
+    router = APIRouter()
+
+    @router.get("/{group}/summary.json",
+                summary="Per-ward counts for a period, against the previous period")
+    async def summary_json(group: str, request: Request, sub: Authorised,
+                           start: OptFrom = None, end: OptTo = None,
+                           category: Category = None, feed: Feed = None) -> dict[str, Any]:
+        web = request.app.state.web
+        s, e = period(start, end)
+        recs = await web.records(group)
+        doc = summary.summarise(recs, web.ward_names(sub), s, e,
+                                suppress_below=web.settings.group_page_suppress_below,
+                                category=category or None, feed=feed or None)
+        return {"group": group, "name": web.group_name(group), **doc}
+
+    @router.get("/{group}/trend.json", summary="Counts per day or week and category")
+    async def trend_json(group: str, request: Request, _: Authorised,
+                         start: OptFrom = None, end: OptTo = None,
+                         ward: Annotated[str | None, Query(
+                             description="A ward code; empty: records placed only at the "
+                                         "district; absent: all.")] = None,
+                         feed: Feed = None) -> dict[str, Any]:
+        web = request.app.state.web
+        s, e = period(start, end)
+        return summary.trend(await web.records(group), s, e, ward=ward, feed=feed or None)
+
+    @router.get("/{group}/records.json",
+                summary="The depersonalised records behind a ward (audited as a read)")
+    async def records_json(group: str, request: Request, _: Authorised,
+                           ward: Annotated[str, Query(
+                               description="A ward code, or empty for the records placed only "
+                                           "at the district.")],
+                           start: OptFrom = None, end: OptTo = None,
+                           category: Category = None, feed: Feed = None) -> dict[str, Any]:
+        web = request.app.state.web
+        s, e = period(start, end)
+        doc = summary.ward_records(await web.records(group), s, e, ward=ward,
+                                   category=category or None, feed=feed or None)
+        await web.audit(request, group, "records", {
+            "ward": ward, "from": s.isoformat(), "to": e.isoformat(), "category": category,
+            "feed": feed, "records": doc["total"]})
+        return doc
+
+    return router
