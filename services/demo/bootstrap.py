@@ -83,6 +83,7 @@ def bootstrap(state_dir: Path, config_dir: Path, *, protocols_dir: Path | None =
     (state_dir / "demo-api-keys.json").write_text(json.dumps(out.api_keys, indent=1))
     tokens = HashedTokenStore(state_dir / group_tokens.FILE_NAME, group_tokens.PREFIX)
     for group in county.groups:
-        out.group_tokens[group.id] = tokens.issue(group.id).token
+        # One member per group in the demo, so reads are audited by name as in production.
+        out.group_tokens[group.id] = tokens.issue(group.id, member=f"analyst@{group.id}").token
     (state_dir / "demo-group-tokens.json").write_text(json.dumps(out.group_tokens, indent=1))
     return out

@@ -57,7 +57,11 @@ class KafkaFactSink:
         async with self._lock:
             if self._producer is None:
                 producer = make_producer(self.settings)
-                await producer.start()
+                try:
+                    await producer.start()
+                except BaseException:
+                    await producer.stop()  # else it is left unclosed; the next read retries
+                    raise
                 self._producer = producer
         await asyncio.wait_for(
             self._producer.send_and_wait(self.topic, encode_fact(fact), key=fact_key(fact)),

@@ -27,6 +27,7 @@ from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request, Res
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, StreamingResponse
 from pydantic import ValidationError
 
+from schemas.alert import HotspotAlert
 from schemas.shared import SharedRecord
 from services.core.areas import AreaIndex
 from services.core.hashed_tokens import Bearer
@@ -218,6 +219,18 @@ class GroupWeb:
         await self.tally(group)
         return list(self.tallies[group].records.values())
 
+    async def alerts(self, group: str) -> list[HotspotAlert]:
+        """The group's alerts (latest version of each alert id), read from its hot-spot topic."""
+        out: dict[str, HotspotAlert] = {}
+        async for msg in scan(self.settings, self.topics.hotspots(group)):
+            try:
+                alert = HotspotAlert.model_validate_json(msg.value)
+            except ValidationError:
+                self.m_bad.labels("alert").inc()
+                continue
+            out[alert.alert_id] = alert
+        return list(out.values())
+
     async def export_records(self, group: str) -> list[SharedRecord]:
         """Records for an export: the state when it holds them all, else the whole topic."""
         recs = await self.records(group)
@@ -330,7 +343,10 @@ def make_web_app(settings: Settings, source: GroupSource, metrics: ServiceMetric
                 "window_start": window[0].isoformat() if window else None,
                 "window_end": window[1].isoformat() if window else None,
                 "suppress_below": n, "wards": out,
-                "district_only": tally.status("").public_count(n)}
+                # Records this week the group received without a ward (the risk gate placed
+                # them only at the district): the true count, and as the page may show it.
+                "district_only": tally.status("").count,
+                "district_only_shown": tally.status("").public_count(n)}
 
     @app.get("/{group}/stream", summary="Live deliveries and alerts (server-sent events)",
              response_description="text/event-stream: `delivery` events carry a SharedRecord, "

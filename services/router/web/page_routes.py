@@ -7,10 +7,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 
 from services.router.subscriptions import Subscription
 from services.router.web import summary
+from services.router.web.access_audit import reader_name
+from services.router.web.pack import fields_by_protocol, pack_html
+from services.router.web.pdf import PdfError, render_pdf_async
 
 DEFAULT_DAYS = 28
 
@@ -99,4 +102,41 @@ def make_page_router() -> APIRouter:
             "feed": feed, "records": doc["total"]})
         return doc
 
+    @router.get("/{group}/pack.html", summary="The tasking pack for a period, as HTML")
+    async def pack_html_route(group: str, request: Request, sub: Authorised,
+                              start: OptFrom = None, end: OptTo = None) -> Response:
+        s, e = period(start, end)
+        html = await _pack(request, group, sub, s, e, "pack.html")
+        return Response(html, media_type="text/html; charset=utf-8")
+
+    @router.get("/{group}/pack.pdf", summary="The tasking pack for a period, as PDF",
+                response_class=Response,
+                responses={200: {"content": {"application/pdf": {}}}})
+    async def pack_pdf_route(group: str, request: Request, sub: Authorised,
+                             start: OptFrom = None, end: OptTo = None) -> Response:
+        s, e = period(start, end)
+        html = await _pack(request, group, sub, s, e, "pack.pdf")
+        try:
+            body = await render_pdf_async(html, request.app.state.web.settings.chromium_path)
+        except PdfError as exc:
+            raise HTTPException(503, str(exc)) from exc
+        name = f"{group}-tasking-pack-{s:%Y%m%d}-{e:%Y%m%d}.pdf"
+        return Response(body, media_type="application/pdf",
+                        headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
     return router
+
+
+async def _pack(request: Request, group: str, sub: Subscription, start: datetime,
+                end: datetime, what: str) -> str:
+    web = request.app.state.web
+    recs = await web.records(group)
+    alerts = await web.alerts(group)
+    bearer = request.state.bearer
+    await web.audit(request, group, what, {"from": start.isoformat(), "to": end.isoformat()})
+    return pack_html(group=group, name=web.group_name(group), start=start, end=end,
+                     records=recs, alerts=alerts, wards=web.ward_names(sub),
+                     svg=web.svg(sorted(web.ward_names(sub))),
+                     suppress_below=web.settings.group_page_suppress_below,
+                     protocol_fields=fields_by_protocol(recs),
+                     generated_at=datetime.now(UTC), generated_by=reader_name(bearer))
