@@ -139,3 +139,57 @@ def list_tokens(group: str = typer.Argument(None, help="Only this group.")) -> N
         if group is None or e["holder"] == group:
             state = f"revoked {e['revoked_at']}" if e["revoked_at"] else "live"
             typer.echo(f"{token_id}  {e['holder']}  issued {e['created_at']}  {state}")
+
+
+@group_app.command("pack")
+def pack(group: str,
+         start: str = typer.Option(None, "--from", help="First day (YYYY-MM-DD or ISO time, "
+                                                        "UTC). Default: 28 days before --to."),
+         end: str = typer.Option(None, "--to", help="End, exclusive. Default: tomorrow 00:00 "
+                                                    "UTC (so today is included)."),
+         out: str = typer.Option(None, "--out", "-o", help="PDF file to write. Default: "
+                                                           "<group>-tasking-pack-<from>-<to>.pdf"),
+         html: bool = typer.Option(False, help="Write the HTML instead of printing a PDF."),
+         ) -> None:
+    """The tasking pack for GROUP and a period, as one printable PDF: ward map, top wards with
+    change and significance, category trends, alerts with evidence, MO tags, and what was
+    withheld or generalised and why. Read from the group's own topics; audited."""
+    import asyncio
+    from datetime import UTC, datetime
+    from pathlib import Path
+
+    from services.cli.audit_cmds import record_change
+    from services.core.errors import HubError
+    from services.router.web.pack_source import build_pack
+
+    def when(value: str | None, name: str) -> datetime | None:
+        if value is None:
+            return None
+        try:
+            t = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise typer.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)",
+                                     param_hint=name) from exc
+        return t.replace(tzinfo=UTC) if t.tzinfo is None else t
+
+    settings = Settings()
+    try:
+        doc, s, e, n = asyncio.run(build_pack(settings, group, when(start, "--from"),
+                                              when(end, "--to")))
+        if html:
+            body = doc.encode()
+        else:
+            from services.router.web.pdf import render_pdf
+
+            body = render_pdf(doc, settings.chromium_path)
+    except HubError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    ext = "html" if html else "pdf"
+    path = Path(out or f"{group}-tasking-pack-{s:%Y%m%d}-{e:%Y%m%d}.{ext}")
+    path.write_bytes(body)
+    typer.echo(f"wrote {path} ({len(body):,} bytes): {group}, {s:%Y-%m-%d} to {e:%Y-%m-%d}, "
+               f"{n} records")
+    record_change("group.read", group, {"group": group, "what": "pack", "member": None,
+                                        "from": s.isoformat(), "to": e.isoformat(),
+                                        "records": n, "file": path.name})

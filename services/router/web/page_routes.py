@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 
+from services.core.errors import ConfigError
 from services.router.subscriptions import Subscription
 from services.router.web import summary
 from services.router.web.access_audit import reader_name
@@ -16,6 +17,10 @@ from services.router.web.pack import fields_by_protocol, pack_html
 from services.router.web.pdf import PdfError, render_pdf_async
 
 DEFAULT_DAYS = 28
+
+
+class PeriodError(ConfigError, ValueError):
+    """A from/to pair that makes no period."""
 
 OptFrom = Annotated[datetime | None, Query(
     alias="from", description="Start, inclusive (ISO 8601; no offset means UTC). Default: "
@@ -28,6 +33,15 @@ Feed = Annotated[str | None, Query(description="Only this feed (police, fire, he
 
 def period(start: datetime | None, end: datetime | None,
            days: int = DEFAULT_DAYS) -> tuple[datetime, datetime]:
+    """``period_bounds`` for a request: a bad range is a 400."""
+    try:
+        return period_bounds(start, end, days)
+    except ValueError as exc:
+        raise HTTPException(400, str(exc)) from exc
+
+
+def period_bounds(start: datetime | None, end: datetime | None,
+                  days: int = DEFAULT_DAYS) -> tuple[datetime, datetime]:
     """[start, end) with the defaults filled in: to = the end of today (UTC), from = ``days``
     before to. A from without a to runs ``days`` from it. Refuses an empty or reversed range."""
     def utc(t: datetime) -> datetime:
@@ -42,10 +56,9 @@ def period(start: datetime | None, end: datetime | None,
     end = utc(end)
     start = utc(start) if start is not None else end - timedelta(days=days)
     if end <= start:
-        raise HTTPException(400, f"to ({end.isoformat()}) must be after from "
-                                 f"({start.isoformat()})")
+        raise PeriodError(f"to ({end.isoformat()}) must be after from ({start.isoformat()})")
     if end - start > timedelta(days=800):
-        raise HTTPException(400, "a period is at most 800 days")
+        raise PeriodError("a period is at most 800 days")
     return start, end
 
 
