@@ -367,6 +367,7 @@ def test_group_page_periods_table_records_exports_pack_and_the_members_audited_v
             expect(page.locator("#trend-ward")).to_contain_text(watford[busy])
             expect(page.locator("#status")).to_have_text("live", timeout=20_000)
 
+            page.evaluate("window.scrollTo(0, 0)")
             shot = page.screenshot(path=str(save / "group-page.png"), full_page=False)
             colour = page.evaluate(PIXEL_OF_WARD, [busy, base64.b64encode(shot).decode()])
             assert colour == [0x3a, 0x6f, 0xa8], colour  # the darkest count colour
@@ -403,7 +404,7 @@ def test_group_page_periods_table_records_exports_pack_and_the_members_audited_v
     topic = f"{settings.topic_prefix}.audit"
     events = wait_for(
         lambda: [e for e in read_json(settings, topic)
-                 if e["kind"] == "config" and e["detail"].get("action") == "group.read"
+                 if e.get("kind") == "config" and e["detail"].get("action") == "group.read"
                  and e["detail"].get("member") == MEMBER],
         lambda evs: {"page", "stream", "records", "export.csv", "export.geojson",
                      "pack.pdf"} <= {e["detail"]["what"] for e in evs},

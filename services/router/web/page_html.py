@@ -55,7 +55,7 @@ def group_page(group: str, name: str, root: str, member: str | None) -> str:
 <small id="trend-ward">all wards</small></h2><div id="trend"></div></section>
 <section class="records" aria-labelledby="records-h"><h2 id="records-h">Records
 <small id="records-ward">choose a ward</small></h2>
-<table id="records-table"><thead><tr><th scope="col">When</th><th scope="col">Time released</th>
+<table id="records-table"><thead><tr><th scope="col">When</th><th scope="col">Time precision</th>
 <th scope="col">Category</th><th scope="col">Feed</th><th scope="col">Area</th>
 <th scope="col">Released tags and text</th></tr></thead><tbody></tbody></table></section>
 </main>
