@@ -192,10 +192,13 @@ class GroupWeb:
                 out.append(rec)
         return out
 
-    async def tally(self, group: str) -> WardTally:
+    async def tally(self, group: str, *, fresh: bool = False) -> WardTally:
+        """The group's state, caught up from its topic at most every TALLY_REFRESH_SECONDS;
+        ``fresh``: catch up now (exports and record lists must include what was just
+        delivered; a catch-up reads only the messages since the last one)."""
         gt = self.tallies.setdefault(group, _GroupTally())
         async with gt.lock:
-            if time.monotonic() - gt.refreshed >= TALLY_REFRESH_SECONDS:
+            if fresh or time.monotonic() - gt.refreshed >= TALLY_REFRESH_SECONDS:
                 values, gt.positions = await kafka_io.catch_up(
                     self.settings, self.topics.deliver(group), gt.positions)
                 now = datetime.now(UTC)
@@ -214,9 +217,9 @@ class GroupWeb:
                 gt.refreshed = time.monotonic()
         return gt.tally
 
-    async def records(self, group: str) -> list[SharedRecord]:
+    async def records(self, group: str, *, fresh: bool = False) -> list[SharedRecord]:
         """The group's delivered records, from the router's state (caught up first)."""
-        await self.tally(group)
+        await self.tally(group, fresh=fresh)
         return list(self.tallies[group].records.values())
 
     async def alerts(self, group: str) -> list[HotspotAlert]:
@@ -233,7 +236,7 @@ class GroupWeb:
 
     async def export_records(self, group: str) -> list[SharedRecord]:
         """Records for an export: the state when it holds them all, else the whole topic."""
-        recs = await self.records(group)
+        recs = await self.records(group, fresh=True)
         return recs if not self.tallies[group].dropped else await self.deliveries(group)
 
     def svg(self, wards: list[str]) -> str:

@@ -113,7 +113,7 @@ def make_page_router() -> APIRouter:
                            category: Category = None, feed: Feed = None) -> dict[str, Any]:
         web = request.app.state.web
         s, e = period(start, end)
-        doc = summary.ward_records(await web.records(group), s, e, ward=ward,
+        doc = summary.ward_records(await web.records(group, fresh=True), s, e, ward=ward,
                                    category=category or None, feed=feed or None)
         await web.audit(request, group, "records", {
             "ward": ward, "from": s.isoformat(), "to": e.isoformat(), "category": category,
@@ -148,7 +148,7 @@ def make_page_router() -> APIRouter:
 async def _pack(request: Request, group: str, sub: Subscription, start: datetime,
                 end: datetime, what: str) -> str:
     web = request.app.state.web
-    recs = await web.records(group)
+    recs = await web.records(group, fresh=True)
     alerts = await web.alerts(group)
     bearer = request.state.bearer
     await web.audit(request, group, what, {"from": start.isoformat(), "to": end.isoformat()})
