@@ -179,6 +179,34 @@ def _class_with(name: str) -> re.Pattern[str]:
     return re.compile(rf"(^|\s){name}(\s|$)")
 
 
+def test_the_officer_prints_a_tasking_pack_from_the_cli(hub: LocalHub, tmp_path: Path) -> None:
+    """``s115hub group pack <group> --from --to``: the real command, against the hub's topics;
+    its PDF read back with pdftotext. Runs after the page tests, on the same deliveries."""
+    import subprocess
+    import sys
+
+    cli = str(Path(sys.executable).parent / "s115hub")
+    end = datetime.now(UTC).date() + timedelta(days=1)
+    out = tmp_path / "pack.pdf"
+    done = subprocess.run(
+        [cli, "group", "pack", GROUP,
+         "--from", (end - timedelta(days=28)).isoformat(), "--to", end.isoformat(),
+         "-o", str(out)], env=hub.env(), capture_output=True, text=True, timeout=180,
+        check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"wrote {out}" in done.stdout
+    text = subprocess.run(["pdftotext", "-layout", str(out), "-"], capture_output=True,
+                          text=True, check=True).stdout
+    assert "Watford Hot-Spot Tasking Group: tasking pack" in text
+    assert "What was withheld or generalised" in text
+    bad = subprocess.run(
+        [cli, "group", "pack", "grp-nowhere"],
+        env=hub.env(), capture_output=True, text=True, timeout=120, check=False)
+    assert bad.returncode == 1
+    assert "grp-nowhere" in bad.stderr
+    assert "Traceback" not in bad.stderr
+
+
 def test_router_stops_promptly_while_a_group_stream_is_open(hub: LocalHub) -> None:
     """Ctrl-C on the demo with the page open: the router ends its streams and exits cleanly
     instead of waiting to be killed. Runs after the page test, on the same hub."""
