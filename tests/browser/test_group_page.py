@@ -207,28 +207,6 @@ def test_the_officer_prints_a_tasking_pack_from_the_cli(hub: LocalHub, tmp_path:
     assert "Traceback" not in bad.stderr
 
 
-def test_router_stops_promptly_while_a_group_stream_is_open(hub: LocalHub) -> None:
-    """Ctrl-C on the demo with the page open: the router ends its streams and exits cleanly
-    instead of waiting to be killed. Runs after the page test, on the same hub."""
-    import time
-
-    assert hub.boot is not None
-    token = hub.boot.group_tokens[GROUP]
-    url = f"{hub.url('router')}/groups/{GROUP}/stream?kinds=alerts&from=end"
-    with httpx.Client(timeout=httpx.Timeout(30.0)) as client, \
-            client.stream("GET", url, headers={"Authorization": f"Bearer {token}"}) as resp:
-        assert resp.status_code == 200
-        lines = resp.iter_lines()
-        assert next(lines).startswith("retry:")
-        t0 = time.monotonic()
-        hub.stop_service("router", timeout=20)
-        took = time.monotonic() - t0
-        rest = list(lines)  # the stream ends rather than hanging
-    assert hub.procs["router"].returncode == 0, hub.procs["router"].returncode
-    assert took < 10, f"router took {took:.1f}s to stop with a stream open"
-    assert "event: closing" in rest
-
-
 # -- the tasking group's page, pack and a member's audited visit ---------------------------------
 
 MEMBER = "ann.analyst@watford.gov.uk"
@@ -441,3 +419,25 @@ def test_group_page_periods_table_records_exports_pack_and_the_members_audited_v
     assert all(e["detail"]["group"] == GROUP for e in events)
     (save / "member-visit-audit.json").write_text(json.dumps(
         [{k: e[k] for k in ("seq", "at", "kind", "detail")} for e in events], indent=1))
+
+
+def test_router_stops_promptly_while_a_group_stream_is_open(hub: LocalHub) -> None:
+    """Ctrl-C on the demo with the page open: the router ends its streams and exits cleanly
+    instead of waiting to be killed. Runs last in this module: it stops the hub's router."""
+    import time
+
+    assert hub.boot is not None
+    token = hub.boot.group_tokens[GROUP]
+    url = f"{hub.url('router')}/groups/{GROUP}/stream?kinds=alerts&from=end"
+    with httpx.Client(timeout=httpx.Timeout(30.0)) as client, \
+            client.stream("GET", url, headers={"Authorization": f"Bearer {token}"}) as resp:
+        assert resp.status_code == 200
+        lines = resp.iter_lines()
+        assert next(lines).startswith("retry:")
+        t0 = time.monotonic()
+        hub.stop_service("router", timeout=20)
+        took = time.monotonic() - t0
+        rest = list(lines)  # the stream ends rather than hanging
+    assert hub.procs["router"].returncode == 0, hub.procs["router"].returncode
+    assert took < 10, f"router took {took:.1f}s to stop with a stream open"
+    assert "event: closing" in rest

@@ -331,9 +331,10 @@
     box.replaceChildren(text("h3", "Evidence"), dl);
     box.hidden = false;
     box.dataset.alertId = alertId;
-    for (const p of document.querySelectorAll("path.ward.selected")) p.classList.remove("selected");
-    document.getElementById(`ward-${a.ward_code}`)?.classList.add("selected");
     renderList();
+    // The alert's ward becomes the selected one: its records and trend are shown beside it.
+    state.ward = null;
+    selectWard(a.ward_code);
     box.focus();
   }
 
