@@ -127,7 +127,7 @@ class Protocol(_Strict):
     #: Streaming anonymisation: how long the risk gate may hold a record whose ward cell has not
     #: reached k yet, before it gives up the ward. Hours, not days: tasking meets every few weeks
     #: but alerts are live. None (the default, and absent from the signed digest) holds nothing.
-    hold_hours: float | None = Field(default=None, gt=0, le=48)
+    hold_hours: float | None = Field(default=None, gt=0, le=24)
     retention_days: int = Field(ge=1)
     valid_from: date
     valid_until: date

@@ -105,7 +105,7 @@ def make_page_router() -> APIRouter:
 
     @router.get("/{group}/records.json",
                 summary="The depersonalised records behind a ward (audited as a read)")
-    async def records_json(group: str, request: Request, _: Authorised,
+    async def records_json(group: str, request: Request, sub: Authorised,
                            ward: Annotated[str, Query(
                                description="A ward code, or empty for the records placed only "
                                            "at the district.")],
@@ -114,7 +114,8 @@ def make_page_router() -> APIRouter:
         web = request.app.state.web
         s, e = period(start, end)
         doc = summary.ward_records(await web.records(group, fresh=True), s, e, ward=ward,
-                                   category=category or None, feed=feed or None)
+                                   category=category or None, feed=feed or None,
+                                   names=web.ward_names(sub))
         await web.audit(request, group, "records", {
             "ward": ward, "from": s.isoformat(), "to": e.isoformat(), "category": category,
             "feed": feed, "records": doc["total"]})

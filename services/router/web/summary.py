@@ -174,7 +174,7 @@ def released_text(rec: SharedRecord) -> str:
 
 def ward_records(records: Sequence[SharedRecord], start: datetime, end: datetime, *,
                  ward: str | None, category: str | None = None, feed: str | None = None,
-                 limit: int = 500) -> dict[str, Any]:
+                 limit: int = 500, names: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The depersonalised records behind a ward (``ward=""``: those placed only at the
     district), newest first, as the page lists them."""
     start, end = as_utc(start), as_utc(end)
@@ -187,7 +187,7 @@ def ward_records(records: Sequence[SharedRecord], start: datetime, end: datetime
         rows.append({"hub_record_id": r.hub_record_id, "time": t.isoformat(),
                      "time_bucket": str(r.fields.get("time_precision") or _bucket_of(r)),
                      "category": r.category, "feed": r.feed,
-                     "area": r.ward_name or r.ward_code or
+                     "area": r.ward_name or (names or {}).get(r.ward_code or "") or r.ward_code or
                      f"{r.district_name or r.district_code or 'unknown'} (district only)",
                      "released": released_text(r), "protocol": r.protocol})
     rows.sort(key=lambda x: x["time"], reverse=True)
