@@ -10,8 +10,14 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+from pydantic import ValidationError
+
 from services.depersonalise.risk_gate import RiskGate, age_band_step, location_step
+from services.depersonalise.signing import protocol_digest
 from services.depersonalise.transforms import AreaInfo
+
+from . import make_protocol
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 WARDS = [AreaInfo(f"E0501310{i}", f"Ward {i}", "E07000103", "Watford", (51.6, -0.4))
@@ -170,3 +176,14 @@ def test_a_hold_puts_more_records_at_ward_level_than_none() -> None:
     _, with_hold, _ = _released_combinations_hold_k(timedelta(hours=6), 7)
     assert with_hold > without
     assert with_hold >= 0.95 * 400
+
+
+def test_hold_hours_is_a_protocol_setting_of_hours_not_days() -> None:
+    gate = RiskGate.for_protocol(make_protocol(hold_hours=6), "police")
+    assert gate.hold == timedelta(hours=6)
+    for bad in (0, -1, 25, 72):
+        with pytest.raises(ValidationError, match="hold_hours"):
+            make_protocol(hold_hours=bad)
+    # Unset, it is not in the signed digest: protocols signed before it keep their signatures.
+    assert protocol_digest(make_protocol()) != protocol_digest(make_protocol(hold_hours=6))
+    assert b"hold_hours" not in protocol_digest(make_protocol())
