@@ -163,10 +163,26 @@ class Depersonaliser:
 
     def _settle(self, key: tuple[str, str], h: _Held, now: datetime, out: StageResult, *,
                 expired: bool) -> bool:
+        live = self.protocols.live_for(h.env.partner, h.env.feed, now.date())
+        if all(p.ref != h.protocol.ref for p in live):
+            # Revoked, expired or superseded while held: a revocation always applies, so the
+            # record is not released under it. It stays on its raw topic, blocked, like any
+            # record no live protocol covers (a later replay re-presents it).
+            self._drop(key, h)
+            return True
         gate = self.gate_for(h.protocol, h.env.feed)
         decision = gate.recheck(h.fields, h.area, expired=expired, record_id=key[0])
         if decision.action == "hold":
             return False
+        self._drop(key, h)
+        out.shared.append(self._shared(h.env, h.category, h.protocol, h.epoch, decision,
+                                       h.area_level, h.area, now))
+        out.transforms[h.protocol.ref] = {f: t for f, t in h.transforms.items()
+                                          if f in decision.fields}
+        out.released_held.append((h.env.feed, h.protocol.ref, decision.action))
+        return True
+
+    def _drop(self, key: tuple[str, str], h: _Held) -> None:
         del self._held[key]
         if h.area is not None and h.area.ward_code:
             cell = self._held_cells.get((key[1], h.env.feed, h.area.ward_code))
@@ -174,12 +190,6 @@ class Depersonaliser:
                 cell.remove(key)
                 if not cell:
                     del self._held_cells[(key[1], h.env.feed, h.area.ward_code)]
-        out.shared.append(self._shared(h.env, h.category, h.protocol, h.epoch, decision,
-                                       h.area_level, h.area, now))
-        out.transforms[h.protocol.ref] = {f: t for f, t in h.transforms.items()
-                                          if f in decision.fields}
-        out.released_held.append((h.env.feed, h.protocol.ref, decision.action))
-        return True
 
     def _shared(self, env: Any, category: str, protocol: SharingProtocol, epoch: int,
                 decision: Decision, level: AreaLevel, area: AreaInfo | None,

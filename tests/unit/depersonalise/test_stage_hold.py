@@ -74,3 +74,16 @@ def test_given_no_hold_in_the_protocol_then_nothing_is_held(
     result = stage.process(_raw(areas), today=TODAY, now=NOW, position=("t", 0, 1))
     assert len(result.shared) == 1
     assert stage.commit_floor() == {}
+
+
+def test_given_the_protocol_revoked_while_a_record_is_held_then_it_is_never_released(
+        areas: AreaIndex, ring: PseudonymKeyring, police: Any, officers: Officers) -> None:
+    held = officers.sign(police.model_copy(update={"hold_hours": 2}))
+    stage = _stage(areas, ring, ProtocolSet([held], officer_keys=officers.registry))
+    stage.process(_raw(areas), today=TODAY, now=NOW, position=("s115.raw.police", 0, 3))
+    assert stage.held == 1
+    stage.protocols = ProtocolSet([held], officer_keys=officers.registry, revoked=[held.ref])
+    out = stage.due(NOW + timedelta(hours=3))
+    assert out.shared == []
+    assert stage.held == 0
+    assert stage.commit_floor() == {}
