@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import ValidationError
+
+from schemas.dead_letter import DeadLetter as Letter
 from services.core.config_state import ConfigState
 from services.core.errors import CryptoError, RecordRejected
 from services.core.field_crypto import DataKeyStore
@@ -78,9 +81,12 @@ def collect(messages: Iterable[tuple[bytes | None, bytes | None, list[tuple[str,
         if dict(headers).get("kind") == REPLAYED:
             markers.append(doc)
             continue
-        rid = doc.get("rejection_id")
-        if isinstance(rid, str):
-            letters[rid] = DeadLetter(rid, doc)
+        try:
+            # Read with the contract (schemas/dead_letter.py); what does not fit is not a letter.
+            rid = Letter.model_validate(doc).rejection_id
+        except ValidationError:
+            continue
+        letters[rid] = DeadLetter(rid, doc)
     for m in markers:
         letter = letters.get(str(m.get("replay_of")))
         if letter is not None:
@@ -96,7 +102,7 @@ async def read_letters(settings: Settings) -> list[DeadLetter]:
 async def read_config(settings: Settings) -> ConfigState:
     state = ConfigState()
     async for m in scan(settings, topics_for(settings).config):
-        state.apply_message(m.key, m.value)
+        state.apply_lenient(m.key, m.value)
     return state
 
 
