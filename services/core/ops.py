@@ -62,8 +62,12 @@ def add_request_metrics(app: FastAPI, metrics: ServiceMetrics) -> None:
 
 def ops_app(title: str, registry: CollectorRegistry,
             ready: Callable[[], tuple[bool, str]]) -> FastAPI:
-    app = FastAPI(title=title)
+    # No CDN-loaded /docs or /redoc: the offline page instead (api_docs.py).
+    app = FastAPI(title=title, docs_url=None, redoc_url=None)
     add_ops_routes(app, registry, ready)
+    from services.core.api_docs import add_docs
+
+    add_docs(app)
     return app
 
 

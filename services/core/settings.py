@@ -69,6 +69,8 @@ class Settings(BaseSettings):
     #: Ward counts on a group's web page below this are shown as "<N" (the detector's default
     #: for published alert counts, so the map and the alerts agree).
     group_page_suppress_below: int = 10
+    #: Chromium used to print tasking packs to PDF (default: ``chromium`` on the PATH).
+    chromium_path: str | None = None
 
     batch_max_records: int = 2000
     #: Stage runner (services/core/stage_runner.py): a record whose handling takes longer than

@@ -85,7 +85,8 @@ def bootstrap(state_dir: Path, config_dir: Path, *, protocols_dir: Path | None =
                        json.dumps(out.api_keys, indent=1).encode(), overwrite=True)
     tokens = HashedTokenStore(state_dir / group_tokens.FILE_NAME, group_tokens.PREFIX)
     for group in county.groups:
-        out.group_tokens[group.id] = tokens.issue(group.id).token
+        # One member per group in the demo, so reads are audited by name as in production.
+        out.group_tokens[group.id] = tokens.issue(group.id, member=f"analyst@{group.id}").token
     write_private_file(state_dir / "demo-group-tokens.json",
                        json.dumps(out.group_tokens, indent=1).encode(), overwrite=True)
     return out
