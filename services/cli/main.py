@@ -11,7 +11,14 @@ from pathlib import Path
 
 import typer
 
-from services.cli import audit_cmds, dlq_cmds, keys_cmds, protocol_cmds, status_cmds
+from services.cli import (
+    audit_cmds,
+    dlq_cmds,
+    keys_cmds,
+    protocol_cmds,
+    reconcile_cmds,
+    status_cmds,
+)
 from services.cli.group_cmds import group_app
 from services.core.settings import REPO_ROOT, Settings
 
@@ -22,6 +29,7 @@ app.add_typer(keys_cmds.keys_app, name="keys")
 app.add_typer(audit_cmds.audit_app, name="audit")
 app.command("status")(status_cmds.status)
 app.add_typer(dlq_cmds.dlq_app, name="dlq")
+app.command("reconcile")(reconcile_cmds.reconcile)
 partner_app = typer.Typer(help="Partner credentials (API keys stored only as hashes).",
                           no_args_is_help=True)
 app.add_typer(partner_app, name="partner")

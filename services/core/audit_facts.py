@@ -31,7 +31,8 @@ from pydantic import BaseModel
 
 from schemas.alert import HotspotAlert
 from schemas.shared import SharedRecord
-from services.core.audit_chain import AuditError, AuditEvent
+from services.core.accounting_facts import accounting_identity
+from services.core.audit_chain import ACCOUNTING_KINDS, AuditError, AuditEvent
 from services.core.canonical import canonical_bytes, format_utc
 
 __all__ = [
@@ -226,6 +227,8 @@ def event_identity(event: AuditEvent) -> str:
         return f"disclosure/{event.recipient}/{event.hub_record_id}"
     if event.kind == "alert":
         return f"alert/{event.recipient}/{event.detail.get('alert_id')}"
+    if event.kind in ACCOUNTING_KINDS:
+        return accounting_identity(event.kind, event.hub_record_id, event.protocol, event.detail)
     return _config_identity(event.model_dump(exclude={"seq", "prev_hash", "hash"}))
 
 

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from schemas.envelope import RawRecord
 from services.core.areas import AreaIndex
+from services.core.audit_facts import encode_fact, fact_key
 from services.core.config_follow import ConfigFollower
 from services.core.config_state import ConfigState
 from services.core.field_crypto import DataKeyStore
@@ -24,6 +25,7 @@ from services.core.metrics import ConsumerLag, ServiceMetrics
 from services.core.ops import ops_app
 from services.core.settings import Settings
 from services.core.topics import topics_for
+from services.depersonalise.accounting import accounting_facts
 from services.depersonalise.policy import protocol_set_of
 from services.depersonalise.stage import Depersonaliser
 
@@ -136,12 +138,14 @@ class DepersonaliseService:
         env = raw.envelope
         self.m_in.labels(env.partner, env.feed).inc()
         result = self.stage.process(raw)
+        # Withheld and generalised records are accounted for on the audit chain (issue 16).
+        out = [await producer.send(self.topics.audit_facts, encode_fact(f), key=fact_key(f))
+               for f in accounting_facts(env, result)]
         if result.blocked:
             self.m_blocked.labels(env.feed, result.blocked).inc()
             if result.blocked == "unreadable":
-                return [await self._dead_letter(producer, raw, result.detail or "")]
-            return []
-        out = []
+                out.append(await self._dead_letter(producer, raw, result.detail or ""))
+            return out
         for rec in result.shared:
             out.append(await producer.send(self.topics.shared,
                                            rec.model_dump_json().encode(),

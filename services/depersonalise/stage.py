@@ -48,6 +48,8 @@ class StageResult:
     transforms: dict[str, dict[str, str]] = field(default_factory=dict)
     #: protocol ref -> the risk gate's action on this record.
     gate: dict[str, Action] = field(default_factory=dict)
+    #: protocol ref -> the quasi-identifiers the gate coarsened or withheld (names only).
+    gated_fields: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def area_of(record: dict[str, Any], areas: AreaIndex) -> AreaInfo | None:
@@ -153,4 +155,5 @@ class Depersonaliser:
             out.transforms[protocol.ref] = {f: t for f, t in rel.transforms.items()
                                             if f in fields}
             out.gate[protocol.ref] = decision.action
+            out.gated_fields[protocol.ref] = tuple(decision.generalised)
         return out

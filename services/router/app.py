@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from schemas.shared import SharedRecord
+from services.core.accounting_facts import unrouted_fact
 from services.core.areas import AreaIndex
 from services.core.audit_facts import (
     disclosure_fact,
@@ -137,9 +138,13 @@ class Router:
         rec = SharedRecord.model_validate_json(value)
         self.m_in.labels(rec.feed).inc()
         groups = self.route(rec)
+        out = []
         if not groups:
             self.m_unrouted.labels(rec.feed).inc()
-        out = []
+            # Accounted for on the audit chain, so the partner's reconciliation finds it.
+            fact = unrouted_fact(rec)
+            out.append(await producer.send(self.topics.audit_facts, encode_fact(fact),
+                                           key=fact_key(fact)))
         key = rec.hub_record_id.encode()
         if groups:
             basis, transforms = self.audit_terms.of(rec.protocol, rec.feed)
