@@ -16,6 +16,7 @@ from services.cli import (
     dlq_cmds,
     keys_cmds,
     protocol_cmds,
+    protocol_doc_cmds,
     reconcile_cmds,
     status_cmds,
 )
@@ -25,6 +26,8 @@ from services.core.settings import REPO_ROOT, Settings
 app = typer.Typer(help="s115hub: Section 115 data sharing for Community Safety Partnerships.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
 app.add_typer(protocol_cmds.protocol_app, name="protocol")
+protocol_cmds.protocol_app.command("render")(protocol_doc_cmds.render)
+protocol_cmds.protocol_app.command("reviews")(protocol_doc_cmds.reviews)
 app.add_typer(keys_cmds.keys_app, name="keys")
 app.add_typer(audit_cmds.audit_app, name="audit")
 app.command("status")(status_cmds.status)
