@@ -46,7 +46,8 @@ __all__ = [
 CONFIG_ACTIONS = frozenset({
     "protocol.applied", "protocol.removed", "protocol.signed", "protocol.revoked",
     "protocol.reinstated", "partner.added", "partner.revoked", "county.applied",
-    "officer.added", "officer.removed",
+    "officer.added", "officer.removed", "keys.shredded", "retention.applied",
+    "officer.signed_in", "officer.action",
 })
 
 _APPEND_KEYS = frozenset({

@@ -64,6 +64,9 @@ class DepersonaliseService:
         self.m_proto_review = m.gauge("protocol_review_due",
                                       "1 when the protocol version is past its review date.",
                                       ["protocol"])
+        self.m_review_days = m.gauge("protocol_review_days_left",
+                                     "Days until the protocol version's review_by date "
+                                     "(negative: overdue); alert ahead of it.", ["protocol"])
         self.m_config_errors = m.gauge("config_errors", "Protocol texts refused at load.")
         self.lag = ConsumerLag(m)
         self._gauges_at = 0.0
@@ -80,13 +83,17 @@ class DepersonaliseService:
         # Also called from the loop: a protocol lapses or falls due for review by the calendar
         # alone, with no config message to announce it.
         self._gauges_at = time.monotonic()
-        statuses = self.stage.protocols.statuses(datetime.now(UTC).date())
+        today = datetime.now(UTC).date()
+        statuses = self.stage.protocols.statuses(today)
         self.m_live.set(sum(1 for s in statuses if s.live))
         self.m_review.set(sum(1 for s in statuses if s.live and s.review_due))
         self.m_config_errors.set(len(self.config_errors))
         for st in statuses:
             self.m_proto_live.labels(st.ref).set(1 if st.live else 0)
             self.m_proto_review.labels(st.ref).set(1 if st.review_due else 0)
+            p = self.stage.protocols.get(st.ref)
+            if p is not None:
+                self.m_review_days.labels(st.ref).set((p.review_by - today).days)
 
     def ready(self) -> tuple[bool, str]:
         if not self.connected:
