@@ -12,7 +12,6 @@ from services.core.keyring import PseudonymKeyring
 from services.core.keys import MasterKey
 from services.depersonalise.transforms.pseudonymise import token
 
-
 KEY = MasterKey(os.urandom(32)).keyring_key()
 
 
