@@ -18,6 +18,7 @@ from services.cli import (
     protocol_cmds,
     protocol_doc_cmds,
     reconcile_cmds,
+    retention_cmds,
     status_cmds,
 )
 from services.cli.group_cmds import group_app
@@ -33,6 +34,7 @@ app.add_typer(audit_cmds.audit_app, name="audit")
 app.command("status")(status_cmds.status)
 app.add_typer(dlq_cmds.dlq_app, name="dlq")
 app.command("reconcile")(reconcile_cmds.reconcile)
+app.add_typer(retention_cmds.retention_app, name="retention")
 partner_app = typer.Typer(help="Partner credentials (API keys stored only as hashes).",
                           no_args_is_help=True)
 app.add_typer(partner_app, name="partner")

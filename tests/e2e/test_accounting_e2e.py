@@ -28,7 +28,7 @@ from services.core.settings import REPO_ROOT
 from services.demo.cluster import LocalHub
 from services.demo.synthetic import Generator
 from tests.conftest import BrokerInfo
-from tests.kafka_read import wait_for
+from tests.kafka_read import read_json, wait_for
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 HERTS = REPO_ROOT / "deploy" / "hertfordshire"
@@ -146,6 +146,97 @@ def test_dlq_and_audit_find_records_by_source_id(hub: LocalHub, sent: dict[str, 
     unrouted = cli(hub, "audit", "query", "--source-id", "HP-halton", "--kind", "unrouted",
                    "--json")
     assert '"no_group"' in unrouted
+
+
+def chained(hub: LocalHub, action: str) -> list[dict[str, Any]]:
+    assert hub.settings is not None
+    return [e for e in read_json(hub.settings, f"{hub.settings.topic_prefix}.audit")
+            if e.get("kind") == "config" and e.get("detail", {}).get("action") == action]
+
+
+def test_protocol_render_from_the_hub_names_parties_fields_and_verified_signatures(
+        hub: LocalHub) -> None:
+    md = cli(hub, "protocol", "render", "police-district@1", "--format", "md")
+    assert "Status on the hub: **LIVE**" in md
+    assert "Hertfordshire Constabulary (herts-police)" in md
+    assert "| address | yes | drop | never leaves the hub |" in md
+    assert "| source_id |  | (not named) |" in md
+    assert "| valid |" in md
+    assert "NOT SIGNED" not in md
+    page = cli(hub, "protocol", "render", "police-district@1")
+    assert page.startswith("<!doctype html>")
+    assert "<td>Crime and Disorder Act" not in page  # lawful bases are a list, not a table
+    assert "<li>Crime and Disorder Act 1998 s115" in page
+
+
+def test_protocol_reviews_remind_ahead_of_review_by(hub: LocalHub) -> None:
+    assert hub.boot is not None
+    p = next(x for x in hub.boot.protocols if x.id == "police-district")
+    today = datetime.now(UTC).date()
+    days = (p.review_by - today).days
+    soonest = min((x.review_by - today).days for x in hub.boot.protocols)
+    quiet = CliRunner().invoke(app, ["protocol", "reviews", "--within", str(soonest - 1)],
+                               env=cli_env(hub))
+    assert quiet.exit_code == 0, quiet.output
+    assert "police-district@1" not in quiet.output
+    due = CliRunner().invoke(app, ["protocol", "reviews", "--within", str(days)],
+                             env=cli_env(hub))
+    assert due.exit_code == 1, due.output
+    assert f"police-district@1: review by {p.review_by} (due in {days} days)" in due.output
+
+
+def test_retention_apply_sets_each_topic_from_its_protocols_and_audits_deletions(
+        hub: LocalHub, kafka_broker: BrokerInfo) -> None:
+    from services.core.field_crypto import DataKeyStore
+    from services.core.keys import MasterKey
+    from services.core.retention_io import with_current
+
+    assert hub.settings is not None
+    s = hub.settings
+    master = MasterKey.from_env_or_file(None, s.resolved_master_key_file())
+    store = DataKeyStore(s.state_dir / "datakeys", master.kek())
+    old_day = datetime.now(UTC).date() - timedelta(days=400)  # past every protocol's 365 days
+    store.seal({"x": 1}, "r-old", old_day)
+    old_key = f"dk-{old_day.isoformat()}"
+    assert old_key in store.key_ids()
+    report = cli(hub, "retention", "report")
+    assert f"{s.topic_prefix}.deliver.grp-watford" in report
+    out = cli(hub, "retention", "apply", "--yes")
+    assert f"{s.topic_prefix}.deliver.grp-watford: retention 365 days" in out
+    assert old_key not in store.key_ids()
+    events = wait_for(lambda: chained(hub, "retention.applied"),
+                      lambda evs: any(e["detail"]["subject"].endswith(".deliver.grp-watford")
+                                      for e in evs), timeout=60, what="retention on the chain")
+    watford = next(e for e in events if e["detail"]["subject"].endswith(".deliver.grp-watford"))
+    assert watford["detail"]["retention_ms"] == 365 * 24 * 3600 * 1000
+    shredded = wait_for(lambda: chained(hub, "keys.shredded"), bool, timeout=60,
+                        what="the key shredding on the chain")
+    assert shredded[0]["detail"]["first"] == old_key
+    if kafka_broker.kind != "embedded":  # tansu reports no topic configs
+        from services.core.retention import TopicRetention
+
+        row = TopicRetention(f"{s.topic_prefix}.deliver.grp-watford", 365, (), ())
+        assert with_current(s, [row])[0].current_ms == 365 * 24 * 3600 * 1000
+
+
+def test_keys_shred_destroys_old_pseudonym_epochs_and_audits_it(hub: LocalHub) -> None:
+    from services.core.keyring import PseudonymKeyring
+    from services.core.keys import MasterKey
+
+    assert hub.settings is not None
+    s = hub.settings
+    master = MasterKey.from_env_or_file(None, s.resolved_master_key_file())
+    ring = PseudonymKeyring(s.state_dir / "keyring.bin", master.keyring_key())
+    ring.key_for("police-district")
+    assert "key epoch 2" in cli(hub, "keys", "rotate", "police-district")
+    out = cli(hub, "keys", "shred", "--protocol", "police-district", "--before-epoch", "2",
+              "--yes")
+    assert "shredded pseudonym key epochs [1]" in out
+    assert ring.epochs("police-district") == [2]
+    events = wait_for(lambda: chained(hub, "keys.shredded"),
+                      lambda evs: any(e["detail"].get("protocol_id") == "police-district"
+                                      for e in evs), timeout=60, what="epoch shredding audited")
+    assert any(e["detail"].get("epochs") == [1] for e in events)
 
 
 def test_status_and_reconciliation_survive_stopping_every_service(
