@@ -88,9 +88,9 @@ def reviews(
 ) -> None:
     """Protocols on the hub whose review_by falls within WITHIN days or has passed. Exit 1 when
     any does, so a scheduled job can send the reminder."""
-    from services.cli.status_cmds import protocol_rows
     from services.core.durable import read_config_state
     from services.core.hub_status import reviews_due
+    from services.depersonalise.policy import protocol_rows
 
     today = datetime.now(UTC).date()
     state = asyncio.run(read_config_state(Settings()))

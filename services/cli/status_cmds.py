@@ -13,11 +13,10 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from datetime import UTC, datetime
-from typing import Any
 
 import typer
 
-from services.core.hub_status import HubStatus, ProtocolRow, build_status, render_status
+from services.core.hub_status import HubStatus, build_status, render_status
 from services.core.settings import Settings
 
 Samples = dict[str, list[tuple[dict[str, str], float]]]
@@ -42,25 +41,11 @@ def total_by(samples: Samples, name: str, *keys: str) -> dict[tuple[str, ...], f
     return dict(out)
 
 
-def protocol_rows(state: Any, today: Any) -> list[ProtocolRow]:
-    """Each protocol version on the config topic as the lifecycle judges it today."""
-    from services.depersonalise.policy import protocol_set_of
-
-    pset, errors = protocol_set_of(state)
-    rows = []
-    for p in pset:
-        st = pset.status(p, today)
-        rows.append(ProtocolRow(p.ref, st.live, p.review_by, st.review_due, tuple(st.reasons),
-                                p.retention_days, p.parties))
-    rows += [ProtocolRow(ref, False, None, False, (f"unreadable: {e}",))
-             for ref, e in errors.items()]
-    return rows
-
-
 async def gather_status(settings: Settings, review_within_days: int = 30) -> HubStatus:
     from services.core.dead_letters import read_letters
     from services.core.durable import read_config_state, read_envelopes, read_events
     from services.core.topics import FEED_NAMES
+    from services.depersonalise.policy import protocol_rows
 
     state = await read_config_state(settings)
     today = datetime.now(UTC).date()
