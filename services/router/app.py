@@ -33,6 +33,7 @@ from services.router.ledger import DeliveryLedger, NewestIds
 from services.router.policy import live_recipients
 from services.router.subscriptions import Subscription, entitled_groups, subscriptions_for
 from services.router.web import make_web_app
+from services.router.web.officer import make_officer_router
 
 CONSUMER_GROUP = "router"
 
@@ -172,6 +173,7 @@ def make_app(settings: Settings) -> tuple[FastAPI, Router]:
     app = ops_app("s115hub router", router.metrics.registry, router.ready)
     # Groups without Kafka clients: SSE stream, export and the web page (services/router/web).
     app.mount("/groups", make_web_app(settings, router, router.metrics))
+    app.include_router(make_officer_router(settings), prefix="/officer")  # issue 16
     return app, router
 
 
