@@ -132,9 +132,9 @@ def _when(value: str | None, name: str) -> datetime | None:
 
 def _ids_for_source(settings: Settings, source_id: str, partner: str | None) -> set[str]:
     """Hub record ids of accepted records with this source id (one per partner using it)."""
-    from services.core.durable import read_envelopes
+    from services.core.durable import read_facts
 
-    return {str(e.get("hub_record_id")) for e in asyncio.run(read_envelopes(settings))
+    return {str(e.get("hub_record_id")) for e in asyncio.run(read_facts(settings)).envelopes
             if e.get("source_id") == source_id and (partner is None or e.get("partner") == partner)}
 
 

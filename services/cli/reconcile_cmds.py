@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import typer
 
@@ -30,23 +29,6 @@ def parse_when(value: str, name: str) -> datetime:
     return dt
 
 
-async def gather(settings: Settings) -> tuple[list[Any], list[Any], list[Any]]:
-    """(envelopes, dead-letter summaries, audit events), read from their topics."""
-    from services.core.dead_letters import read_letters
-    from services.core.durable import read_envelopes, read_events
-
-    envelopes = await read_envelopes(settings)
-    letters = [letter.summary() for letter in await read_letters(settings)]
-    return envelopes, letters, await read_events(settings)
-
-
-async def _partners(settings: Settings) -> set[str] | None:
-    from services.core.durable import read_config_state
-
-    county = (await read_config_state(settings)).county
-    return None if county is None else {p.id for p in county.partners}
-
-
 def reconcile(
     partner: str = typer.Argument(..., help="Partner id, as in the county file."),
     from_: str = typer.Option(..., "--from", help="Start (ISO date or time with zone), "
@@ -62,13 +44,16 @@ def reconcile(
     start, end = parse_when(from_, "--from"), parse_when(to, "--to")
     if end <= start:
         raise typer.BadParameter("--to must be after --from", param_hint="--to")
-    settings = Settings()
-    known = asyncio.run(_partners(settings))
+    from services.core.durable import read_facts
+
+    facts = asyncio.run(read_facts(Settings()))
+    county = facts.config.county
+    known = {p.id for p in county.partners} if county else None
     if known is not None and partner not in known:
         raise typer.BadParameter(f"no partner {partner!r} in the live county file (known: "
                                  f"{', '.join(sorted(known)) or 'none'})", param_hint="PARTNER")
-    envelopes, letters, events = asyncio.run(gather(settings))
-    rec = build(partner, start, end, envelopes=envelopes, letters=letters, events=events)
+    rec = build(partner, start, end, envelopes=facts.envelopes, letters=facts.letters,
+                events=facts.events)
     typer.echo(render(rec))
     if csv_file is not None:
         csv_file.write_text(to_csv(rec), encoding="utf-8")

@@ -42,21 +42,18 @@ def total_by(samples: Samples, name: str, *keys: str) -> dict[tuple[str, ...], f
 
 
 async def gather_status(settings: Settings, review_within_days: int = 30) -> HubStatus:
-    from services.core.dead_letters import read_letters
-    from services.core.durable import read_config_state, read_envelopes, read_events
+    from services.core.durable import read_facts
     from services.core.topics import FEED_NAMES
     from services.depersonalise.policy import protocol_rows
 
-    state = await read_config_state(settings)
+    facts = await read_facts(settings)
     today = datetime.now(UTC).date()
-    county = state.county
+    county = facts.config.county
     partners = {p.id: list(p.feeds) for p in county.partners} if county else {}
     groups = [g.id for g in county.groups] if county else []
-    letters = [letter.summary() for letter in await read_letters(settings)]
     return build_status(partners=partners, groups=groups, feeds=list(FEED_NAMES),
-                        envelopes=await read_envelopes(settings), letters=letters,
-                        events=await read_events(settings),
-                        protocols=protocol_rows(state, today), today=today,
+                        envelopes=facts.envelopes, letters=facts.letters, events=facts.events,
+                        protocols=protocol_rows(facts.config, today), today=today,
                         review_within_days=review_within_days)
 
 

@@ -139,22 +139,19 @@ class OfficerPage:
         return await read_config_state(self.settings)
 
     async def status_html(self) -> str:
-        from services.core.dead_letters import read_letters
-        from services.core.durable import read_envelopes, read_events
+        from services.core.durable import read_facts
         from services.core.hub_status import build_status
         from services.core.topics import FEED_NAMES
         from services.router.policy import protocol_rows
 
-        state = await self.config()
+        facts = await read_facts(self.settings)
         today = datetime.now(UTC).date()
-        county = state.county
+        county = facts.config.county
         st = build_status(
             partners={p.id: list(p.feeds) for p in county.partners} if county else {},
             groups=[g.id for g in county.groups] if county else [], feeds=list(FEED_NAMES),
-            envelopes=await read_envelopes(self.settings),
-            letters=[x.summary() for x in await read_letters(self.settings)],
-            events=await read_events(self.settings), protocols=protocol_rows(state, today),
-            today=today)
+            envelopes=facts.envelopes, letters=facts.letters, events=facts.events,
+            protocols=protocol_rows(facts.config, today), today=today)
         head = ("accepted", "rejected", "unrouted", "withheld", "generalised")
 
         def figs(c: Any) -> tuple[int, ...]:
@@ -396,13 +393,12 @@ _SIGN_IN = ('<form method="post" action="/officer/sign-in"><label>Officer token 
 
 
 async def _reconcile(op: OfficerPage, partner: str, start: datetime, end: datetime) -> Any:
-    from services.core.dead_letters import read_letters
-    from services.core.durable import read_envelopes, read_events
+    from services.core.durable import read_facts
     from services.core.reconcile import reconcile
 
-    return reconcile(partner, start, end, envelopes=await read_envelopes(op.settings),
-                     letters=[x.summary() for x in await read_letters(op.settings)],
-                     events=await read_events(op.settings))
+    facts = await read_facts(op.settings)
+    return reconcile(partner, start, end, envelopes=facts.envelopes, letters=facts.letters,
+                     events=facts.events)
 
 
 async def _store_for(op: OfficerPage, kind: str, holder: str) -> HashedTokenStore:
