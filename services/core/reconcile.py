@@ -31,7 +31,7 @@ __all__ = ["CSV_COLUMNS", "Reconciliation", "Row", "reconcile", "to_csv"]
 OUTCOMES = ("delivered", "unrouted", "withheld", "pending", "rejected")
 CSV_COLUMNS = ("source_id", "feed", "outcome", "received_at", "hub_record_id", "delivered_to",
                "protocols", "generalised", "withheld_cause", "unrouted_reason", "rejection_id",
-               "rejection_reasons")
+               "rejection_reasons", "replayed_as")
 
 
 @dataclass
@@ -48,6 +48,9 @@ class Row:
     rejection_id: str | None = None
     rejection_reasons: str = ""
     rejected: bool = False
+    #: Hub record ids a rejected record was replayed as (``dlq replay``); that record has its
+    #: own row, under the time it was replayed.
+    replayed_as: tuple[str, ...] = ()
 
     @property
     def outcome(self) -> str:
@@ -73,6 +76,7 @@ class Row:
             "unrouted_reason": self.unrouted_reason or "",
             "rejection_id": self.rejection_id or "",
             "rejection_reasons": self.rejection_reasons,
+            "replayed_as": ";".join(self.replayed_as),
         }
 
 
@@ -151,7 +155,9 @@ def reconcile(partner: str, start: datetime, end: datetime, *,
             continue
         rejected.append(Row(str(letter.get("source_id") or ""), str(letter.get("feed", "")), at,
                             rejection_id=str(letter.get("rejection_id")),
-                            rejection_reasons=reasons, rejected=True))
+                            rejection_reasons=reasons, rejected=True,
+                            replayed_as=tuple(str(x) for x in letter.get("replayed") or ()
+                                              if x)))
     for ev in events:
         row = rows.get(str(_get(ev, "hub_record_id")))
         if row is None:

@@ -33,7 +33,8 @@ ENVELOPES = [env("P-1", "r1"), env("P-2", "r2"), env("P-3", "r3"), env("P-4", "r
              env("F-1", "f1", partner="herts-fire", feed="fire")]  # another partner
 LETTERS = [{"rejection_id": "x1", "rejected_at": (T0 + timedelta(hours=3)).isoformat(),
             "partner": "herts-police", "feed": "police", "source_id": "P-9", "stage": "ingest",
-            "problems": [{"pointer": "/category", "reason": "Input should be 'burglary'"}]},
+            "problems": [{"pointer": "/category", "reason": "Input should be 'burglary'"}],
+            "replayed": ["r7"]},
            {"rejection_id": "x2", "rejected_at": (T0 + timedelta(hours=3)).isoformat(),
             "partner": "herts-fire", "feed": "fire", "source_id": "F-9", "stage": "ingest",
             "problems": []}]
@@ -71,6 +72,7 @@ def test_csv_has_a_line_per_record_with_groups_and_reasons() -> None:
     assert by["P-2"]["unrouted_reason"] == "no_area"
     assert by["P-3"]["withheld_cause"] == "expired"
     assert by["P-9"]["rejection_reasons"].startswith("/category:")
+    assert by["P-9"]["replayed_as"] == "r7"
 
 
 def test_given_a_formula_like_source_id_then_the_csv_cell_is_defused() -> None:
