@@ -121,7 +121,8 @@ def build_status(*, partners: Mapping[str, Sequence[str]], groups: Sequence[str]
             continue  # accepted records found unreadable later: counted as withheld
         problems = letter.get("problems") or [{}]
         first = problems[0] if isinstance(problems[0], Mapping) else {}
-        why = f"{first.get('pointer') or '/'}: {str(first.get('reason', ''))[:40]}"
+        reason = str(first.get("reason", ""))[:40]
+        why = f"{first.get('pointer') or '/'}: {reason}" if reason else "unreadable record"
         for c in (by_partner[str(letter.get("partner"))], by_feed[str(letter.get("feed"))]):
             c.rejected += 1
             c.rejections[why] += 1
