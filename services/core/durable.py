@@ -47,9 +47,11 @@ async def read_facts(settings: Settings, feeds: tuple[str, ...] = FEED_NAMES) ->
     consumer = make_consumer(settings, group_id=None, enable_auto_commit=False)
     await consumer.start()
     try:
-        await consumer.topics()
+        # Asked of the broker now: after ``consumer.topics()`` aiokafka knows only the topics it
+        # tracked already, and Apache Kafka (unlike tansu) then reports none.
+        cluster = await consumer._client.fetch_all_metadata()
         tps = [TopicPartition(name, p) for name in (t.config, t.rejected, t.audit, *raw_topics)
-               for p in sorted(consumer.partitions_for_topic(name) or ())]
+               for p in sorted(cluster.partitions_for_topic(name) or ())]
         if tps:
             consumer.assign(tps)
             await consumer.seek_to_beginning(*tps)
