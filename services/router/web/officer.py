@@ -35,42 +35,12 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from services.core.audit_facts import config_fact
 from services.core.hashed_tokens import HashedTokenStore
 from services.core.settings import Settings
+from services.router.web.officer_html import SIGN_IN, Html, page, table
 from services.router.web.officer_tokens import officer_token_store, partner_key_store
 from services.router.web.tokens import group_token_store
 
 COOKIE = "s115hub_officer"
 ACTOR_SUFFIX = "@officer-page"
-_STYLE = ("body{font-family:sans-serif;margin:1em 2em}nav a{margin-right:1em}"
-          "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #bbb;"
-          "padding:.15em .5em;text-align:left}.bad{color:#a00}.ok{color:#060}"
-          "form.inline{display:inline}")
-_NAV = (("", "Status"), ("reconcile", "Reconciliation"), ("dead-letters", "Dead letters"),
-        ("protocols", "Protocols"), ("credentials", "Credentials"), ("audit", "Audit"))
-
-
-def _page(title: str, body: str, *, officer: str | None = None) -> HTMLResponse:
-    nav = ""
-    if officer is not None:
-        links = "".join(f'<a href="/officer/{p}">{escape(n)}</a>' for p, n in _NAV)
-        nav = (f"<nav>{links}<span>signed in as <b id=\"officer\">{escape(officer)}</b></span> "
-               '<form class="inline" method="post" action="/officer/sign-out">'
-               '<button id="sign-out">sign out</button></form></nav>')
-    return HTMLResponse(
-        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{escape(title)}'
-        f"</title><style>{_STYLE}</style></head><body>{nav}<h1>{escape(title)}</h1>{body}"
-        "</body></html>", headers={"Cache-Control": "no-store"})
-
-
-def _table(head: tuple[str, ...], rows: list[tuple[Any, ...]], table_id: str = "") -> str:
-    th = "".join(f"<th>{escape(h)}</th>" for h in head)
-    trs = "".join("<tr>" + "".join(f"<td>{c if isinstance(c, _Html) else escape(str(c))}</td>"
-                                   for c in r) + "</tr>" for r in rows)
-    ident = f' id="{escape(table_id)}"' if table_id else ""
-    return f"<table{ident}><thead><tr>{th}</tr></thead><tbody>{trs}</tbody></table>"
-
-
-class _Html(str):
-    """Markup built here from escaped parts: inserted as is."""
 
 
 def _when(value: str | None, default: datetime) -> datetime:
@@ -157,16 +127,16 @@ class OfficerPage:
         def figs(c: Any) -> tuple[int, ...]:
             return (c.accepted, c.rejected, c.unrouted, c.withheld, c.generalised)
 
-        parts = ["<h2>Feeds</h2>", _table(("feed", "last record (UTC)", *head), [
+        parts = ["<h2>Feeds</h2>", table(("feed", "last record (UTC)", *head), [
             (f, c.last_seen.strftime("%Y-%m-%d %H:%M:%S") if c.last_seen else "never", *figs(c))
             for f, c in sorted(st.feeds.items())], "feeds"),
-            "<h2>Partners</h2>", _table(("partner", "feeds", *head), [
+            "<h2>Partners</h2>", table(("partner", "feeds", *head), [
                 (p, ",".join(st.partner_feeds.get(p, [])), *figs(c))
                 for p, c in sorted(st.partners.items())], "partners"),
-            "<h2>Groups</h2>", _table(("group", "deliveries", "alerts"), [
+            "<h2>Groups</h2>", table(("group", "deliveries", "alerts"), [
                 (g, r.deliveries, r.alerts) for g, r in sorted(st.groups.items())], "groups")]
         due = st.reviews_due()
-        parts.append("<h2>Reviews due</h2>" + (_table(("protocol", "review by", "days"), [
+        parts.append("<h2>Reviews due</h2>" + (table(("protocol", "review by", "days"), [
             (p.ref, p.review_by, d) for p, d in due], "reviews") if due else
             f"<p>None within {st.review_within_days} days.</p>"))
         if st.withheld_causes:
@@ -191,17 +161,17 @@ def make_officer_router(settings: Settings,
     @r.get("/", response_class=HTMLResponse)
     async def home(request: Request) -> Response:
         if op.officer_of(request) is None:
-            return _page("Officer sign-in", _SIGN_IN)
+            return page("Officer sign-in", SIGN_IN)
         officer = await op.view(request, "status")
-        return _page("Hub status", await op.status_html(), officer=officer)
+        return page("Hub status", await op.status_html(), officer=officer)
 
     @r.post("/sign-in")
     async def sign_in(request: Request) -> Response:
         token = (await form(request)).get("token", "").strip()
         officer = op.officers.authenticate(token) if token else None
         if officer is None:
-            return _page("Officer sign-in", '<p class="bad" id="error">Unknown or revoked '
-                                            "officer token.</p>" + _SIGN_IN)
+            return page("Officer sign-in", '<p class="bad" id="error">Unknown or revoked '
+                                            "officer token.</p>" + SIGN_IN)
         await op.audit("officer.signed_in", officer, "officer-page")
         resp = RedirectResponse("/officer/", status_code=303)
         resp.set_cookie(COOKIE, token, httponly=True, samesite="strict", path="/officer",
@@ -219,7 +189,7 @@ def make_officer_router(settings: Settings,
         return resp
 
     @r.get("/reconcile", response_class=HTMLResponse)
-    async def reconcile_page(request: Request, partner: str = "", start: str = "",
+    async def reconcilepage(request: Request, partner: str = "", start: str = "",
                              end: str = "") -> Response:
         from services.core.reconcile import OUTCOMES
 
@@ -239,14 +209,14 @@ def make_officer_router(settings: Settings,
             c = rec.counts
             q = urllib.parse.urlencode({"partner": partner, "start": s.isoformat(),
                                         "end": e.isoformat()})
-            body += (_table(("accepted", "rejected", *[o for o in OUTCOMES if o != "rejected"],
+            body += (table(("accepted", "rejected", *[o for o in OUTCOMES if o != "rejected"],
                              "generalised"),
                             [(c["accepted"], c["rejected"],
                               *[c[o] for o in OUTCOMES if o != "rejected"], c["generalised"])],
                             "counts")
                      + f'<p><a id="csv" href="/officer/reconcile.csv?{escape(q)}">CSV for the '
                        "partner</a></p>"
-                     + _table(("source_id", "feed", "outcome", "received", "delivered to",
+                     + table(("source_id", "feed", "outcome", "received", "delivered to",
                                "generalised", "withheld", "unrouted", "rejection"),
                               [(x.source_id, x.feed, x.outcome,
                                 x.received_at.strftime("%Y-%m-%d %H:%M:%S"),
@@ -254,7 +224,7 @@ def make_officer_router(settings: Settings,
                                 ", ".join(f"{k}:{v}" for k, v in sorted(x.generalised.items())),
                                 x.withheld_cause or "", x.unrouted_reason or "",
                                 x.rejection_reasons) for x in rec.rows], "records"))
-        return _page("Reconciliation", body, officer=officer)
+        return page("Reconciliation", body, officer=officer)
 
     @r.get("/reconcile.csv")
     async def reconcile_csv(request: Request, partner: str, start: str, end: str) -> Response:
@@ -284,9 +254,9 @@ def make_officer_router(settings: Settings,
                          ", ".join(str(x) for x in s["replayed"])))
         body = ("<p>Metadata only: the original records stay sealed; replay them with "
                 "<code>s115hub dlq replay</code> on the ingest host.</p>"
-                + _table(("id", "rejected at", "stage", "partner", "feed", "source_id",
+                + table(("id", "rejected at", "stage", "partner", "feed", "source_id",
                           "position", "why", "replayed as"), rows, "letters"))
-        return _page("Dead letters", body, officer=officer)
+        return page("Dead letters", body, officer=officer)
 
     @r.get("/protocols", response_class=HTMLResponse)
     async def protocols(request: Request) -> Response:
@@ -296,15 +266,15 @@ def make_officer_router(settings: Settings,
         today = datetime.now(UTC).date()
         rows = []
         for p in sorted(protocol_rows(await op.config(), today), key=lambda x: x.ref):
-            link = _Html(f'<a href="/officer/protocols/{urllib.parse.quote(p.ref)}">'
+            link = Html(f'<a href="/officer/protocols/{urllib.parse.quote(p.ref)}">'
                          f"{escape(p.ref)}</a>")
             days = (p.review_by - today).days if p.review_by else ""
             rows.append((link, "LIVE" if p.live else "; ".join(p.reasons) or "not live",
                          p.review_by or "", days, p.retention_days or "",
                          ", ".join(p.parties)))
-        body = _table(("protocol", "state", "review by", "days to review", "retention days",
+        body = table(("protocol", "state", "review by", "days to review", "retention days",
                        "parties"), rows, "protocols")
-        return _page("Protocols", body, officer=officer)
+        return page("Protocols", body, officer=officer)
 
     @r.get("/protocols/{ref}", response_class=HTMLResponse)
     async def protocol_doc(request: Request, ref: str) -> Response:
@@ -328,7 +298,7 @@ def make_officer_router(settings: Settings,
     @r.get("/credentials", response_class=HTMLResponse)
     async def credentials(request: Request) -> Response:
         officer = await op.view(request, "credentials")
-        return _page("Credentials", await _credentials_body(op), officer=officer)
+        return page("Credentials", await _credentials_body(op), officer=officer)
 
     @r.post("/credentials/issue", response_class=HTMLResponse)
     async def issue(request: Request) -> Response:
@@ -343,7 +313,7 @@ def make_officer_router(settings: Settings,
                 f"{escape(holder)}. Give it to them now: it is shown once and only its hash is "
                 f'kept.</p><pre id="issued">{escape(issued.token)}</pre>'
                 + await _credentials_body(op))
-        return _page("Credentials", body, officer=officer)
+        return page("Credentials", body, officer=officer)
 
     @r.post("/credentials/revoke", response_class=HTMLResponse)
     async def revoke(request: Request) -> Response:
@@ -361,14 +331,14 @@ def make_officer_router(settings: Settings,
                        {"holder": holder, "token_ids": gone})
         body = (f'<p id="revoked">Revoked {escape(", ".join(gone))} for {escape(holder)}.</p>'
                 + await _credentials_body(op))
-        return _page("Credentials", body, officer=officer)
+        return page("Credentials", body, officer=officer)
 
     @r.get("/audit", response_class=HTMLResponse)
-    async def audit_page(request: Request) -> Response:
+    async def auditpage(request: Request) -> Response:
         officer = await op.view(request, "audit")
         body = ('<form method="post" action="/officer/audit/verify">'
                 '<button id="verify">Verify the audit chain</button></form>')
-        return _page("Audit", body, officer=officer)
+        return page("Audit", body, officer=officer)
 
     @r.post("/audit/verify", response_class=HTMLResponse)
     async def verify(request: Request) -> Response:
@@ -379,17 +349,10 @@ def make_officer_router(settings: Settings,
         text = (f"OK: {report.events_checked} events and {report.checkpoints_checked} "
                 f"checkpoints verified; head {report.head_hash}" if report.ok else
                 f"FAILED at position {report.first_bad_position}: {report.reason}")
-        return _page("Audit", f'<p id="verdict" class="{cls}">{escape(text)}</p>',
+        return page("Audit", f'<p id="verdict" class="{cls}">{escape(text)}</p>',
                      officer=officer)
 
     return r
-
-
-_SIGN_IN = ('<form method="post" action="/officer/sign-in"><label>Officer token '
-            '<input type="password" name="token" id="token" autocomplete="off"></label> '
-            '<button id="sign-in">Sign in</button></form>'
-            "<p>Tokens are issued on the hub with <code>s115hub officer token issue NAME</code>."
-            "</p>")
 
 
 async def _reconcile(op: OfficerPage, partner: str, start: datetime, end: datetime) -> Any:
@@ -430,7 +393,7 @@ async def _credentials_body(op: OfficerPage) -> str:
             live = [k for k, e in mine if e["revoked_at"] is None]
             listing = "; ".join(f"{k} ({'revoked' if e['revoked_at'] else 'live'}, issued "
                                 f"{str(e['created_at'])[:10]})" for k, e in mine) or "none"
-            buttons = _Html(
+            buttons = Html(
                 f'<form class="inline" method="post" action="/officer/credentials/issue">'
                 f'<input type="hidden" name="kind" value="{kind}"><input type="hidden" '
                 f'name="holder" value="{escape(holder)}"><button class="issue" '
@@ -444,7 +407,7 @@ async def _credentials_body(op: OfficerPage) -> str:
                     for k in live))
             rows.append((holder, listing, buttons))
         parts += [f"<h2>{kind.capitalize()}s</h2>",
-                  _table((kind, "credentials (ids only; secrets are never kept)", ""), rows,
+                  table((kind, "credentials (ids only; secrets are never kept)", ""), rows,
                          f"{kind}-credentials")]
     return "".join(parts)
 
