@@ -148,10 +148,12 @@ def reconcile(partner: str, start: datetime, end: datetime, *,
         reasons = "; ".join(f"{p.get('pointer') or '/'}: {p.get('reason', '')}"
                             for p in letter.get("problems", []) if isinstance(p, Mapping))
         rid = letter.get("hub_record_id")
-        if letter.get("stage", "ingest") != "ingest" and isinstance(rid, str) and rid in rows:
-            # Accepted, then unreadable in depersonalise: the withheld fact says the outcome.
-            rows[rid].rejection_id = str(letter.get("rejection_id"))
-            rows[rid].rejection_reasons = reasons
+        if letter.get("stage", "ingest") != "ingest":
+            # A later stage's letter is about an accepted record (unreadable in depersonalise,
+            # say): noted on its row; the accounting event on the chain gives the outcome.
+            if isinstance(rid, str) and rid in rows:
+                rows[rid].rejection_id = str(letter.get("rejection_id"))
+                rows[rid].rejection_reasons = reasons
             continue
         rejected.append(Row(str(letter.get("source_id") or ""), str(letter.get("feed", "")), at,
                             rejection_id=str(letter.get("rejection_id")),

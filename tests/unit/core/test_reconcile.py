@@ -35,6 +35,13 @@ LETTERS = [{"rejection_id": "x1", "rejected_at": (T0 + timedelta(hours=3)).isofo
             "partner": "herts-police", "feed": "police", "source_id": "P-9", "stage": "ingest",
             "problems": [{"pointer": "/category", "reason": "Input should be 'burglary'"}],
             "replayed": ["r7"]},
+           {"rejection_id": "u3", "rejected_at": (T0 + timedelta(hours=3)).isoformat(),
+            "partner": "herts-police", "feed": "police", "source_id": "P-3",
+            "hub_record_id": "r3", "stage": "depersonalise",
+            "problems": [{"pointer": "/sealed", "reason": "unreadable: shredded"}]},
+           {"rejection_id": "s1", "rejected_at": (T0 + timedelta(hours=3)).isoformat(),
+            "partner": "herts-police", "feed": "police", "stage": "router",
+            "hub_record_id": "r-unknown", "problems": []},
            {"rejection_id": "x2", "rejected_at": (T0 + timedelta(hours=3)).isoformat(),
             "partner": "herts-fire", "feed": "fire", "source_id": "F-9", "stage": "ingest",
             "problems": []}]
@@ -71,6 +78,7 @@ def test_csv_has_a_line_per_record_with_groups_and_reasons() -> None:
     assert by["P-1"]["generalised"] == "police@1:generalise"
     assert by["P-2"]["unrouted_reason"] == "no_area"
     assert by["P-3"]["withheld_cause"] == "expired"
+    assert by["P-3"]["rejection_id"] == "u3"  # a later stage's letter, on the accepted row
     assert by["P-9"]["rejection_reasons"].startswith("/category:")
     assert by["P-9"]["replayed_as"] == "r7"
 
