@@ -15,7 +15,7 @@ from services.cli import (
     audit_cmds,
     dlq_cmds,
     keys_cmds,
-    officer_cmds,
+    officer_page_cmds,
     protocol_cmds,
     protocol_doc_cmds,
     reconcile_cmds,
@@ -36,7 +36,7 @@ app.command("status")(status_cmds.status)
 app.add_typer(dlq_cmds.dlq_app, name="dlq")
 app.command("reconcile")(reconcile_cmds.reconcile)
 app.add_typer(retention_cmds.retention_app, name="retention")
-app.add_typer(officer_cmds.officer_app, name="officer")
+app.add_typer(officer_page_cmds.officer_app, name="officer")
 partner_app = typer.Typer(help="Partner credentials (API keys stored only as hashes).",
                           no_args_is_help=True)
 app.add_typer(partner_app, name="partner")

@@ -13,6 +13,7 @@ from services.core.settings import Settings
 
 officer_app = typer.Typer(help="Designated officers: officer page credentials.",
                           no_args_is_help=True)
+#: ``s115hub officer token``; attach it to whichever ``officer`` command group the CLI has.
 token_app = typer.Typer(help="Issue, list and revoke officer page tokens.", no_args_is_help=True)
 officer_app.add_typer(token_app, name="token")
 
