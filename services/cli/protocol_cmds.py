@@ -127,7 +127,7 @@ def status() -> None:
 
     async def read() -> None:
         async for msg in scan(settings, topics_for(settings).config):
-            state.apply_message(msg.key, msg.value)
+            state.apply_lenient(msg.key, msg.value)
 
     asyncio.run(read())
     lines = status_lines(state, datetime.now(UTC).date())

@@ -48,6 +48,22 @@ class AreaIndex:
             return self._list[int(i)]
         return None
 
+    def locate_many(self, points: list[tuple[float, float]]) -> list[Ward | None]:
+        """``locate`` for a batch of (lat, lon) in one vectorised STRtree query (shapely 2):
+        one call into GEOS for the batch instead of one per record."""
+        import numpy as np
+        import shapely
+
+        out: list[Ward | None] = [None] * len(points)
+        if not points:
+            return out
+        arr = np.asarray(points, dtype=float)
+        src, hit = self._tree.query(shapely.points(arr[:, 1], arr[:, 0]), predicate="intersects")
+        for i, j in zip(src.tolist(), hit.tolist(), strict=True):
+            if out[i] is None:  # the first hit, as locate takes it
+                out[i] = self._list[j]
+        return out
+
     def wards_in(self, district_code: str) -> list[Ward]:
         return [w for w in self._list if w.district_code == district_code]
 

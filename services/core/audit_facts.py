@@ -193,12 +193,13 @@ def config_fact(action: str, subject: str, actor: str, *, protocol: str | None =
         raise AuditError(f"unknown config action {action!r} (known: {known})")
     if not subject or not actor:
         raise AuditError(f"config fact {action}: subject and actor must not be empty")
+    when = _at(at)
     body: dict[str, Any] = {**dict(detail or {}), "action": action, "subject": subject,
-                            "actor": actor}
+                            "actor": actor, "requested_at": when}
     if protocol is not None:
         body["protocol"] = protocol
     fact: dict[str, Any] = {
-        "kind": "config", "at": _at(at), "hub_record_id": None, "partner": None, "feed": None,
+        "kind": "config", "at": when, "hub_record_id": None, "partner": None, "feed": None,
         "recipient": None, "protocol": None, "lawful_basis": None, "fields": {},
         "payload_digest": None, "detail": body,
     }
@@ -215,7 +216,11 @@ def _config_identity(body: Mapping[str, Any]) -> str:
     if detail.get("action") == "protocol.signed":
         # A signature is one event however often the signed document is re-applied.
         return f"config/protocol.signed/{detail.get('protocol')}/{detail.get('key_id')}"
-    return "config/" + hashlib.sha256(canonical_bytes(body)).hexdigest()
+    # Without ``at``: the chainer stamps the event's time, so the identity must not depend on it.
+    # The producer's time stays in ``detail["requested_at"]``, so applying a document twice is
+    # still two events while a retried send of one change is one.
+    return "config/" + hashlib.sha256(canonical_bytes(
+        {k: v for k, v in body.items() if k != "at"})).hexdigest()
 
 
 def event_identity(event: AuditEvent) -> str:
@@ -318,9 +323,13 @@ def decode_fact(value: bytes | None) -> dict[str, Any]:
     return fact
 
 
-def fact_append_kwargs(fact: Mapping[str, Any]) -> dict[str, Any]:
-    """Keyword arguments for ``ChainWriter.append`` from a fact."""
+def fact_append_kwargs(fact: Mapping[str, Any], *, stamp: bool = True) -> dict[str, Any]:
+    """Keyword arguments for ``ChainWriter.append`` from a fact (``stamp=False``: without
+    ``at``, which the chainer then sets from its own clock)."""
     kw = {k: v for k, v in fact.items() if k in _APPEND_KEYS}
+    if not stamp:
+        kw.pop("at", None)
+        return kw
     try:
         kw["at"] = datetime.fromisoformat(str(fact["at"]).replace("Z", "+00:00"))
     except (KeyError, ValueError) as exc:

@@ -11,6 +11,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import ValidationError
+
+from schemas.dead_letter import DeadLetter as Letter
 from services.core.settings import Settings
 from services.core.topic_scan import scan
 from services.core.topics import topics_for
@@ -74,9 +77,12 @@ def collect(messages: Iterable[tuple[bytes | None, bytes | None, list[tuple[str,
         if dict(headers).get("kind") == REPLAYED:
             markers.append(doc)
             continue
-        rid = doc.get("rejection_id")
-        if isinstance(rid, str):
-            letters[rid] = DeadLetter(rid, doc)
+        try:
+            # Read with the contract (schemas/dead_letter.py); what does not fit is not a letter.
+            rid = Letter.model_validate(doc).rejection_id
+        except ValidationError:
+            continue
+        letters[rid] = DeadLetter(rid, doc)
     for m in markers:
         letter = letters.get(str(m.get("replay_of")))
         if letter is not None:

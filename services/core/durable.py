@@ -57,7 +57,7 @@ async def read_facts(settings: Settings, feeds: tuple[str, ...] = FEED_NAMES) ->
             await consumer.seek_to_beginning(*tps)
             async for msg in drain(consumer, tps):
                 if msg.topic == t.config:
-                    out.config.apply_message(msg.key, msg.value)
+                    out.config.apply_lenient(msg.key, msg.value)
                 elif msg.topic == t.audit:
                     chain.add(msg.key, msg.value, msg.offset)
                 elif msg.topic == t.rejected:
@@ -97,5 +97,5 @@ async def read_envelopes(settings: Settings, feeds: tuple[str, ...] = FEED_NAMES
 async def read_config_state(settings: Settings) -> ConfigState:
     state = ConfigState()
     async for msg in scan(settings, topics_for(settings).config):
-        state.apply_message(msg.key, msg.value)
+        state.apply_lenient(msg.key, msg.value)
     return state

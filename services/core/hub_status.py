@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
+from services.core.reconcile import letter_cause
+
 __all__ = ["HubStatus", "ProtocolRow", "build_status", "render_status", "reviews_due"]
 
 
@@ -116,9 +118,11 @@ def build_status(*, partners: Mapping[str, Sequence[str]], groups: Sequence[str]
             c.accepted += 1
             if at is not None and (c.last_seen is None or at > c.last_seen):
                 c.last_seen = at
+    late: list[Mapping[str, Any]] = []
     for letter in letters:
         if letter.get("stage", "ingest") != "ingest":
-            continue  # accepted records found unreadable later: counted as withheld
+            late.append(letter)  # an accepted record stopped later: counted as withheld below
+            continue
         problems = letter.get("problems") or [{}]
         first = problems[0] if isinstance(problems[0], Mapping) else {}
         reason = str(first.get("reason", ""))[:40]
@@ -156,6 +160,15 @@ def build_status(*, partners: Mapping[str, Sequence[str]], groups: Sequence[str]
             reasons[str(detail.get("reason"))] += 1
         for c in (by_partner[partner], by_feed[feed]):
             setattr(c, kind, getattr(c, kind) + 1)
+    for letter in late:
+        partner, rid = letter.get("partner"), letter.get("hub_record_id")
+        if not isinstance(partner, str) or rid not in seen \
+                or (partner, rid) in per_kind["withheld"]:
+            continue
+        per_kind["withheld"].add((partner, rid))
+        causes[letter_cause(letter)] += 1
+        for c in (by_partner[partner], by_feed[str(letter.get("feed"))]):
+            c.withheld += 1
     return HubStatus(dict(by_partner), {p: list(f) for p, f in partners.items()}, dict(by_feed),
                      sorted(protocols, key=lambda r: r.ref), grp, dict(causes), dict(reasons),
                      n_events, today, review_within_days)

@@ -152,8 +152,10 @@ def reconcile(partner: str, start: datetime, end: datetime, *,
             # A later stage's letter is about an accepted record (unreadable in depersonalise,
             # say): noted on its row; the accounting event on the chain gives the outcome.
             if isinstance(rid, str) and rid in rows:
-                rows[rid].rejection_id = str(letter.get("rejection_id"))
-                rows[rid].rejection_reasons = reasons
+                row = rows[rid]
+                row.rejection_id = str(letter.get("rejection_id"))
+                row.rejection_reasons = reasons
+                row.withheld_cause = row.withheld_cause or letter_cause(letter)
             continue
         rejected.append(Row(str(letter.get("source_id") or ""), str(letter.get("feed", "")), at,
                             rejection_id=str(letter.get("rejection_id")),
@@ -178,6 +180,16 @@ def reconcile(partner: str, start: datetime, end: datetime, *,
             row.generalised[str(protocol)] = str(detail.get("gate", "generalise"))
     ordered = sorted([*rows.values(), *rejected], key=lambda r: (r.received_at, r.source_id))
     return Reconciliation(partner, start, end, ordered)
+
+
+def letter_cause(letter: Mapping[str, Any]) -> str:
+    """Why a later stage stopped an accepted record, as a withheld cause: ``unreadable`` (sealed
+    fields could not be opened: data key shredded, or tampered), else ``dead-lettered:<stage>``."""
+    problems = letter.get("problems") or []
+    first = problems[0] if problems and isinstance(problems[0], Mapping) else {}
+    if str(first.get("reason", "")).startswith("unreadable"):
+        return "unreadable"
+    return f"dead-lettered:{letter.get('stage')}"
 
 
 def _cell(value: str) -> str:

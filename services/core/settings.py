@@ -1,8 +1,8 @@
 """Settings for every service and the CLI, parsed once at start-up and passed down.
 
 All names carry the ``S115HUB_`` prefix. The one exception is ``KAFKA_BOOTSTRAP_SERVERS``, accepted
-as an alias because operators of Apache Kafka expect it; faust's own names (``BROKER_URL`` and
-friends) are never read, so they cannot override ours by accident.
+as an alias because operators of Apache Kafka expect it; other libraries' names (``BROKER_URL``
+and friends) are never read, so they cannot override ours by accident.
 """
 
 from __future__ import annotations
@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     group_page_suppress_below: int = 10
 
     batch_max_records: int = 2000
+    #: Stage runner (services/core/stage_runner.py): a record whose handling takes longer than
+    #: this is dead-lettered (reason kind "budget") and its outputs dropped.
+    stage_record_budget_s: float = 2.0
     max_body_bytes: int = 5_000_000
     max_batch_records: int = 10_000
     #: Ingest front door (issue 4). Requests per second each partner may make (token bucket,
@@ -68,6 +71,13 @@ class Settings(BaseSettings):
     #: Idempotency-Key responses kept per ingest process (entries, seconds).
     ingest_idempotency_entries: int = 10_000
     ingest_idempotency_ttl_s: int = 24 * 3600
+    #: Bytes of stored Idempotency-Key answers per partner (oldest forgotten first); an answer
+    #: bigger than a quarter of it is not stored (a retry is then processed again, harmlessly:
+    #: hub record ids are deterministic).
+    ingest_idempotency_bytes_per_partner: int = 4_000_000
+    #: Bytes of per-record rejection detail in one batch answer; past it, further rejected
+    #: records get their first problem only and a note, so an answer stays bounded.
+    ingest_rejection_bytes_per_batch: int = 256_000
     #: Recently acknowledged records remembered so an identical resend is not written to the raw
     #: topic again (0 turns it off; downstream dedupes by hub record id regardless).
     ingest_dedupe_window: int = 100_000

@@ -49,6 +49,12 @@ class Topics:
         return f"{self.prefix}.audit.facts"
 
     @property
+    def audit_officer(self) -> str:
+        """Configuration facts from the officer's CLI: the only path that may claim a config
+        change (only the officer principal may write it under the ACLs)."""
+        return f"{self.prefix}.audit.officer"
+
+    @property
     def config(self) -> str:
         return f"{self.prefix}.config"
 
@@ -87,6 +93,7 @@ def topic_specs(settings: Settings, groups: Sequence[str],
         TopicSpec(t.audit, 1, {"retention.ms": "-1"}),
         # Facts are chained within seconds; kept a week so a stopped chainer can catch up.
         TopicSpec(t.audit_facts, 1, {"retention.ms": str(7 * 24 * 3600 * 1000)}),
+        TopicSpec(t.audit_officer, 1, {"retention.ms": str(7 * 24 * 3600 * 1000)}),
         TopicSpec(t.config, 1, {"cleanup.policy": "compact"}),
         TopicSpec(t.hotspot_state, 1, {"cleanup.policy": "compact"}),
     ]

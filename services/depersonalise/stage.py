@@ -14,6 +14,7 @@ later is an explicit re-read of the raw topic, never automatic (see notes/issue-
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
@@ -52,7 +53,17 @@ class StageResult:
     gated_fields: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
-def area_of(record: dict[str, Any], areas: AreaIndex) -> AreaInfo | None:
+def point_of(record: dict[str, Any]) -> tuple[float, float] | None:
+    loc = record.get("location")
+    if isinstance(loc, dict) and "lat" in loc and "lon" in loc:
+        return float(loc["lat"]), float(loc["lon"])
+    return None
+
+
+_UNSET: Any = object()
+
+
+def area_of(record: dict[str, Any], areas: AreaIndex, ward: Any = _UNSET) -> AreaInfo | None:
     """Ward and district of the record's precise point; else the district the source named.
 
     When a source names the district itself (police.uk gives the LSOA's district) and the point
@@ -62,9 +73,10 @@ def area_of(record: dict[str, Any], areas: AreaIndex) -> AreaInfo | None:
     """
     hint = record.get("district_hint")
     hint = hint if isinstance(hint, str) and hint else None
-    loc = record.get("location")
-    if isinstance(loc, dict) and "lat" in loc and "lon" in loc:
-        ward = areas.locate(float(loc["lat"]), float(loc["lon"]))
+    point = point_of(record)
+    if point is not None:
+        if ward is _UNSET:  # not looked up in a batch already (``locate_many``)
+            ward = areas.locate(*point)
         if ward is not None and (hint is None or hint.casefold() == ward.district_name.casefold()):
             return AreaInfo(ward.code, ward.name, ward.district_code, ward.district_name,
                             ward.point)
@@ -113,9 +125,40 @@ class Depersonaliser:
 
     def process(self, raw: RawRecord, *, today: date | None = None,
                 now: datetime | None = None) -> StageResult:
-        env = raw.envelope
         now = now or datetime.now(UTC)
-        today = today or now.date()
+        opened = self.open(raw, today or now.date())
+        if isinstance(opened, StageResult):
+            return opened
+        return self.release(raw, *opened, now=now)
+
+    def process_batch(self, raws: list[RawRecord], *, now: datetime | None = None
+                      ) -> Iterator[StageResult]:
+        """``process`` for a batch, lazily: the sealed fields of every record are opened first
+        and every ward is looked up in one vectorised query, then records are released one at a
+        time as the caller iterates (so a caller timing each record sees each record's own cost,
+        and stopping early leaves the rest untouched by the risk gate)."""
+        now = now or datetime.now(UTC)
+        opened: list[Any] = []
+        for raw in raws:
+            try:
+                opened.append(self.open(raw, now.date()))
+            except Exception as exc:
+                opened.append(exc)
+        todo = [i for i, o in enumerate(opened)
+                if isinstance(o, tuple) and point_of(o[1]) is not None]
+        points = [point_of(o[1]) for o in opened if isinstance(o, tuple)]
+        wards = self.areas.locate_many([p for p in points if p is not None])
+        ward_of = dict(zip(todo, wards, strict=True))
+        for i, (raw, o) in enumerate(zip(raws, opened, strict=True)):
+            if isinstance(o, Exception):
+                raise o
+            yield o if isinstance(o, StageResult) else self.release(
+                raw, *o, now=now, ward=ward_of.get(i, _UNSET))
+
+    def open(self, raw: RawRecord, today: date
+             ) -> StageResult | tuple[list[SharingProtocol], dict[str, Any]]:
+        """The live protocols and the record with its sealed fields opened, or why not."""
+        env = raw.envelope
         live = self.protocols.live_for(env.partner, env.feed, today)
         if not live:
             cause, detail = self.protocols.blocked_cause(env.partner, env.feed, today)
@@ -126,7 +169,12 @@ class Depersonaliser:
                 record.update(self.opener.open_sealed(raw.sealed, env.hub_record_id))
             except CryptoError as exc:
                 return StageResult(blocked="unreadable", detail=str(exc))
-        area = area_of(record, self.areas)
+        return live, record
+
+    def release(self, raw: RawRecord, live: list[SharingProtocol], record: dict[str, Any], *,
+                now: datetime, ward: Any = _UNSET) -> StageResult:
+        env = raw.envelope
+        area = area_of(record, self.areas, ward)
         when = event_time(env.feed, record)
         out = StageResult()
         for protocol in live:

@@ -35,7 +35,7 @@ __all__ = ["REPLAYED", "DeadLetter", "ReplayResult", "collect", "read_correction
 async def read_config(settings: Settings) -> ConfigState:
     state = ConfigState()
     async for m in scan(settings, topics_for(settings).config):
-        state.apply_message(m.key, m.value)
+        state.apply_lenient(m.key, m.value)
     return state
 
 

@@ -38,13 +38,17 @@ class Outcome:
 class IngestService:
     def __init__(self, *, topics: Topics, publisher: Publisher, sealer: Sealer,
                  record_id_key: bytes, metrics: ServiceMetrics, ack_timeout_s: float = 30.0,
-                 dedupe_window: int = 0) -> None:
+                 dedupe_window: int = 0, rejection_bytes: int = 256_000) -> None:
         self.topics = topics
         self.publisher = publisher
         self.sealer = sealer
         self.record_id_key = record_id_key
         self.ack_timeout_s = ack_timeout_s
         self.recent = RecentRecords(dedupe_window)
+        #: Bytes of per-record error detail in one answer; past it, rejected records are listed
+        #: with their rejection id and no errors (the dead letter holds them), so an answer, and
+        #: the Idempotency-Key cache that may keep it, stays bounded whatever the batch holds.
+        self.rejection_bytes = rejection_bytes
         self.m_in = metrics.counter("records_in_total", "Records accepted and written to a raw "
                                     "topic.", ["partner", "feed"])
         self.m_dup = metrics.counter("records_duplicate_total", "Records accepted that were an "
@@ -80,6 +84,7 @@ class IngestService:
         fresh: list[tuple[str, str]] = []
         dups = 0
         rejected_labels: list[str] = []
+        spent = 0
         for item in items:
             try:
                 if item.error is not None:
@@ -100,9 +105,12 @@ class IngestService:
                            *((k, v.encode()) for k, v in context.items())]
                 sends.append(await self._send(self.topics.rejected, _json(msg), rid, headers))
                 # The partner gets its own pointers back; the topic gets the public ones.
+                errors = [{"pointer": p, "reason": r} for p, r in rej.problems]
+                spent += 60 + sum(len(p) + len(r) + 30 for p, r in rej.problems)
+                if spent > self.rejection_bytes:
+                    errors = []
                 out.rejected.append({position_kind: item.position, "rejection_id": rid,
-                                     "errors": [{"pointer": p, "reason": r}
-                                                for p, r in rej.problems]})
+                                     "errors": errors})
                 rejected_labels.append(_reason_label(rej.problems))
                 continue
             rid = raw.envelope.hub_record_id

@@ -32,16 +32,16 @@ REQUIRED = {
     "depersonalise": ["s115hub_depersonalise_records_in_total",
                       "s115hub_depersonalise_records_released_total",
                       "s115hub_depersonalise_records_blocked_total",
-                      "s115hub_depersonalise_batch_duration_seconds",
+                      "s115hub_depersonalise_stage_batch_duration_seconds",
                       "s115hub_depersonalise_consumer_lag_records"],
     "router": ["s115hub_router_records_in_total", "s115hub_router_deliveries_total",
-               "s115hub_router_batch_duration_seconds",
+               "s115hub_router_stage_batch_duration_seconds",
                "s115hub_router_consumer_lag_records", "s115hub_router_hotspot_alerts_total",
                "s115hub_router_audit_events_total", "s115hub_router_audit_chain_length"],
 }
 # Every label the hub may use: each has a value set bounded by config or code, none is an id.
 BOUNDED_LABELS = {"partner", "feed", "reason", "group", "protocol", "cause", "topic", "route",
-                  "method", "status", "window", "outcome", "action", "kind", "le"}
+                  "method", "status", "window", "outcome", "action", "kind", "stage", "le"}
 
 
 @pytest.fixture(scope="module")

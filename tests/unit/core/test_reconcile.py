@@ -27,8 +27,9 @@ def ev(kind: str, rid: str, partner: str = "herts-police", feed: str = "police",
             "detail": kw.get("detail", {})}
 
 
-ENVELOPES = [env("P-1", "r1"), env("P-2", "r2"), env("P-3", "r3"), env("P-4", "r4"),
-             env("P-5", "r5"), env("P-1", "r1", at=T0 + timedelta(hours=2)),  # a resend
+ENVELOPES = [env("P-8", "r8"), env("P-1", "r1"), env("P-2", "r2"), env("P-3", "r3"),
+             env("P-4", "r4"), env("P-5", "r5"),
+             env("P-1", "r1", at=T0 + timedelta(hours=2)),  # a resend
              env("P-6", "r6", at=T1 + timedelta(hours=1)),  # outside the period
              env("F-1", "f1", partner="herts-fire", feed="fire")]  # another partner
 LETTERS = [{"rejection_id": "x1", "rejected_at": (T0 + timedelta(hours=3)).isoformat(),
@@ -39,6 +40,10 @@ LETTERS = [{"rejection_id": "x1", "rejected_at": (T0 + timedelta(hours=3)).isofo
             "partner": "herts-police", "feed": "police", "source_id": "P-3",
             "hub_record_id": "r3", "stage": "depersonalise",
             "problems": [{"pointer": "/sealed", "reason": "unreadable: shredded"}]},
+           {"rejection_id": "u8", "rejected_at": (T0 + timedelta(hours=3)).isoformat(),
+            "partner": "herts-police", "feed": "police", "source_id": "P-8",
+            "hub_record_id": "r8", "stage": "depersonalise",
+            "problems": [{"pointer": "/sealed", "reason": "unreadable: key shredded"}]},
            {"rejection_id": "s1", "rejected_at": (T0 + timedelta(hours=3)).isoformat(),
             "partner": "herts-police", "feed": "police", "stage": "router",
             "hub_record_id": "r-unknown", "problems": []},
@@ -56,9 +61,9 @@ def test_given_every_outcome_then_each_source_id_gets_its_own() -> None:
     rec = reconcile("herts-police", T0, T1, envelopes=ENVELOPES, letters=LETTERS, events=EVENTS)
     got = {r.source_id: r.outcome for r in rec.rows}
     assert got == {"P-1": "delivered", "P-2": "unrouted", "P-3": "withheld", "P-4": "pending",
-                   "P-5": "delivered", "P-9": "rejected"}
-    assert rec.counts == {"accepted": 5, "rejected": 1, "delivered": 2, "unrouted": 1,
-                          "withheld": 1, "pending": 1, "generalised": 1}
+                   "P-5": "delivered", "P-8": "withheld", "P-9": "rejected"}
+    assert rec.counts == {"accepted": 6, "rejected": 1, "delivered": 2, "unrouted": 1,
+                          "withheld": 2, "pending": 1, "generalised": 1}
     assert rec.per_group == {"grp-a": 2, "grp-b": 1}
 
 
@@ -79,6 +84,7 @@ def test_csv_has_a_line_per_record_with_groups_and_reasons() -> None:
     assert by["P-2"]["unrouted_reason"] == "no_area"
     assert by["P-3"]["withheld_cause"] == "expired"
     assert by["P-3"]["rejection_id"] == "u3"  # a later stage's letter, on the accepted row
+    assert by["P-8"]["withheld_cause"] == "unreadable"
     assert by["P-9"]["rejection_reasons"].startswith("/category:")
     assert by["P-9"]["replayed_as"] == "r7"
 
@@ -107,7 +113,7 @@ def test_status_lists_every_partner_and_group_with_durable_counts() -> None:
                       today=date(2026, 3, 1))
     police = st.partners["herts-police"]
     assert (police.accepted, police.rejected, police.unrouted, police.withheld,
-            police.generalised) == (6, 1, 1, 1, 1)
+            police.generalised) == (7, 1, 1, 2, 1)  # r3 by its event, r8 by its letter
     assert st.partners["quiet-dc"].accepted == 0
     assert {g: r.deliveries for g, r in st.groups.items()} == {"grp-a": 2, "grp-b": 1,
                                                                "grp-silent": 0}
