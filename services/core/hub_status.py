@@ -161,13 +161,13 @@ def build_status(*, partners: Mapping[str, Sequence[str]], groups: Sequence[str]
         for c in (by_partner[partner], by_feed[feed]):
             setattr(c, kind, getattr(c, kind) + 1)
     for letter in late:
-        partner, rid = letter.get("partner"), letter.get("hub_record_id")
-        if not isinstance(partner, str) or rid not in seen \
-                or (partner, rid) in per_kind["withheld"]:
+        owner, late_id = letter.get("partner"), str(letter.get("hub_record_id"))
+        if not isinstance(owner, str) or late_id not in seen \
+                or (owner, late_id) in per_kind["withheld"]:
             continue
-        per_kind["withheld"].add((partner, rid))
+        per_kind["withheld"].add((owner, late_id))
         causes[letter_cause(letter)] += 1
-        for c in (by_partner[partner], by_feed[str(letter.get("feed"))]):
+        for c in (by_partner[owner], by_feed[str(letter.get("feed"))]):
             c.withheld += 1
     return HubStatus(dict(by_partner), {p: list(f) for p, f in partners.items()}, dict(by_feed),
                      sorted(protocols, key=lambda r: r.ref), grp, dict(causes), dict(reasons),

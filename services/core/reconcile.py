@@ -152,10 +152,10 @@ def reconcile(partner: str, start: datetime, end: datetime, *,
             # A later stage's letter is about an accepted record (unreadable in depersonalise,
             # say): noted on its row; the accounting event on the chain gives the outcome.
             if isinstance(rid, str) and rid in rows:
-                row = rows[rid]
-                row.rejection_id = str(letter.get("rejection_id"))
-                row.rejection_reasons = reasons
-                row.withheld_cause = row.withheld_cause or letter_cause(letter)
+                late = rows[rid]
+                late.rejection_id = str(letter.get("rejection_id"))
+                late.rejection_reasons = reasons
+                late.withheld_cause = late.withheld_cause or letter_cause(letter)
             continue
         rejected.append(Row(str(letter.get("source_id") or ""), str(letter.get("feed", "")), at,
                             rejection_id=str(letter.get("rejection_id")),
