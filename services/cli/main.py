@@ -8,7 +8,17 @@ from pathlib import Path
 
 import typer
 
-from services.cli import audit_cmds, dlq_cmds, keys_cmds, protocol_cmds, status_cmds
+from services.cli import (
+    audit_cmds,
+    dlq_cmds,
+    keys_cmds,
+    officer_page_cmds,
+    protocol_cmds,
+    protocol_doc_cmds,
+    reconcile_cmds,
+    retention_cmds,
+    status_cmds,
+)
 from services.cli.errors import run_cli
 from services.cli.group_cmds import group_app
 from services.cli.vocabulary_cmds import vocabulary_app
@@ -18,10 +28,15 @@ from services.core.stop_signals import StopRequested, StopSignals, wait_for_stop
 app = typer.Typer(help="s115hub: Section 115 data sharing for Community Safety Partnerships.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
 app.add_typer(protocol_cmds.protocol_app, name="protocol")
+protocol_cmds.protocol_app.command("render")(protocol_doc_cmds.render)
+protocol_cmds.protocol_app.command("reviews")(protocol_doc_cmds.reviews)
 app.add_typer(keys_cmds.keys_app, name="keys")
 app.add_typer(audit_cmds.audit_app, name="audit")
 app.command("status")(status_cmds.status)
 app.add_typer(dlq_cmds.dlq_app, name="dlq")
+app.command("reconcile")(reconcile_cmds.reconcile)
+app.add_typer(retention_cmds.retention_app, name="retention")
+app.add_typer(officer_page_cmds.officer_app, name="officer")
 partner_app = typer.Typer(help="Partner credentials (API keys stored only as hashes).",
                           no_args_is_help=True)
 app.add_typer(partner_app, name="partner")
