@@ -92,6 +92,8 @@ def service_grants(prefix: str = "s115") -> list[Grant]:
     t += _grants(DEPERSONALISE, "group", f"{p}.depersonalise", "literal", "read")
     t += _grants(DEPERSONALISE, "topic", f"{p}.shared", "literal", "write", "describe")
     t += _grants(DEPERSONALISE, "topic", f"{p}.rejected", "literal", "write", "describe")
+    # Facts about withheld and generalised records (issue 16's accounting).
+    t += _grants(DEPERSONALISE, "topic", f"{p}.audit.facts", "literal", "write", "describe")
     t += _grants(DEPERSONALISE, "topic", f"{p}.config", "literal", "read", "describe")
     # router: shared -> group topics; reads back what it delivered (ledger seed, group page);
     # the single audit chainer (the only principal that may write the chain).
