@@ -128,6 +128,10 @@ class Protocol(_Strict):
     quasi_identifiers: list[str] = Field(default_factory=list)
     k: int = Field(ge=2)
     suppress_below: int = Field(ge=1, description="Published counts below this are shown '<N'.")
+    #: Streaming anonymisation: how long the risk gate may hold a record whose ward cell has not
+    #: reached k yet, before it gives up the ward. Hours, not days: tasking meets every few weeks
+    #: but alerts are live. None (the default, and absent from the signed digest) holds nothing.
+    hold_hours: float | None = Field(default=None, gt=0, le=24)
     retention_days: int = Field(ge=1)
     valid_from: date
     valid_until: date

@@ -137,6 +137,9 @@ def protocol_digest(protocol: Protocol) -> bytes:
     voids the signature exactly as an edited rule does). A protocol that names no list has the
     digest it always had."""
     doc = protocol.model_dump(mode="json", exclude={"signatures"})
+    if doc.get("hold_hours") is None:
+        # Added later with no default hold: protocols signed before it keep their digest.
+        doc.pop("hold_hours", None)
     lists = protocol.list_hashes()
     if lists:
         doc["free_text_lists_sha256"] = lists
