@@ -147,7 +147,12 @@ class Settings(BaseSettings):
         return None
 
     def resolved_officer_keys_file(self) -> Path:
-        return self.officer_keys_file or self.state_dir / "officer-keys.yaml"
+        """The setting; else ``officer-keys.yaml`` beside county.yaml (production: the county
+        directory the officers keep); else in the state directory (the demo writes it there)."""
+        if self.officer_keys_file:
+            return self.officer_keys_file
+        beside = self.config_dir / "officer-keys.yaml"
+        return beside if beside.exists() else self.state_dir / "officer-keys.yaml"
 
     def resolved_master_key_file(self) -> Path:
         return self.master_key_file or self.state_dir / "master.key"
