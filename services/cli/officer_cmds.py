@@ -1,4 +1,4 @@
-"""``s115hub officer``: the pinned officer key file (services/core/officer_trust.py).
+"""``s115hub officer-keys``: the pinned officer key file (services/core/officer_trust.py).
 
 The file is an ordered log. ``init`` writes the first set from the officers' public keys;
 ``propose`` appends a change (a new key, a replacement, a removal) that counts only once
@@ -54,7 +54,8 @@ def init(
 
     with _one_line():
         if file.exists():
-            raise HubError(f"{file} exists; change it with `officer propose` and `countersign`")
+            raise HubError(f"{file} exists; change it with `officer-keys propose` and "
+                           "`countersign`")
         names = _officer_names(config_dir)
         keys = [(pub.parent.name, names.get(pub.parent.name, f"officer, {pub.parent.name}"),
                  load_public_key(pub)) for pub in sorted(officers_dir.glob("*/*.pub.pem"))]
@@ -94,7 +95,7 @@ def propose(
         file.write_text(dump_log(log.model_copy(update={"changes": [*log.changes, change]})),
                         encoding="utf-8")
     typer.echo(f"proposed: {change.action} {change.key_id} for {party}; another party's officer "
-               f"must now run `s115hub officer countersign {file}`")
+               f"must now run `s115hub officer-keys countersign {file}`")
 
 
 @officer_app.command("countersign")

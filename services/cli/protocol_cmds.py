@@ -118,7 +118,7 @@ def config_messages(config_dir: Path, protocols_dir: Path, officer_keys: Path
         officer_keys = officer_keys.parent / "officer-keys.yaml"
     log = load_log(officer_keys)
     if log is None:
-        raise ConfigError("no pinned officer key file (create it with `s115hub officer init "
+        raise ConfigError("no pinned officer key file (create it with `s115hub officer-keys init "
                           "FILE --officers-dir DIR` and pin its sha256 in county.yaml)",
                           file=str(officer_keys))
     if county.officer_keys_sha256 != fingerprint(log):

@@ -87,7 +87,7 @@ def test_onboard_halton_run_across_a_restart_and_check_it(
         ok(run_cli(["protocol", "sign", str(protocol), "--key", str(key)], unit_env))
     # The officer keys are pinned (services/core/officer_trust.py): the file beside the county,
     # its fingerprint in county.yaml, which the officers approve.
-    out = ok(run_cli(["officer", "init", str(county / "officer-keys.yaml"), "--officers-dir",
+    out = ok(run_cli(["officer-keys", "init", str(county / "officer-keys.yaml"), "--officers-dir",
                       str(county / "officers"), "--config-dir", str(county)], unit_env))
     pin = out.strip().splitlines()[-1].split("officer_keys_sha256: ", 1)[1]
     with (county / "county.yaml").open("a") as f:

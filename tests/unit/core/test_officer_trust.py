@@ -305,33 +305,33 @@ def test_given_the_officer_cli_then_init_propose_countersign_show_rotate_a_key(t
     file = tmp_path / "officer-keys.yaml"
     run = CliRunner()
 
-    out = run.invoke(app, ["officer", "init", str(file), "--officers-dir",
+    out = run.invoke(app, ["officer-keys", "init", str(file), "--officers-dir",
                            str(tmp_path / "officers")])
     assert out.exit_code == 0, out.output
     first = re.search(r'officer_keys_sha256: "([0-9a-f]{64})"', out.output)
     assert first
-    assert run.invoke(app, ["officer", "init", str(file), "--officers-dir",
+    assert run.invoke(app, ["officer-keys", "init", str(file), "--officers-dir",
                             str(tmp_path / "officers")]).exit_code == 1  # never overwritten
-    out = run.invoke(app, ["officer", "propose", str(file), "--party", "herts-police",
+    out = run.invoke(app, ["officer-keys", "propose", str(file), "--party", "herts-police",
                            "--officer", "New", "--public-key", str(tmp_path / "new.pub.pem"),
                            "--replaces", keys["herts-police"]])
     assert out.exit_code == 0, out.output
-    shown = run.invoke(app, ["officer", "show", str(file)])
+    shown = run.invoke(app, ["officer-keys", "show", str(file)])
     assert shown.exit_code == 1
     assert "until another party's officer countersigns" in shown.output
     [police_key] = (tmp_path / "officers" / "herts-police").glob("*.key.pem")
-    own = run.invoke(app, ["officer", "countersign", str(file), "--key", str(police_key),
+    own = run.invoke(app, ["officer-keys", "countersign", str(file), "--key", str(police_key),
                            "--party", "herts-police", "--officer", "Old"])
     assert own.exit_code == 1
     assert "cannot countersign its own" in own.stderr
     [fire_key] = (tmp_path / "officers" / "herts-fire").glob("*.key.pem")
-    out = run.invoke(app, ["officer", "countersign", str(file), "--key", str(fire_key),
+    out = run.invoke(app, ["officer-keys", "countersign", str(file), "--key", str(fire_key),
                            "--party", "herts-fire", "--officer", "Fire Officer"])
     assert out.exit_code == 0, out.output
     second = re.search(r'officer_keys_sha256: "([0-9a-f]{64})"', out.output)
     assert second
     assert second.group(1) != first.group(1)
-    shown = run.invoke(app, ["officer", "show", str(file)])
+    shown = run.invoke(app, ["officer-keys", "show", str(file)])
     assert shown.exit_code == 0, shown.output
     assert f"herts-police: {new_kid} New (vouched: Fire Officer@herts-fire)" in shown.output
     assert keys["herts-police"] not in shown.output
