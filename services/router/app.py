@@ -69,6 +69,10 @@ class Router:
         self.hotspots.on_config(state)
         self.audit_terms.update(state)
 
+    def feed_status(self) -> list[dict[str, Any]]:
+        """Partner feeds' watermark state, for the group page's feed note (issue 17)."""
+        return self.hotspots.feed_status()
+
     def ready(self) -> tuple[bool, str]:
         if not self.connected:
             return False, "not connected to the broker"

@@ -135,7 +135,9 @@ class EngineConfig:
     min_count: int = 3
     history_weeks: int = 26
     warmup_weeks: int = 6
-    trend_min_weeks: int = 12
+    trend_min_weeks: int = 20
+    #: |z| a trend needs before it is extrapolated (a spurious one predicts a false low).
+    trend_z: float = 3.0
     allowed_lateness: timedelta = timedelta(hours=48)
     #: Per-feed override of allowed_lateness (from the protocols).
     lateness: Mapping[str, timedelta] = field(default_factory=dict)
@@ -144,11 +146,13 @@ class EngineConfig:
     max_future: timedelta = timedelta(days=1)
     silent_after: timedelta = timedelta(hours=48)
     cusum_ratio: float = 2.0
-    cusum_threshold: float = 8.0
+    cusum_threshold: float = 7.5
+    #: Factor on the estimated alpha of hour and day windows (see _close_short).
+    short_tail: float = 2.0
     shift_confirm_p: float = 0.05
     scan_weeks: int = 3
-    scan_replicates: int = 199
-    scan_level: float = 0.01
+    scan_replicates: int = 399
+    scan_level: float = 0.005
     #: Weight of the category's pooled dispersion, in weeks of a cell's own counts.
     pool_weeks: float = 20.0
     #: Decay per week close of the hour-of-week profile and the day/hour dispersion sums.
@@ -329,7 +333,7 @@ class CountEngine:
             feed = self._feeds[self._categories[cat].feed]
             own = None if feed.max_event is None else feed.max_event - self._grace_s
             lateness = self._lateness_s(self._categories[cat].feed)
-            order = -WINDOW_KINDS.index(kind)  # type: ignore[arg-type]
+            order = -WINDOW_KINDS.index(kind)  # type: ignore[arg-type,unused-ignore]
             for idx in untested:
                 end = _start(kind, idx + 1)
                 retire = clock >= end + lateness
@@ -338,7 +342,7 @@ class CountEngine:
                 due.append((end, order, kind, cat, idx, retire))
         for (kind, cat), tested in self._settling.items():
             lateness = self._lateness_s(self._categories[cat].feed)
-            order = -WINDOW_KINDS.index(kind)  # type: ignore[arg-type]
+            order = -WINDOW_KINDS.index(kind)  # type: ignore[arg-type,unused-ignore]
             for idx in tested:
                 end = _start(kind, idx + 1)
                 if clock < end + lateness:
@@ -506,11 +510,11 @@ class CountEngine:
         if late:
             # Later than allowed: the week's count still reaches the history the baseline is
             # fitted from (if the week is not yet retired, the window above took it).
-            if "week" not in kinds or (("week", event.category, week) not in self._windows):
-                if not self._history_add(cat, row, week):
-                    feed.too_old += 1
-                    self._move_watermark(feed, t, now_s)
-                    return
+            week_held = "week" in kinds and ("week", event.category, week) in self._windows
+            if not week_held and not self._history_add(cat, row, week):
+                feed.too_old += 1
+                self._move_watermark(feed, t, now_s)
+                return
             feed.late_counted += 1
         self._move_watermark(feed, t, now_s)
 
@@ -553,7 +557,11 @@ class CountEngine:
         alerts: list[Alert] = []
         if warm:
             a_kind = max(0.0, num / den) if den > 0 else float(cat.alpha_pool)
-            alpha = np.maximum(a_kind, cat.alpha) + cat.pred_v
+            # The moment estimate matches the variance of short windows but not their tail: a
+            # day's rate is a week's random level times a day's, heavier-tailed than one NB of
+            # the same variance. Doubling alpha brought the day and hour false-alert rates of
+            # bench/hotspot_sim.py's strong world to their nominal level (notes/issue-17.md).
+            alpha = self.config.short_tail * np.maximum(a_kind, cat.alpha) + cat.pred_v
             rows = [cat.index[w] for w in wards if window.counts.get(w, 0) >= self.config.min_count]
             p = nb_upper_p_array(y[rows], mu[rows], alpha[rows]) if rows else np.array([])
             result = benjamini_hochberg(list(p), self._family_alpha(kind), family_size=max(n, 1))
@@ -618,36 +626,34 @@ class CountEngine:
             rows = np.flatnonzero(y >= cfg.min_count)
             p = nb_upper_p_array(y[rows], mu[rows], alpha[rows])
             result = benjamini_hochberg(list(p), self._family_alpha("week"), family_size=n)
-            for j, hit in enumerate(result.rejected):
-                if hit:
-                    i = int(rows[j])
-                    cell_hits[i] = {"method": "nb-window", "p": float(p[j]),
-                                    "threshold": result.threshold, "from": idx}
+            for j, rejected in enumerate(result.rejected):
+                if rejected:
+                    cell_hits[int(rows[j])] = {"method": "nb-window", "p": float(p[j]),
+                                               "threshold": result.threshold, "from": idx}
             # Shift confirmation: last week alerted and this week is still above the old level.
             confirm = np.flatnonzero(cat.pending == idx - 1)
             if len(confirm):
                 pc = nb_upper_p_array(y[confirm], mu[confirm], alpha[confirm])
-                for i, pi in zip(confirm, pc, strict=True):
+                for ci, pi in zip(confirm.tolist(), pc.tolist(), strict=True):
                     if pi < cfg.shift_confirm_p:
-                        cat.shift[i] = idx - 1
+                        cat.shift[ci] = idx - 1
             cat.pending[:] = -1
             # CUSUM.
             llr = nb_cusum_llr(y, mu, alpha, cfg.cusum_ratio)
             started = (cat.cusum <= 0) & (llr > 0)
             cat.cusum_from[started] = idx
             cat.cusum = np.maximum(0.0, cat.cusum + llr)
-            for i in np.flatnonzero(cat.cusum > cfg.cusum_threshold):
-                i = int(i)
+            for i in np.flatnonzero(cat.cusum > cfg.cusum_threshold).tolist():
                 since = int(cat.cusum_from[i])
                 ys, ms = self._since(cat, i, since, idx, y, mu)
                 pc_ = nb_upper_p(ys, ms, float(alpha[i]))
-                hit = cell_hits.get(i)
-                if hit is None:
+                prior_hit = cell_hits.get(i)
+                if prior_hit is None:
                     cell_hits[i] = {"method": "nb-cusum", "p": pc_, "threshold": 0.0,
                                     "from": since, "evidence": float(cat.cusum[i])}
                 else:
-                    hit["evidence"] = float(cat.cusum[i])
-                    hit["method"] = "nb-window+cusum"
+                    prior_hit["evidence"] = float(cat.cusum[i])
+                    prior_hit["method"] = "nb-window+cusum"
                 cat.shift[i] = since
                 cat.cusum[i] = 0.0
             for i in cell_hits:
@@ -745,7 +751,7 @@ class CountEngine:
         y = cat.hist + valid * (0.5 / t_len)
         prior = valid
         beta = cov = None
-        for _ in range(2):  # fit, then refit with past outbreaks down-weighted
+        for rep in range(2):  # fit; estimate alpha; refit with past outbreaks down-weighted
             xt = x.copy()
             if can_trend:
                 xt[:, :, 1] = t[None, :] * valid
@@ -756,13 +762,31 @@ class CountEngine:
                 z = bt[:, 1] / np.sqrt(np.maximum(ct[:, 1, 1], 1e-12))
                 pred_t = np.exp(bt[:, 0] + bt[:, 2] * has_step)
                 ceiling = (y * valid).max(axis=1)
-                use_trend = (np.abs(z) >= 2.0) & (pred_t <= np.maximum(ceiling, 1.0))
+                use_trend = (np.abs(z) >= cfg.trend_z) & (pred_t <= np.maximum(ceiling, 1.0))
             beta = np.where(use_trend[:, None], bt, b0)
             cov = np.where(use_trend[:, None, None], ct, c0)
             xf = np.where(use_trend[:, None, None], xt, x)
             mu_fit = np.exp(np.clip((xf @ beta[:, :, None])[:, :, 0], -20, 12))
-            prior = valid * outbreak_weights(pearson(y, mu_fit, cat.alpha[:, None]))
-        assert beta is not None and cov is not None
+            if rep == 0:
+                self._estimate_alpha(cat, y, mu_fit, valid, use_trend, has_step, t_len)
+                # Residuals on the dispersion just estimated: with the previous (or initial)
+                # alpha, ordinary heavy-tailed weeks looked like outbreaks and were dropped,
+                # which pulled the baseline below the truth.
+                prior = valid * outbreak_weights(pearson(y, mu_fit, cat.alpha[:, None]))
+        assert beta is not None
+        assert cov is not None
+        x_new = np.stack([np.ones(n), np.zeros(n), has_step.astype(float)], axis=1)
+        eta = (x_new * beta).sum(1)
+        cat.pred = np.exp(np.clip(eta, -20, 12))
+        v = ((cov @ x_new[:, :, None])[:, :, 0] * x_new).sum(1)
+        # The fitted mean is uncertain: a log-normal error of variance v in it adds
+        # (e^v - 1) mu^2 to the variance of the count, i.e. e^v - 1 to alpha.
+        cat.pred_v = np.expm1(np.minimum(v, 5.0))
+
+    def _estimate_alpha(self, cat: _Category, y: np.ndarray, mu_fit: np.ndarray,
+                        valid: np.ndarray, use_trend: np.ndarray, has_step: np.ndarray,
+                        t_len: int) -> None:
+        cfg = self.config
         params = 1 + use_trend.astype(float) + has_step.astype(float)
         # Dispersion from every week at full weight: the down-weighted weeks are exactly the
         # heavy tail alpha describes, and leaving them out made alpha too small (more false
@@ -775,13 +799,6 @@ class CountEngine:
         # is more often luck than a calmer place, and an alpha below the pool alerts on noise.
         cat.alpha = np.maximum(shrunk_alpha(num, den, cat.alpha_pool, prior_den),
                                cat.alpha_pool)
-        x_new = np.stack([np.ones(n), np.zeros(n), has_step.astype(float)], axis=1)
-        eta = (x_new * beta).sum(1)
-        cat.pred = np.exp(np.clip(eta, -20, 12))
-        v = ((cov @ x_new[:, :, None])[:, :, 0] * x_new).sum(1)
-        # The fitted mean is uncertain: a log-normal error of variance v in it adds
-        # (e^v - 1) mu^2 to the variance of the count, i.e. e^v - 1 to alpha.
-        cat.pred_v = np.expm1(np.minimum(v, 5.0))
 
     # -- alerts -------------------------------------------------------------------------------
 

@@ -26,7 +26,7 @@ def odds(p: float) -> str:
     n = 1.0 / p
     if n >= 1e9:
         return "less than 1 in a billion"
-    digits = max(0, int(math.floor(math.log10(n))) - 1)
+    digits = max(0, math.floor(math.log10(n)) - 1)
     rounded = int(round(n / 10 ** digits) * 10 ** digits)
     return f"about 1 in {rounded:,}"
 
@@ -50,9 +50,11 @@ def explain(alert: Alert) -> str:
         else f"the {span} from {alert.window_start:%d %b %H:%M} UTC" if span == "hour" \
         else f"the {span} of {alert.window_start:%d %b}" if span == "day" \
         else f"the week of {alert.window_start:%d %b}"
-    where = alert.ward_code if not alert.cluster else \
-        f"{len(alert.cluster) + 1} neighbouring wards ({alert.ward_code} and {', '.join(alert.cluster)})"
-    seen = f"{alert.count} incidents in {where} in {period}, against about {alert.expected:.1f} expected"
+    where = alert.ward_code if not alert.cluster else (
+        f"{len(alert.cluster) + 1} neighbouring wards "
+        f"({alert.ward_code} and {', '.join(alert.cluster)})")
+    seen = (f"{alert.count} incidents in {where} in {period}, "
+            f"against about {alert.expected:.1f} expected")
     chance = odds(alert.p_value)
     if alert.method == "scan":
         how = ("Found by a space-time scan over ward boundaries: of every group of neighbouring "

@@ -70,7 +70,7 @@ def fit_loglinear(y: FloatArray, x: FloatArray, prior: FloatArray, alpha: FloatA
     """
     cells, _, p = x.shape
     ybar = (prior * y).sum(1) / np.maximum(prior.sum(1), 1e-12)
-    beta = np.zeros((cells, p))
+    beta: FloatArray = np.zeros((cells, p))
     beta[:, 0] = np.log(np.maximum(ybar, 1e-3))
     ridge = 1e-8 * np.eye(p)
     a = alpha[:, None]
@@ -83,7 +83,7 @@ def fit_loglinear(y: FloatArray, x: FloatArray, prior: FloatArray, alpha: FloatA
         xtw = xt * w[:, None, :]
         info = xtw @ x + ridge
         rhs = xtw @ z[:, :, None]
-        new = np.linalg.solve(info, rhs)[:, :, 0]
+        new = np.asarray(np.linalg.solve(info, rhs)[:, :, 0], dtype=np.float64)
         done = np.abs(new - beta).max() < 1e-8
         beta = new
         if done:
@@ -92,7 +92,7 @@ def fit_loglinear(y: FloatArray, x: FloatArray, prior: FloatArray, alpha: FloatA
     mu = np.exp(eta)
     w = prior * mu / (1.0 + a * mu)
     info = (xt * w[:, None, :]) @ x + ridge
-    cov = np.linalg.inv(info)
+    cov = np.asarray(np.linalg.inv(info), dtype=np.float64)
     return beta, cov
 
 

@@ -51,11 +51,11 @@ def build_zones(wards: Sequence[str],
     zones: list[tuple[int, ...]] = []
     for i, ward in enumerate(wards):
         nbrs = sorted(index[n] for n in adjacency.get(ward, frozenset()) if n in index)
-        for members in ([i], *([i, j] for j in nbrs), [i, *nbrs]):
+        for members in ((i,), *((i, j) for j in nbrs), (i, *nbrs)):
             key = frozenset(members)
             if key not in seen:
                 seen.add(key)
-                zones.append(tuple(members))
+                zones.append(members)
     matrix = np.zeros((len(zones), len(wards)))
     for z, members in enumerate(zones):
         matrix[z, list(members)] = 1.0

@@ -44,7 +44,8 @@ COOKIE = "s115hub_group_token"
 KEEPALIVE_SECONDS = 15.0
 TALLY_REFRESH_SECONDS = 2.0
 STATIC = resources.files("services.router.web") / "static"
-STATIC_FILES = {"group.js": "text/javascript", "group.css": "text/css"}
+STATIC_FILES = {"group.js": "text/javascript", "group.css": "text/css",
+                "alert_why.js": "text/javascript"}
 
 
 From = Annotated[datetime, Query(alias="from", description="Start, inclusive (ISO 8601; "
@@ -222,7 +223,9 @@ def _page(group: str, root: str) -> str:
 <section class="alerts"><h2>Alerts <small id="alert-count">0</small></h2>
 <ol id="alerts"></ol>
 <div id="evidence" hidden></div></section>
+<aside id="feed-notes" class="feed-notes" hidden></aside>
 </main>
+<script src="{r}/_static/alert_why.js"></script>
 <script src="{r}/_static/group.js"></script>
 </body></html>"""
 
@@ -289,6 +292,15 @@ def make_web_app(settings: Settings, source: GroupSource, metrics: ServiceMetric
     @app.get("/{group}/wards.svg", summary="The group's wards from the real boundaries")
     def wards_svg(sub: Authorised) -> Response:
         return Response(web.svg(group_wards(sub, web.areas)), media_type="image/svg+xml")
+
+    @app.get("/{group}/feeds.json", summary="Whether each partner feed is current (issue 17)")
+    def feeds_json(group: str, _: Authorised) -> dict[str, Any]:
+        # Feed names and lags only: no counts, no wards, so nothing a group may not see.
+        status = getattr(source, "feed_status", None)
+        rows = status() if callable(status) else []
+        return {"group": group, "feeds": [
+            {k: f.get(k) for k in ("feed", "state", "lag_seconds", "late_counted")}
+            for f in rows]}
 
     @app.get("/{group}/wards.json", summary="This week's count against expected, per ward")
     async def wards_json(group: str, sub: Authorised

@@ -97,7 +97,8 @@
     const box = $("evidence");
     const dl = document.createElement("dl");
     for (const [k, v] of rows) dl.append(text("dt", k), text("dd", String(v)));
-    box.replaceChildren(text("h3", "Evidence"), dl);
+    box.replaceChildren(text("h3", "Evidence"), dl,
+                        ...(window.s115AlertWhy ? [window.s115AlertWhy(a)] : []));
     box.hidden = false;
     box.dataset.alertId = alertId;
     for (const p of document.querySelectorAll("path.ward.selected")) p.classList.remove("selected");
