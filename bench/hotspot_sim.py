@@ -476,6 +476,54 @@ def worlds(weeks: int, burn_in: int) -> dict[str, World]:
     }
 
 
+def markdown_table(paths: list[Path]) -> str:
+    """Markdown table comparing result files (one column pair per file)."""
+    runs = [json.loads(p.read_text()) for p in paths]
+    rows = [
+        ("false alerts /100 ward-weeks", "false_per_100_ward_weeks"),
+        ("  of which hour", ("false_per_100_by_method", "hour")),
+        ("  of which day", ("false_per_100_by_method", "day")),
+        ("  of which week", ("false_per_100_by_method", "week")),
+        ("  of which CUSUM", ("false_per_100_by_method", "cusum")),
+        ("  of which scan", ("false_per_100_by_method", "scan")),
+        ("precision", "precision"),
+        ("recall (catchable clusters)", "recall_catchable"),
+        ("catchable / planted clusters", None),
+        ("median delay, any method (days)", ("delay_days_median_by_method", "any")),
+        ("median delay, hour windows", ("delay_days_median_by_method", "hour")),
+        ("median delay, day windows", ("delay_days_median_by_method", "day")),
+        ("median delay, week windows", ("delay_days_median_by_method", "week")),
+        ("median delay, CUSUM", ("delay_days_median_by_method", "cusum")),
+        ("median delay, scan", ("delay_days_median_by_method", "scan")),
+        ("step: most consecutive alerting weeks", "shift_max_consecutive_alert_weeks"),
+        ("step: cells alerting > 2 weeks running", "shift_cells_over_two_weeks"),
+        ("records dropped", "dropped_records"),
+        ("seconds", "seconds"),
+    ]
+    worlds_ = [r["world"] for r in runs[0]["results"]]
+    out = []
+    for world in worlds_:
+        cols = [next((r for r in run["results"] if r["world"] == world), {}) for run in runs]
+        out.append(f"\n**{world}**\n")
+        out.append("| measure | " + " | ".join(run["detector"] for run in runs) + " |")
+        out.append("|---" * (len(runs) + 1) + "|")
+        for label, key in rows:
+            vals = []
+            for c in cols:
+                if key is None:
+                    v = f"{c.get('catchable')} / {c.get('clusters')}" if "clusters" in c else None
+                elif isinstance(key, tuple):
+                    v = c.get(key[0], {}).get(key[1]) if key[0] in c else None
+                    if v is None and key[0] in c and key[0].startswith("false"):
+                        v = 0.0
+                else:
+                    v = c.get(key)
+                vals.append("" if v is None else str(v))
+            if any(vals):
+                out.append(f"| {label} | " + " | ".join(vals) + " |")
+    return "\n".join(out)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--detector", choices=sorted(ADAPTERS), default="new")
@@ -484,7 +532,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--burn-in", type=int, default=12)
     ap.add_argument("--seed", type=int, default=17)
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--table", nargs="+", type=Path, default=None,
+                    help="print a markdown table of these result files and exit")
     args = ap.parse_args(argv)
+    if args.table:
+        print(markdown_table(args.table))
+        return 0
     wards, adjacency = herts_wards()
     adj_idx = [[wards.index(n) for n in sorted(adjacency[w])] for w in wards]
     table = worlds(args.weeks, args.burn_in)

@@ -14,7 +14,15 @@ Event time and precision
     only in the week window, because the gate's ladder turns a day into its week's Monday and a
     Monday date cannot say which it is; a month (police.uk), a withheld time or
     ``time_precision: month`` is counted nowhere, since no hour/day/week window can place it.
-    One detector per window kind, so a record can join only the kinds its precision supports.
+    Each event carries the window kinds its precision supports.
+
+Watermarks and late records (issue 17)
+    The engine (services/router/hotspots/engine.py) keeps a watermark per feed (the record's
+    ``feed``), tests a window when its feed's watermark passes it and keeps it open for late
+    records until the county's clock is ``allowed_lateness`` (48 h) past it; later records go
+    into the week history the baselines are fitted from, and are counted per feed. Event times
+    more than FUTURE_TOLERANCE ahead of the wall clock are refused ("future"); those within it
+    are counted but move the clock no further than ``now`` + 15 minutes.
 
 Exactly-once counting across restarts
     The stage keeps, per partition of ``s115.shared``, the next offset it has yet to count, in

@@ -1,5 +1,10 @@
 """Event-time hot-spot detection over hour, day and week windows (pure; no broker code).
 
+Since issue 17 the router uses :mod:`.engine` (negative-binomial baselines, CUSUM, space-time
+scan, per-feed watermarks); this EWMA/Poisson detector is kept as the benchmark's "before"
+reference (bench/hotspot_sim.py --detector old), and its window arithmetic and :class:`Alert`
+are shared with the engine.
+
 What it does
     Counts events per (ward, category) in tumbling UTC windows (hour; day; week starting Monday
     00:00 UTC). When event time moves past a window's end the window closes and every

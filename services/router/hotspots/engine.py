@@ -68,7 +68,7 @@ from __future__ import annotations
 import math
 from bisect import insort
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
@@ -78,6 +78,7 @@ from services.core.errors import ConfigError
 
 from .detector import WINDOW_KINDS, Alert, WindowKind
 from .explain import explain
+from .getis_ord import gi_star
 from .nb import (
     fit_loglinear,
     moment_dispersion,
@@ -667,6 +668,11 @@ class CountEngine:
                                    if weeks > 1 else np.zeros((ns, 0)), y[:ns]])
             exp_ = np.column_stack([cat.recent_mu[:ns, cat.recent_mu.shape[1] - (weeks - 1):]
                                     if weeks > 1 else np.zeros((ns, 0)), mu[:ns]])
+            # Conditioned on the county's total each week, as the space-time permutation scan
+            # is: a county-wide trend or recording change is no cluster, and without this the
+            # big zones summed the small shortfall of every ward's baseline into significance.
+            ratio = obs.sum(axis=0) / np.maximum(exp_.sum(axis=0), 1e-9)
+            exp_ = exp_ * np.where(ratio > 0, ratio, 1.0)[None, :]
             clusters = scan(obs, np.maximum(exp_, 1e-6), alpha[:ns], self._zones,
                             self._zone_matrix, self._study, seed_key=f"{name}/{idx}",
                             replicates=cfg.scan_replicates, level=cfg.scan_level)
@@ -705,6 +711,13 @@ class CountEngine:
                 "week", name, ward, _start("week", since), end, ys, ms, hit["p"],
                 hit["threshold"], hit["method"], float(alpha[i]), window.protocols.get(ward),
                 weeks=idx - since + 1, evidence=hit.get("evidence")))
+        if alerts and self._adjacency:
+            # Gi* of the Pearson residuals, kept as evidence: is the excess spatially grouped?
+            ns = len(self._study)
+            resid = (y[:ns] - mu[:ns]) / np.sqrt(mu[:ns] + alpha[:ns] * mu[:ns] ** 2)
+            gi = gi_star(dict(zip(self._study, resid.tolist(), strict=True)), self._adjacency,
+                         areas=self._study)
+            alerts = [replace(a, gi_z=gi.get(a.ward_code)) for a in alerts]
         self._append_week(cat, y, idx)
         return alerts
 
