@@ -153,7 +153,7 @@ class EngineConfig:
     shift_confirm_p: float = 0.05
     scan_weeks: int = 3
     scan_replicates: int = 399
-    scan_level: float = 0.005
+    scan_level: float = 0.01
     #: Weight of the category's pooled dispersion, in weeks of a cell's own counts.
     pool_weeks: float = 20.0
     #: Decay per week close of the hour-of-week profile and the day/hour dispersion sums.
@@ -250,6 +250,8 @@ class _Category:
 
     def to_state(self) -> dict[str, Any]:
         state: dict[str, Any] = {name: getattr(self, name).tolist() for name in self._ARRAYS}
+        # Counts are whole numbers: as ints the history is a third of its JSON size.
+        state["hist"] = self.hist.astype(np.int64).tolist()
         state.update(feed=self.feed, wards=self.wards, start_week=self.start_week,
                      last_week=self.last_week, hist_weeks=self.hist_weeks,
                      alpha_pool=self.alpha_pool, disp=self.disp)

@@ -17,7 +17,7 @@ rule). The random stream is seeded from the category and window index, so a reco
 same p-values.
 
 Cost: zones ~ wards x (2 + mean neighbours), ~1,400 for 186 wards; per replicate one dense
-(zones x wards) product per window length. 199 replicates x 3 lengths take ~20 ms.
+(zones x wards) product per window length; the engine uses 399 replicates x 3 lengths.
 """
 
 from __future__ import annotations
