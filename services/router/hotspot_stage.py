@@ -246,7 +246,9 @@ class HotspotStage:
             protocol_id, category = split_cell(cell)
             rows.append({"ward_code": ward, "protocol_id": protocol_id, "category": category,
                          "window": kind, "window_index": index, "count": count,
-                         "expected": self.engine.expected_now(ward, cell, kind)})
+                         "expected": self.engine.expected_now(ward, cell, kind),
+                         # The NB alpha this cell is tested with (variance mu + alpha mu^2).
+                         "dispersion": self.engine.dispersion_of(ward, cell)})
         return rows
 
     def to_state(self) -> dict[str, Any]:

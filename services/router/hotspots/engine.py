@@ -394,6 +394,12 @@ class CountEngine:
             return {}
         return {w: float(cat.alpha[i]) for i, w in enumerate(cat.wards)}
 
+    def dispersion_of(self, ward: str, category: str) -> float | None:
+        cat = self._categories.get(category)
+        if cat is None or ward not in cat.index:
+            return None
+        return float(cat.alpha[cat.index[ward]])
+
     def feed_status(self, now: datetime) -> list[dict[str, Any]]:
         """Per feed: its watermark, lag behind ``now``, and "ok" / "late" / "silent"."""
         now_s = _seconds(now)

@@ -54,6 +54,9 @@ def test_given_strongly_overdispersed_null_counts_then_false_alerts_stay_rare() 
     alerts = [a for a in feed_weeks(engine, counts) if week_of(a) >= 12]
     # 840 cell-weeks of a heavy tail: one or two genuine 1-in-5,000 weeks are expected.
     assert len(alerts) <= 2, [a.why for a in alerts]
+    # Every cell states the dispersion it is tested with; the truth is 1 / 2.5 = 0.4.
+    used = [engine.dispersion_of(w, "police|asb") for w in WARDS]
+    assert all(a is not None and 0.25 <= a <= 0.8 for a in used), used
 
 
 def test_given_a_step_change_then_it_alerts_in_at_most_two_consecutive_weeks() -> None:
