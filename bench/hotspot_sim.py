@@ -497,6 +497,7 @@ def markdown_table(paths: list[Path]) -> str:
         ("median delay, scan", ("delay_days_median_by_method", "scan")),
         ("step: most consecutive alerting weeks", "shift_max_consecutive_alert_weeks"),
         ("step: cells alerting > 2 weeks running", "shift_cells_over_two_weeks"),
+        ("step: mean weeks alerting per shifted cell", "shift_mean_weeks_alerting"),
         ("records dropped", "dropped_records"),
         ("seconds", "seconds"),
     ]
