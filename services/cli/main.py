@@ -30,6 +30,8 @@ app.add_typer(config_app, name="config")
 import_app = typer.Typer(help="Import partner files.", no_args_is_help=True)
 app.add_typer(import_app, name="import")
 app.add_typer(group_app, name="group")
+#: Inside an ``up --broker kafka`` state directory: the local Apache Kafka's nodes and data.
+KAFKA_SUBDIR = "kafka"
 
 
 @app.command()
@@ -51,8 +53,14 @@ def up(
                               help="Publish synthetic records for all four feeds."),
     duration: float = typer.Option(0, help="Stop after this many seconds (0: until Ctrl-C)."),
     rate: float = typer.Option(20.0, help="Synthetic records per second with --demo."),
-    state_dir: Path = typer.Option(REPO_ROOT / ".s115hub" / "demo", help="Keys and logs."),
+    state_dir: Path | None = typer.Option(
+        None, help="Keys, state and logs (default .s115hub/demo; .s115hub/kafka with "
+                   "--broker kafka)."),
     config_dir: Path = typer.Option(REPO_ROOT / "deploy" / "hertfordshire"),
+    broker: str = typer.Option(
+        "tansu", "--broker",
+        help="tansu: the embedded in-memory broker, fresh keys every start. kafka: local Apache "
+             "Kafka whose data, and the hub's keys and state, persist in the state directory."),
 ) -> None:
     """Start the broker (embedded unless KAFKA_BOOTSTRAP_SERVERS is set) and the three services."""
     from services.demo.cluster import LocalHub
@@ -60,12 +68,26 @@ def up(
 
     settings = Settings()
     external = _external_bootstrap()
-    if state_dir.exists():
+    if broker not in ("tansu", "kafka"):
+        raise typer.BadParameter(f"{broker!r}: use tansu or kafka", param_hint="--broker")
+    persistent = broker == "kafka"
+    if persistent and external:
+        raise typer.BadParameter("--broker kafka starts its own Apache Kafka; unset "
+                                 "KAFKA_BOOTSTRAP_SERVERS to use it", param_hint="--broker")
+    state_dir = state_dir or REPO_ROOT / ".s115hub" / ("kafka" if persistent else "demo")
+    if not persistent and state_dir.exists():
+        if (state_dir / KAFKA_SUBDIR).exists():
+            # A persistent hub's data and keys: never wiped by a demo start.
+            raise typer.BadParameter(f"{state_dir} holds a persistent hub (--broker kafka); "
+                                     "choose another --state-dir", param_hint="--state-dir")
         shutil.rmtree(state_dir)  # a demo generates fresh keys every time
     hub = LocalHub(state_dir, config_dir, bootstrap_servers=external, log_dir=state_dir / "logs",
-                   idempotent_producer=settings.kafka_idempotent_producer if external else None)
-    typer.echo("starting: " + ("broker at " + external if external else "embedded tansu broker")
-               + ", ingest, depersonalise, router ...")
+                   idempotent_producer=settings.kafka_idempotent_producer if external else None,
+                   kafka_dir=state_dir / KAFKA_SUBDIR if persistent else None)
+    what = ("broker at " + external if external else
+            "local Apache Kafka (data in " + str(state_dir / KAFKA_SUBDIR) + ")" if persistent
+            else "embedded tansu broker")
+    typer.echo(f"starting: {what}, ingest, depersonalise, router ...")
     t0 = time.monotonic()
     try:
         hub.start(topic_prefix=settings.topic_prefix)

@@ -150,7 +150,7 @@ async def _last_seen(settings: Settings, feeds: list[str]) -> dict[str, datetime
 async def _newest_envelope(settings: Settings, feed: str) -> datetime | None:
     from aiokafka import TopicPartition
 
-    from services.core.kafka import make_consumer
+    from services.core.kafka import make_consumer, topic_partitions
     from services.core.topic_scan import drain
     from services.core.topics import topics_for
 
@@ -160,9 +160,7 @@ async def _newest_envelope(settings: Settings, feed: str) -> datetime | None:
     consumer = make_consumer(settings, group_id=None, enable_auto_commit=False)
     await consumer.start()
     try:
-        await consumer.topics()
-        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic)
-                                                      or ())]
+        tps = [TopicPartition(topic, p) for p in await topic_partitions(consumer, topic)]
         if not tps:
             return None
         consumer.assign(tps)

@@ -1,8 +1,8 @@
 """Settings for every service and the CLI, parsed once at start-up and passed down.
 
 All names carry the ``S115HUB_`` prefix. The one exception is ``KAFKA_BOOTSTRAP_SERVERS``, accepted
-as an alias because operators of Apache Kafka expect it; faust's own names (``BROKER_URL`` and
-friends) are never read, so they cannot override ours by accident.
+as an alias because operators of Apache Kafka expect it; other libraries' names (``BROKER_URL``
+and friends) are never read, so they cannot override ours by accident.
 """
 
 from __future__ import annotations

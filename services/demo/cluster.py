@@ -1,6 +1,6 @@
-"""A whole hub on this machine: broker (embedded unless one is given), topics, config, and the
-three services as child processes. Used by ``s115hub up`` and by the end-to-end tests, so the
-tests exercise exactly what a newcomer runs."""
+"""A whole hub on this machine: broker (embedded tansu, or local Apache Kafka with ``kafka_dir``,
+unless one is given), topics, config, and the three services as child processes. Used by
+``s115hub up`` and by the end-to-end tests, so the tests exercise exactly what a newcomer runs."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from services.core.broker import EmbeddedBroker, free_port
 from services.core.config_publish import publish
 from services.core.errors import HubError
 from services.core.kafka import ensure_topics
+from services.core.kafka_local import LocalKafka
 from services.core.settings import Settings
 from services.core.topics import topic_specs
 from services.demo.bootstrap import Bootstrap, bootstrap
@@ -34,7 +35,11 @@ class LocalHub:
     idempotent_producer: bool | None = None
     protocols_dir: Path | None = None
     log_dir: Path | None = None
-    broker: EmbeddedBroker | None = None
+    #: Run a local Apache Kafka whose data lives here (kept across restarts) instead of tansu.
+    kafka_dir: Path | None = None
+    #: Replication factor of the hub's topics (3 on a three-broker cluster).
+    topic_replication: int = 1
+    broker: EmbeddedBroker | LocalKafka | None = None
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
     boot: Bootstrap | None = None
@@ -51,6 +56,7 @@ class LocalHub:
             "S115HUB_STATE_DIR": str(self.state_dir),
             "S115HUB_CONFIG_DIR": str(self.config_dir),
             "S115HUB_TOPIC_PREFIX": self.settings.topic_prefix,
+            "S115HUB_TOPIC_REPLICATION": str(self.settings.topic_replication),
             "S115HUB_INGEST_PORT": str(self.ports["ingest"]),
             "S115HUB_DEPERSONALISE_PORT": str(self.ports["depersonalise"]),
             "S115HUB_ROUTER_PORT": str(self.ports["router"]),
@@ -66,9 +72,16 @@ class LocalHub:
     def start_broker(self) -> str:
         if self.bootstrap_servers:
             return self.bootstrap_servers
+        if self.kafka_dir is not None:
+            kafka = LocalKafka(self.kafka_dir)
+            self.broker = kafka
+            kafka.start()
+            return kafka.bootstrap()
         log = (self.log_dir / "broker.log") if self.log_dir else None
-        self.broker = EmbeddedBroker(free_port(), log).start()
-        return self.broker.bootstrap
+        tansu = EmbeddedBroker(free_port(), log)
+        self.broker = tansu
+        tansu.start()
+        return tansu.bootstrap
 
     def start(self, topic_prefix: str = "s115", *, wait: float = 60.0) -> LocalHub:
         if self.log_dir:
@@ -77,9 +90,12 @@ class LocalHub:
         self.settings = Settings(
             kafka_bootstrap_servers=servers, state_dir=self.state_dir,
             config_dir=self.config_dir, topic_prefix=topic_prefix,
+            topic_replication=self.topic_replication,
+            # tansu refuses aiokafka's idempotent producer; Apache Kafka (external or local)
+            # gets it.
             kafka_idempotent_producer=(self.idempotent_producer
                                        if self.idempotent_producer is not None
-                                       else self.broker is None),
+                                       else not isinstance(self.broker, EmbeddedBroker)),
         )
         self.boot = bootstrap(self.state_dir, self.config_dir, protocols_dir=self.protocols_dir)
         groups = [g.id for g in self.boot.county.groups]

@@ -17,7 +17,7 @@ from services.core.areas import AreaIndex
 from services.core.config_follow import ConfigFollower
 from services.core.config_state import ConfigState
 from services.core.field_crypto import DataKeyStore
-from services.core.kafka import make_consumer, make_producer
+from services.core.kafka import commit, make_consumer, make_producer
 from services.core.keyring import PseudonymKeyring
 from services.core.keys import MasterKey
 from services.core.metrics import ConsumerLag, ServiceMetrics
@@ -117,7 +117,7 @@ class DepersonaliseService:
                         futures += await self._one(producer, msg.value)
                 if futures:
                     await asyncio.gather(*futures)
-                await consumer.commit()
+                await commit(consumer)
                 self.m_batch.observe(time.perf_counter() - t0)
         finally:
             self.connected = False

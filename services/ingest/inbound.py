@@ -23,7 +23,7 @@ from typing import Any
 from schemas.feeds import FEEDS
 from services.core.county import County
 from services.core.errors import BrokerUnavailable, CryptoError
-from services.core.kafka import make_consumer
+from services.core.kafka import commit, make_consumer
 from services.core.settings import Settings
 from services.core.topics import Topics
 from services.ingest.service import IngestService
@@ -108,7 +108,7 @@ class InboundConsumer:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), self.settings.ingest_retry_after_s)
                     continue
-                await consumer.commit()
+                await commit(consumer)
         finally:
             await consumer.stop()
 

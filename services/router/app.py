@@ -20,7 +20,7 @@ from services.core.audit_facts import (
 )
 from services.core.config_follow import ConfigFollower
 from services.core.config_state import ConfigState
-from services.core.kafka import make_consumer, make_producer
+from services.core.kafka import commit, make_consumer, make_producer
 from services.core.metrics import ConsumerLag, ServiceMetrics
 from services.core.ops import ops_app
 from services.core.settings import Settings
@@ -126,7 +126,7 @@ class Router:
                         futures += await self._route_one(producer, msg.value)
                 if futures:
                     await asyncio.gather(*futures)
-                await consumer.commit()
+                await commit(consumer)
                 self.m_latency.observe(time.perf_counter() - t0)
         finally:
             self.connected = False

@@ -33,7 +33,7 @@ from services.core.audit_key import HubAuditKey, ensure_audit_key
 from services.core.audit_log import ChainState, checkpoint_message, event_message
 from services.core.config_state import ConfigState
 from services.core.errors import HubError
-from services.core.kafka import make_consumer, make_producer
+from services.core.kafka import commit, make_consumer, make_producer
 from services.core.metrics import ConsumerLag, ServiceMetrics
 from services.core.settings import Settings
 from services.core.topics import topics_for
@@ -180,7 +180,7 @@ class AuditChainer:
                 if futures:
                     await asyncio.gather(*futures)
                 if batch:
-                    await consumer.commit()
+                    await commit(consumer)
                 self._gauges()
             # A clean stop signs what is unsigned, so a quiet hub's chain ends on a checkpoint.
             cp = self.state.checkpoint() if self.state is not None else None

@@ -4,7 +4,9 @@
 Why not faust tables and windows: on the embedded broker faust's table recovery reads each
 changelog partition only up to the end offset the broker reports, which tansu under-reports
 (see services/core/topic_scan.py); a restarted worker restored a tumbling-window count of 4
-where 6 had been written (notes/issue-5.md has the run). The stage therefore keeps its own
+where 6 had been written (notes/issue-5.md has the run). The second trial on Apache Kafka 4.1.1
+with exactly_once (bench/faust_trial.py, notes/issue-13.md) also lost counts across a kill -9
+(19,892 of 20,000), so faust-streaming is no longer a dependency. The stage therefore keeps its own
 state: a snapshot of the detectors *and* of the shared offsets they have counted, written as
 one unit, read back with ``topic_scan.drain``.
 
@@ -36,7 +38,7 @@ from schemas.alert import HotspotAlert
 from schemas.shared import SharedRecord
 from services.core.areas import AreaIndex
 from services.core.config_state import ConfigState
-from services.core.kafka import make_consumer, make_producer
+from services.core.kafka import make_consumer, make_producer, topic_partitions
 from services.core.metrics import ServiceMetrics
 from services.core.settings import Settings
 from services.core.topic_scan import drain, scan
@@ -211,9 +213,8 @@ class HotspotRunner:
         await producer.start()
         await consumer.start()
         try:
-            await consumer.topics()
-            parts = consumer.partitions_for_topic(self.topics.shared) or set()
-            tps = [TopicPartition(self.topics.shared, p) for p in sorted(parts)]
+            parts = await topic_partitions(consumer, self.topics.shared)
+            tps = [TopicPartition(self.topics.shared, p) for p in parts]
             consumer.assign(tps)
             for tp in tps:
                 offset = self.stage.offsets.get(tp.partition)
