@@ -1,9 +1,10 @@
 """CPU cost of the router's per-record path without a broker: ``python -m bench.router_cost``.
 
-Runs the real ``Router._route_one`` (validation, entitlement, ledger, disclosure fact) against a
-producer that only collects messages, then feeds the collected facts through the chainer's own
-steps (``decode_fact``, ``ChainState.accept``, ``event_message``), as ``AuditChainer._chain``
-does. Kafka client cost (about 10 % of router samples in the py-spy profile) is not included.
+Runs the router's per-record path as its stage does (contract parse, entitlement, ledger,
+disclosure fact: ``SharedRecord.model_validate_json`` then ``Router.route_record``), then feeds the
+facts through the chainer's own steps (``AuditFact`` contract, ``ChainState.accept``,
+``event_message``), as ``AuditChainer.handle`` does. Kafka client cost (about 10 % of router
+samples in the py-spy profile) is not included.
 
 ``--reference`` forces the pure-Python RFC 8785 encoder (the code before the json.dumps fast
 path) so both figures come from one run on one machine.
@@ -22,10 +23,10 @@ from typing import Any
 import yaml
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from schemas.audit_fact import AuditFact
 from schemas.shared import SharedRecord
 from services.core import canonical
 from services.core.areas import AreaIndex
-from services.core.audit_facts import decode_fact
 from services.core.audit_key import HubAuditKey, audit_key_id
 from services.core.audit_log import ChainState, event_message
 from services.core.county import load_county
@@ -37,19 +38,6 @@ from services.router.subscriptions import subscriptions_for
 # Broxbourne: police-district gives each record to grp-broxbourne and the county group, close to
 # the 1.75 deliveries per record the crash tests measured.
 _DISTRICT = ("E07000095", "Broxbourne")
-
-
-class _Producer:
-    """Stands in for AIOKafkaProducer: keeps (topic, value) and returns an awaitable."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, bytes]] = []
-
-    async def send(self, topic: str, value: bytes, **_: Any) -> asyncio.Future[None]:
-        self.sent.append((topic, value))
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        fut.set_result(None)
-        return fut
 
 
 def shared_records(n: int) -> list[bytes]:
@@ -92,17 +80,18 @@ async def run(n: int) -> dict[str, float]:
     settings = Settings()
     router = make_router(settings)
     values = shared_records(n)
-    producer = _Producer()
+    sent: list[Any] = []
     k = Ed25519PrivateKey.generate()
     state = ChainState(HubAuditKey(k, audit_key_id(k.public_key())), every=500)
 
     t0 = time.process_time()
     for v in values:
-        await router._route_one(producer, v)
+        rec = SharedRecord.model_validate_json(v)
+        sent += router.route_record(rec, v, router.route(rec))
     t1 = time.process_time()
-    facts = [value for topic, value in producer.sent if topic == router.topics.audit_facts]
+    facts = [o.value for o in sent if o.topic == router.topics.audit_facts]
     for value in facts:
-        event = state.accept(decode_fact(value))
+        event = state.accept(AuditFact.model_validate_json(value).model_dump())
         assert event is not None
         event_message(event, event.hub_record_id or "")
     t2 = time.process_time()

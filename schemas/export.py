@@ -12,6 +12,9 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from schemas.alert import HotspotAlert
+from schemas.audit_fact import AuditFact
+from schemas.config_message import OfficerKey, ProtocolDocument, Revocation
+from schemas.dead_letter import DeadLetter
 from schemas.envelope import Envelope, RawRecord
 from schemas.feeds import FEEDS
 from schemas.shared import SharedRecord
@@ -23,7 +26,9 @@ def contracts() -> dict[str, type[BaseModel]]:
     """File stem → model, for every schema the hub publishes."""
     out: dict[str, type[BaseModel]] = {f"feed.{name}": model for name, model in FEEDS.items()}
     out.update({"envelope": Envelope, "raw-record": RawRecord, "shared-record": SharedRecord,
-                "hotspot-alert": HotspotAlert})
+                "hotspot-alert": HotspotAlert, "audit-fact": AuditFact, "dead-letter": DeadLetter,
+                "config.protocol": ProtocolDocument, "config.officer": OfficerKey,
+                "config.revoked": Revocation})
     return out
 
 

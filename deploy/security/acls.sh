@@ -67,6 +67,8 @@ acl add --allow-principal User:s115-depersonalise --operation Read --operation D
 acl add --allow-principal User:s115-depersonalise --operation Read --group "$prefix.depersonalise"
 acl add --allow-principal User:s115-depersonalise --operation Write --operation Describe $(topic shared)
 acl add --allow-principal User:s115-depersonalise --operation Write --operation Describe $(topic rejected)
+# withheld and generalised records are accounted for on the audit chain (issue 16)
+acl add --allow-principal User:s115-depersonalise --operation Write --operation Describe $(topic audit.facts)
 acl add --allow-principal User:s115-depersonalise --operation Read --operation Describe $(topic config)
 
 acl add --allow-principal User:s115-router --operation Read --operation Describe $(topic shared)
@@ -82,9 +84,14 @@ acl add --allow-principal User:s115-router --operation Read --operation Write --
 acl add --allow-principal User:s115-router --operation Read --operation Write --operation Describe $(topic audit.facts)
 acl add --allow-principal User:s115-router --operation Read --operation Write --operation Describe $(topic audit)
 acl add --allow-principal User:s115-router --operation Read --group "$prefix.audit-chainer"
+# Config facts: only from the officer's own topic (services/router/audit_sink.py, issue 12).
+acl add --allow-principal User:s115-router --operation Read --operation Describe $(topic audit.officer)
+# The stage runner dead-letters what a stage cannot process (issue 12).
+acl add --allow-principal User:s115-router --operation Write --operation Describe $(topic rejected)
 
 acl add --allow-principal User:s115-officer --operation Write --operation Read --operation Describe $(topic config)
 acl add --allow-principal User:s115-officer --operation Read --operation Write --operation Describe $(topic rejected)
 acl add --allow-principal User:s115-officer --operation Read --operation Describe $(topic audit)
 # Configuration changes are audited: the CLI writes a fact, the chainer chains it.
 acl add --allow-principal User:s115-officer --operation Write --operation Describe $(topic audit.facts)
+acl add --allow-principal User:s115-officer --operation Write --operation Describe $(topic audit.officer)

@@ -31,7 +31,8 @@ from pydantic import BaseModel
 
 from schemas.alert import HotspotAlert
 from schemas.shared import SharedRecord
-from services.core.audit_chain import AuditError, AuditEvent
+from services.core.accounting_facts import accounting_identity
+from services.core.audit_chain import ACCOUNTING_KINDS, AuditError, AuditEvent
 from services.core.canonical import canonical_bytes, format_utc
 
 __all__ = [
@@ -45,7 +46,12 @@ __all__ = [
 CONFIG_ACTIONS = frozenset({
     "protocol.applied", "protocol.removed", "protocol.signed", "protocol.revoked",
     "protocol.reinstated", "partner.added", "partner.revoked", "county.applied",
-    "officer.added", "officer.removed",
+    "officer.added", "officer.removed", "keys.shredded", "retention.applied",
+    "officer.signed_in", "officer.action",
+    # A group member's own credential, and what a member read (page, stream, export, records,
+    # pack): reads are audited as events too, so "who saw what" is on the same chain as
+    # "who was sent what". See services/router/web/access_audit.py.
+    "group.member.issued", "group.member.revoked", "group.read",
 })
 
 _APPEND_KEYS = frozenset({
@@ -191,12 +197,13 @@ def config_fact(action: str, subject: str, actor: str, *, protocol: str | None =
         raise AuditError(f"unknown config action {action!r} (known: {known})")
     if not subject or not actor:
         raise AuditError(f"config fact {action}: subject and actor must not be empty")
+    when = _at(at)
     body: dict[str, Any] = {**dict(detail or {}), "action": action, "subject": subject,
-                            "actor": actor}
+                            "actor": actor, "requested_at": when}
     if protocol is not None:
         body["protocol"] = protocol
     fact: dict[str, Any] = {
-        "kind": "config", "at": _at(at), "hub_record_id": None, "partner": None, "feed": None,
+        "kind": "config", "at": when, "hub_record_id": None, "partner": None, "feed": None,
         "recipient": None, "protocol": None, "lawful_basis": None, "fields": {},
         "payload_digest": None, "detail": body,
     }
@@ -213,7 +220,11 @@ def _config_identity(body: Mapping[str, Any]) -> str:
     if detail.get("action") == "protocol.signed":
         # A signature is one event however often the signed document is re-applied.
         return f"config/protocol.signed/{detail.get('protocol')}/{detail.get('key_id')}"
-    return "config/" + hashlib.sha256(canonical_bytes(body)).hexdigest()
+    # Without ``at``: the chainer stamps the event's time, so the identity must not depend on it.
+    # The producer's time stays in ``detail["requested_at"]``, so applying a document twice is
+    # still two events while a retried send of one change is one.
+    return "config/" + hashlib.sha256(canonical_bytes(
+        {k: v for k, v in body.items() if k != "at"})).hexdigest()
 
 
 def event_identity(event: AuditEvent) -> str:
@@ -226,6 +237,8 @@ def event_identity(event: AuditEvent) -> str:
         return f"disclosure/{event.recipient}/{event.hub_record_id}"
     if event.kind == "alert":
         return f"alert/{event.recipient}/{event.detail.get('alert_id')}"
+    if event.kind in ACCOUNTING_KINDS:
+        return accounting_identity(event.kind, event.hub_record_id, event.protocol, event.detail)
     return _config_identity(event.model_dump(exclude={"seq", "prev_hash", "hash"}))
 
 
@@ -314,9 +327,13 @@ def decode_fact(value: bytes | None) -> dict[str, Any]:
     return fact
 
 
-def fact_append_kwargs(fact: Mapping[str, Any]) -> dict[str, Any]:
-    """Keyword arguments for ``ChainWriter.append`` from a fact."""
+def fact_append_kwargs(fact: Mapping[str, Any], *, stamp: bool = True) -> dict[str, Any]:
+    """Keyword arguments for ``ChainWriter.append`` from a fact (``stamp=False``: without
+    ``at``, which the chainer then sets from its own clock)."""
     kw = {k: v for k, v in fact.items() if k in _APPEND_KEYS}
+    if not stamp:
+        kw.pop("at", None)
+        return kw
     try:
         kw["at"] = datetime.fromisoformat(str(fact["at"]).replace("Z", "+00:00"))
     except (KeyError, ValueError) as exc:

@@ -36,9 +36,11 @@ def publish_facts(settings: Settings, facts: Iterable[Mapping[str, Any]]) -> int
     if not facts:
         return 0
     producer = KafkaProducer(**kafka_python_common(settings), acks="all")
-    topic = topics_for(settings).audit_facts
+    # Config facts travel on the officer topic: the chainer refuses kind=config from any other.
+    t = topics_for(settings)
     try:
         for fact in facts:
+            topic = t.audit_officer if fact.get("kind") == "config" else t.audit_facts
             producer.send(topic, key=fact_key(fact), value=encode_fact(fact)).get(timeout=30)
     finally:
         producer.close()

@@ -137,7 +137,8 @@ class ChainState:
         fact_id = str(fact["fact_id"])
         if fact_id in self.seen:
             return None
-        ev = self.writer.append(**fact_append_kwargs(fact))
+        # The chainer's clock, not the producer's claim: a fact cannot choose its own time.
+        ev = self.writer.append(**{**fact_append_kwargs(fact, stamp=False), "at": self._clock()})
         if event_identity(ev) != fact_id:
             # The fact's id does not describe its content: chaining it would break dedupe later.
             # Roll back by resuming from the last stored head.

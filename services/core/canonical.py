@@ -125,7 +125,12 @@ def format_utc(dt: datetime) -> str:
     """ISO-8601 in UTC with a ``Z`` suffix and fixed microseconds."""
     if dt.tzinfo is None or dt.utcoffset() is None:
         raise ValueError(f"naive datetime {dt.isoformat()} is ambiguous; give it a timezone")
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    utc = dt.astimezone(UTC)
+    if utc.year < 1000:  # isoformat pads the year to four digits; keep strftime's exact form
+        return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # isoformat is ~4x faster than strftime and gives the same text (issue 12 profile: strftime
+    # was 8% of the router's chain path).
+    return utc.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def _encode(v: Any, out: list[str]) -> None:

@@ -1,56 +1,93 @@
-"""Follow the compacted config topic: catch up at start, then apply changes live."""
+"""Follow the compacted config topic on the stage runner: catch up at start, then apply changes
+live. Every partition is read (no consumer group: every replica needs the whole topic).
+
+Fail-closed (issue 12): a message that does not validate is dead-lettered by the runner (stage
+``config@<service>``) and the previous state stays (``ConfigState.apply_message``); a revocation
+applies even when its value is malformed. If the follower stops (broker gone for good, a bug in
+``on_change``) its task ends; services watch it with ``run_until_first_stops``, so they go not
+ready and exit rather than carry on under stale configuration.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import Any
 
-from services.core.config_state import ConfigState
-from services.core.kafka import make_consumer
+from services.core.config_state import ConfigRejected, ConfigState
+from services.core.metrics import ServiceMetrics
 from services.core.settings import Settings
-from services.core.topic_scan import drain
+from services.core.stage_runner import INVALID, Inputs, Item, Outcome, Reject, Stage, StageRunner
 from services.core.topics import topics_for
 
 
+class ConfigStage(Stage):
+    retry_on_infra = True  # re-applying a key is idempotent: the topic is last-value-wins
+
+    def __init__(self, topic: str, service: str, state: ConfigState,
+                 on_change: Callable[[ConfigState], None]) -> None:
+        self.name = f"config@{service}"
+        self.inputs = Inputs((topic,), None, assign_all=True, catch_up=True)
+        self.state = state
+        self.on_change = on_change
+        self.live = False
+        self.changed = False
+
+    def handle(self, items: list[Item]) -> Iterator[Outcome]:
+        for item in items:
+            self.changed = True
+            try:
+                self.state.apply_message(item.msg.key, item.msg.value)
+            except ConfigRejected as exc:
+                yield Reject(str(exc), kind=INVALID)
+                continue
+            yield []
+
+    def after_batch(self, processed: int) -> list[list[Any]]:
+        if self.live and self.changed:
+            self.changed = False
+            self.on_change(self.state)
+        return []
+
+
 class ConfigFollower:
-    def __init__(self, settings: Settings, on_change: Callable[[ConfigState], None]) -> None:
+    def __init__(self, settings: Settings, on_change: Callable[[ConfigState], None], *,
+                 metrics: ServiceMetrics | None = None, service: str = "service") -> None:
         self.settings = settings
         self.state = ConfigState()
         self.on_change = on_change
         self.ready = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self.stage = ConfigStage(topics_for(settings).config, service, self.state, on_change)
+        self.runner = StageRunner(settings, self.stage, metrics or ServiceMetrics(service),
+                                  service=service)
+        self._stop = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        from aiokafka import TopicPartition
-
-        topic = topics_for(self.settings).config
-        # No consumer group: every replica must read the whole topic from the start.
-        self._consumer = make_consumer(self.settings, group_id=None)
-        await self._consumer.start()
-        tp = TopicPartition(topic, 0)
-        self._consumer.assign([tp])
-        await self._consumer.seek_to_beginning(tp)
-        async for msg in drain(self._consumer, [tp]):
-            self.state.apply_message(msg.key, msg.value)
+        """Return once the topic has been read to its end and applied."""
+        self.task = asyncio.create_task(self.runner.run(self._stop))
+        waiter = asyncio.create_task(self.runner.caught_up.wait())
+        await asyncio.wait([self.task, waiter], return_when=asyncio.FIRST_COMPLETED)
+        if not waiter.done():
+            waiter.cancel()
+            await self.task  # raises what stopped it
+            raise ConfigRejected("config follower stopped before it had read the topic")
+        self.stage.changed = False
         self.on_change(self.state)
+        self.stage.live = True
         self.ready.set()
-        self._task = asyncio.create_task(self._follow(tp))
 
-    async def _follow(self, tp: object) -> None:
-        while True:
-            batch = await self._consumer.getmany(timeout_ms=1000)
-            changed = False
-            for msgs in batch.values():
-                for msg in msgs:
-                    self.state.apply_message(msg.key, msg.value)
-                    changed = True
-            if changed:
-                self.on_change(self.state)
+    def alive(self) -> tuple[bool, str]:
+        if not self.ready.is_set():
+            return False, "config not loaded"
+        if self.task is None or self.task.done():
+            return False, "config follower stopped"
+        return self.runner.ready()
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        await self._consumer.stop()
+        self._stop.set()
+        self.ready.clear()
+        if self.task is not None:
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await self.task

@@ -98,7 +98,7 @@ def make_consumer(settings: Settings, *topics: str, group_id: str | None, **over
     return AIOKafkaConsumer(*topics, **kw)
 
 
-async def commit(consumer: Any) -> bool:
+async def commit(consumer: Any, offsets: dict[Any, int] | None = None) -> bool:
     """Commit the consumer's positions; False when the group rebalanced under it.
 
     A refused commit is not a failure of the stage: the partitions' new owner starts from the
@@ -108,7 +108,7 @@ async def commit(consumer: Any) -> bool:
     from aiokafka.errors import CommitFailedError, RebalanceInProgressError
 
     try:
-        await consumer.commit()
+        await consumer.commit(offsets)
         return True
     except (CommitFailedError, RebalanceInProgressError) as exc:
         log.warning("commit refused after a rebalance; the new owner re-reads: %s", exc)

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import os
+import signal
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -23,6 +26,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from schemas.feeds import FEEDS
+from services.core.api_docs import add_docs
 from services.core.config_follow import ConfigFollower
 from services.core.config_state import ConfigState
 from services.core.errors import BrokerUnavailable, CryptoError
@@ -32,9 +36,10 @@ from services.core.keys import MasterKey
 from services.core.metrics import ServiceMetrics
 from services.core.ops import add_ops_routes, add_request_metrics
 from services.core.settings import Settings
+from services.core.stage_runner import StageRunner, run_until_first_stops
 from services.core.topics import FEED_NAMES, TopicSpec, topic_specs, topics_for
 from services.ingest.credentials import CredentialStore
-from services.ingest.inbound import InboundConsumer
+from services.ingest.inbound import InboundStage
 from services.ingest.limits import (
     IdempotencyCache,
     IdempotencyConflict,
@@ -42,8 +47,10 @@ from services.ingest.limits import (
     retry_after_header,
 )
 from services.ingest.records import RECORD_ID_INFO
-from services.ingest.service import IngestService
+from services.ingest.service import IngestService, time_limits
 from services.ingest.validation import Item, load_json, parse_csv, parse_ndjson
+
+log = logging.getLogger(__name__)
 
 IDEMPOTENCY_KEY_MAX = 255
 api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, scheme_name="PartnerApiKey",
@@ -147,10 +154,14 @@ class Hub:
         self.record_id_key = master.derive(RECORD_ID_INFO)
         self.credentials = CredentialStore(settings.state_dir / "partners.json")
         self.config = ConfigState()
-        self.follower = ConfigFollower(settings, self._on_config)
+        self.follower = ConfigFollower(settings, self._on_config, metrics=self.metrics,
+                                       service="ingest")
+        self.inbound: StageRunner | None = None
+        self.stopped: str | None = None
         self.limiter = RateLimiter(settings.ingest_rate_per_partner, settings.ingest_rate_burst)
         self.idempotency = IdempotencyCache(settings.ingest_idempotency_entries,
-                                            settings.ingest_idempotency_ttl_s)
+                                            settings.ingest_idempotency_ttl_s,
+                                            settings.ingest_idempotency_bytes_per_partner)
         self.producer: Any = None
         self.service: IngestService | None = None
         #: Set after a broker failure: the broker may have restarted empty (the embedded broker
@@ -170,9 +181,21 @@ class Hub:
     def ready(self) -> tuple[bool, str]:
         if self.producer is None:
             return False, "not connected to the broker"
+        if self.stopped is not None:
+            return False, self.stopped
+        ok, why = self.follower.alive()
+        if not ok:
+            return ok, why
         if self.config.county is None:
             return False, "config not loaded"
         return True, "ok"
+
+    def stage_stopped(self, watcher: asyncio.Task[None]) -> None:
+        if watcher.cancelled() or watcher.exception() is None:
+            return
+        self.stopped = f"stopped: {watcher.exception()}"
+        log.error("ingest: %s; exiting", self.stopped)
+        os.kill(os.getpid(), signal.SIGTERM)
 
     def topic_specs(self) -> list[TopicSpec]:
         county = self.config.county
@@ -214,22 +237,31 @@ def make_app(settings: Settings) -> FastAPI:
         hub.service = IngestService(topics=topics_for(settings), publisher=hub.producer,
                                     sealer=hub.sealer, record_id_key=hub.record_id_key,
                                     metrics=hub.metrics, ack_timeout_s=ack_timeout + 2,
-                                    dedupe_window=settings.ingest_dedupe_window)
+                                    dedupe_window=settings.ingest_dedupe_window,
+                                    rejection_bytes=settings.ingest_rejection_bytes_per_batch,
+                                    **time_limits(settings))
         with contextlib.suppress(BrokerUnavailable):
             await hub.ensure_broker(ack_timeout)
         stop = asyncio.Event()
-        inbound: asyncio.Task[None] | None = None
+        tasks: dict[str, asyncio.Task[Any]] = {}
+        if hub.follower.task is not None:
+            tasks["config"] = hub.follower.task
         if settings.ingest_inbound:
-            consumer = InboundConsumer(settings, topics_for(settings), lambda: _service(),
-                                       lambda: hub.config.county, hub.broker_failed)
-            inbound = asyncio.create_task(consumer.run(stop))
+            stage = InboundStage(topics_for(settings), lambda: _service(),
+                                 lambda: hub.config.county, hub.broker_failed)
+            hub.inbound = StageRunner(settings, stage, hub.metrics, service="ingest",
+                                      producer=hub.producer)
+            tasks["inbound"] = asyncio.create_task(hub.inbound.run(stop))
+        # A stage that stops (the config follower above all) makes ingest not ready and exit:
+        # accepting records under configuration it no longer follows would not be fail-closed.
+        watcher = asyncio.create_task(run_until_first_stops(stop, tasks))
+        watcher.add_done_callback(hub.stage_stopped)
         try:
             yield
         finally:
             stop.set()
-            if inbound is not None:
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(inbound, 10)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(watcher, 10)
             await hub.producer.stop()
             await hub.follower.stop()
 
@@ -250,7 +282,9 @@ def make_app(settings: Settings) -> FastAPI:
                     "tasking group once. Send `Idempotency-Key` to get the first answer back "
                     "for a retried request.",
         lifespan=lifespan,
+        docs_url=None, redoc_url=None,  # their pages load from a CDN: add_docs serves one offline
     )
+    add_docs(app)
     app.state.hub = hub
     add_ops_routes(app, hub.metrics.registry, hub.ready)
     add_request_metrics(app, hub.metrics)

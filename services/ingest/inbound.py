@@ -14,20 +14,18 @@ outage re-reads the batch; deterministic hub record ids make that re-read harmle
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from schemas.feeds import FEEDS
 from services.core.county import County
 from services.core.errors import BrokerUnavailable, CryptoError
-from services.core.kafka import commit, make_consumer
-from services.core.settings import Settings
+from services.core.stage_runner import Inputs, Item, Outcome, Stage
 from services.core.topics import Topics
 from services.ingest.service import IngestService
-from services.ingest.validation import Item, load_json
+from services.ingest.validation import Item as Item_
+from services.ingest.validation import load_json
 
 log = logging.getLogger(__name__)
 CONSUMER_GROUP = "ingest-inbound"
@@ -52,82 +50,76 @@ def feed_of(county: County | None, partner: str, header: bytes | None) -> tuple[
     return name, None
 
 
-def item_of(offset: int, value: bytes | None, problem: str | None) -> Item:
+def item_of(offset: int, value: bytes | None, problem: str | None) -> Item_:
     if problem is not None:
-        return Item(offset, error=problem)
+        return Item_(offset, error=problem)
     if value is None:
-        return Item(offset, error="the message has no value")
+        return Item_(offset, error="the message has no value")
     try:
         text = value.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return Item(offset, error=f"the message is not UTF-8: {exc.reason} at byte {exc.start}")
+        return Item_(offset, error=f"the message is not UTF-8: {exc.reason} at byte {exc.start}")
     data, error = load_json(text)
-    return Item(offset, data=data, error=error, raw=text if error else None)
+    return Item_(offset, data=data, error=error, raw=text if error else None)
 
 
-class InboundConsumer:
-    def __init__(self, settings: Settings, topics: Topics, service: Callable[[], IngestService],
+class InboundStage(Stage):
+    """Kafka intake on the stage runner. Ingest's own rules decide per record (a rejected record
+    is ingest's dead letter, sealed for replay, as from HTTP); the runner owns polling,
+    committing and the error policy for whatever ingest could not even judge. Ingest writes its
+    raw records and letters through its ``Publisher`` and waits for their acknowledgement itself,
+    because the same ``IngestService`` answers HTTP partners, who must not be told "accepted"
+    before the broker has the record. A broker failure re-reads the batch after a pause
+    (``retry_on_infra``): deterministic hub record ids make the re-read harmless."""
+
+    name = "inbound"
+    retry_on_infra = True
+
+    def __init__(self, topics: Topics, service: Callable[[], IngestService],
                  county: Callable[[], County | None], on_broker_error: Callable[[], None]) -> None:
-        self.settings = settings
         self.topics = topics
         self.service = service
         self.county = county
         self.on_broker_error = on_broker_error
         self.prefix = topics.inbound("")
+        self.inputs = Inputs((), topics.consumer_group(CONSUMER_GROUP))
 
-    def wanted(self) -> list[str]:
+    def input_topics(self) -> list[str]:
         c = self.county()
         return sorted(self.topics.inbound(p.id) for p in c.partners) if c else []
 
-    async def run(self, stop: asyncio.Event) -> None:
-        consumer = make_consumer(self.settings,
-                                 group_id=self.topics.consumer_group(CONSUMER_GROUP),
-                                 max_poll_records=self.settings.batch_max_records)
-        await consumer.start()
-        subscribed: list[str] = []
-        try:
-            while not stop.is_set():
-                want = self.wanted()
-                if want != subscribed:
-                    consumer.subscribe(topics=want)
-                    subscribed = want
-                if not subscribed:
-                    await asyncio.sleep(1)
-                    continue
-                batch = await consumer.getmany(timeout_ms=500,
-                                               max_records=self.settings.batch_max_records)
-                if not batch:
-                    continue
-                try:
-                    await self._handle(batch)
-                except (BrokerUnavailable, CryptoError) as exc:
-                    log.warning("inbound batch not taken, will re-read it: %s", exc)
-                    self.on_broker_error()
-                    for tp, msgs in batch.items():
-                        consumer.seek(tp, msgs[0].offset)
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stop.wait(), self.settings.ingest_retry_after_s)
-                    continue
-                await commit(consumer)
-        finally:
-            await consumer.stop()
+    def decode(self, msg: Any) -> Any:
+        return msg
 
-    async def _handle(self, batch: dict[Any, list[Any]]) -> None:
+    async def _handle(self, items: list[Item]) -> list[Outcome]:
         svc = self.service()
         county = self.county()
-        for tp, msgs in batch.items():
-            partner = tp.topic.removeprefix(self.prefix)
-            context = {"topic": tp.topic, "partition": str(tp.partition)}
-            # Consecutive runs of one feed go as one batch; order within a partition is kept.
-            run: list[Item] = []
-            run_feed: str | None = None
-            for msg in msgs:
-                header = next((v for k, v in msg.headers or () if k == "feed"), None)
-                feed, problem = feed_of(county, partner, header)
-                if run and feed != run_feed:
+        by_tp: dict[tuple[str, int], list[Any]] = {}
+        for item in items:
+            by_tp.setdefault((item.msg.topic, item.msg.partition), []).append(item.msg)
+        try:
+            for (topic, partition), msgs in by_tp.items():
+                partner = topic.removeprefix(self.prefix)
+                context = {"topic": topic, "partition": str(partition)}
+                # Consecutive runs of one feed go as one batch; order in a partition is kept.
+                run: list[Item_] = []
+                run_feed: str | None = None
+                for msg in msgs:
+                    header = next((v for k, v in msg.headers or () if k == "feed"), None)
+                    feed, problem = feed_of(county, partner, header)
+                    if run and feed != run_feed:
+                        await svc.ingest(partner, run_feed or UNKNOWN_FEED, run, "offset",
+                                         context)
+                        run = []
+                    run_feed = feed
+                    run.append(item_of(msg.offset, msg.value, problem))
+                if run:
                     await svc.ingest(partner, run_feed or UNKNOWN_FEED, run, "offset", context)
-                    run = []
-                run_feed = feed
-                run.append(item_of(msg.offset, msg.value, problem))
-            if run:
-                await svc.ingest(partner, run_feed or UNKNOWN_FEED, run, "offset", context)
+        except (BrokerUnavailable, CryptoError) as exc:
+            log.warning("inbound batch not taken, will re-read it: %s", exc)
+            self.on_broker_error()
+            raise BrokerUnavailable(str(exc)) from exc
+        return [[] for _ in items]
+
+    def handle(self, items: list[Item]) -> Awaitable[list[Outcome]]:
+        return self._handle(items)

@@ -10,6 +10,7 @@ every later stage dedupes by them.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -48,6 +49,7 @@ class StoredResponse:
     status: int
     body: Any
     stored_at: float
+    size: int = 0
 
 
 class IdempotencyConflict(Exception):
@@ -58,18 +60,32 @@ class IdempotencyConflict(Exception):
         super().__init__(message)
 
 
+def answer_bytes(body: Any) -> int:
+    """Size of an answer as JSON: what storing it costs, near enough (Python objects cost more,
+    but in proportion)."""
+    return len(json.dumps(body, separators=(",", ":"), default=str))
+
+
 class IdempotencyCache:
-    """Remembers the final answer to each (partner, key) for ``ttl`` seconds, newest ``entries``.
+    """Remembers the final answer to each (partner, key) for ``ttl`` seconds, newest ``entries``,
+    and at most ``bytes_per_partner`` bytes of answers per partner (issue 12: thirty-kilobyte
+    bodies of empty records under fresh keys stored megabytes of rejections apiece). Past the
+    budget the partner's oldest answers are forgotten first; an answer over a quarter of the
+    budget is not stored at all, so one partner can never crowd out another and the process
+    holds at most ``partners x bytes_per_partner``. A forgotten answer only means a retry is
+    processed again, which is harmless: hub record ids are deterministic.
 
     Only final answers are stored (2xx and 422): a 503 or 429 is not, so the retry the client is
     told to make goes through.
     """
 
-    def __init__(self, entries: int, ttl: float) -> None:
+    def __init__(self, entries: int, ttl: float, bytes_per_partner: int = 4_000_000) -> None:
         self.entries = entries
         self.ttl = ttl
+        self.bytes_per_partner = bytes_per_partner
         self._done: OrderedDict[tuple[str, str], StoredResponse] = OrderedDict()
         self._in_flight: dict[tuple[str, str], str] = {}
+        self._bytes: dict[str, int] = {}
 
     @staticmethod
     def fingerprint(method: str, path: str, body: bytes) -> str:
@@ -78,6 +94,9 @@ class IdempotencyCache:
             h.update(len(part).to_bytes(8, "big"))
             h.update(part)
         return h.hexdigest()
+
+    def bytes_held(self, partner: str) -> int:
+        return self._bytes.get(partner, 0)
 
     def begin(self, partner: str, key: str, fingerprint: str, now: float) -> StoredResponse | None:
         """The stored answer to replay, or None after marking the request in flight.
@@ -108,16 +127,36 @@ class IdempotencyCache:
         fingerprint = self._in_flight.pop(slot, None)
         if fingerprint is None or status is None:
             return
-        self._done[slot] = StoredResponse(fingerprint, status, body, now)
+        size = answer_bytes(body)
+        if size > self.bytes_per_partner // 4:
+            return
+        self._drop(slot)
+        self._done[slot] = StoredResponse(fingerprint, status, body, now, size)
+        self._bytes[partner] = self._bytes.get(partner, 0) + size
+        if self._bytes[partner] > self.bytes_per_partner:
+            # The partner's oldest answers first (a linear pass, only when over budget).
+            for old in [s for s in self._done if s[0] == partner]:
+                if self._bytes.get(partner, 0) <= self.bytes_per_partner:
+                    break
+                self._drop(old)
         while len(self._done) > self.entries:
-            self._done.popitem(last=False)
+            self._drop(next(iter(self._done)))
+
+    def _drop(self, slot: tuple[str, str]) -> None:
+        old = self._done.pop(slot, None)
+        if old is not None:
+            left = self._bytes.get(slot[0], 0) - old.size
+            if left > 0:
+                self._bytes[slot[0]] = left
+            else:
+                self._bytes.pop(slot[0], None)
 
     def _expire(self, now: float) -> None:
         while self._done:
             slot, first = next(iter(self._done.items()))
             if now - first.stored_at <= self.ttl:
                 break
-            del self._done[slot]
+            self._drop(slot)
 
 
 class RecentRecords:

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import FastAPI
 
 from schemas.shared import SharedRecord
+from services.core.accounting_facts import unrouted_fact
 from services.core.areas import AreaIndex
 from services.core.audit_facts import (
     disclosure_fact,
@@ -20,18 +22,27 @@ from services.core.audit_facts import (
 )
 from services.core.config_follow import ConfigFollower
 from services.core.config_state import ConfigState
-from services.core.kafka import commit, make_consumer, make_producer
 from services.core.metrics import ConsumerLag, ServiceMetrics
 from services.core.ops import ops_app
 from services.core.settings import Settings
+from services.core.stage_runner import (
+    Inputs,
+    Item,
+    Out,
+    Outcome,
+    Stage,
+    StageRunner,
+    run_until_first_stops,
+)
 from services.core.topic_scan import scan
 from services.core.topics import topics_for
 from services.router.audit_sink import AuditChainer, ProtocolTerms
-from services.router.hotspot_runner import HotspotRunner
+from services.router.hotspot_runner import HotspotRunner, merge_by_event_time
 from services.router.ledger import DeliveryLedger, NewestIds
 from services.router.policy import live_recipients
 from services.router.subscriptions import Subscription, entitled_groups, subscriptions_for
 from services.router.web import make_web_app
+from services.router.web.officer import make_officer_router
 
 CONSUMER_GROUP = "router"
 
@@ -50,21 +61,25 @@ class Router:
                                     "Shared records no group was entitled to.", ["feed"])
         self.m_dupes = m.counter("duplicates_skipped_total",
                                  "Redelivered records not sent again to a group.", ["group"])
-        self.m_latency = m.histogram("batch_duration_seconds", "Time to route one batch.")
         self.ledger = DeliveryLedger(settings.router_ledger_ids_per_group)
         self.subs: list[Subscription] = []
+        self.group_names: dict[str, str] = {}  # read by the group page for its title
         self.live: dict[str, frozenset[str]] = {}
-        self.follower = ConfigFollower(settings, self._on_config)
+        self.follower = ConfigFollower(settings, self._on_config, metrics=m, service="router")
         self.audit_terms = ProtocolTerms()
         self.lag = ConsumerLag(self.metrics)
-        self.chainer = AuditChainer(settings, self.metrics, lag=self.lag)
+        self.chainer = AuditChainer(settings, self.metrics)
         self.hotspots = HotspotRunner(settings, self.metrics, self)
-        self.connected = False
+        self.shared_runner = StageRunner(settings, SharedStage(self), m, service="router",
+                                         lag=self.lag)
+        self.chain_runner = StageRunner(settings, self.chainer, m, service="router",
+                                        lag=self.lag)
 
     def _on_config(self, state: ConfigState) -> None:
         county = state.county
         # Polygons and county-wide groups resolve against the boundaries (cached per process).
         self.subs = subscriptions_for(county, AreaIndex.load(self.settings.boundaries_dir))
+        self.group_names = {g.id: g.name for g in county.groups} if county else {}
         self.live = live_recipients(state)
         self.hotspots.on_config(state)
         self.audit_terms.update(state)
@@ -74,10 +89,13 @@ class Router:
         return self.hotspots.feed_status()
 
     def ready(self) -> tuple[bool, str]:
-        if not self.connected:
-            return False, "not connected to the broker"
-        if not self.follower.ready.is_set():
-            return False, "config not loaded"
+        ok, why = self.follower.alive()
+        if not ok:
+            return ok, why
+        for runner in (self.shared_runner, self.chain_runner):
+            ok, why = runner.ready()
+            if not ok:
+                return ok, why
         if not self.hotspots.ready.is_set():
             return False, "hot-spot state not loaded"
         return True, "ok"
@@ -96,74 +114,106 @@ class Router:
 
     async def run(self, stop: asyncio.Event) -> None:
         await self.follower.start()
-        # The audit chain's single writer lives here (see audit_sink for why and its limits).
-        chain_task = asyncio.create_task(self.chainer.run(stop))
-        hotspot_task = asyncio.create_task(self.hotspots.run(stop))
-        await self._seed_ledger()
-        producer = make_producer(self.settings)
-        consumer = make_consumer(self.settings, self.topics.shared,
-                                 group_id=self.topics.consumer_group(CONSUMER_GROUP))
-        await producer.start()
-        await consumer.start()
-        self.connected = True
         try:
-            while not stop.is_set():
-                if chain_task.done():
-                    chain_task.result()  # the chainer died: stop delivering unaudited records
-                    raise RuntimeError("audit chainer stopped before the router")
-                if hotspot_task.done():
-                    hotspot_task.result()
-                    raise RuntimeError("hot-spot stage stopped before the router")
-                await self.lag.maybe_update(consumer)
-                batch = await consumer.getmany(timeout_ms=500,
-                                               max_records=self.settings.batch_max_records)
-                if not batch:
-                    continue
-                t0 = time.perf_counter()
-                futures: list[Any] = []
-                for msgs in batch.values():
-                    for msg in msgs:
-                        futures += await self._route_one(producer, msg.value)
-                if futures:
-                    await asyncio.gather(*futures)
-                await commit(consumer)
-                self.m_latency.observe(time.perf_counter() - t0)
+            await self._seed_ledger()
+            await self.hotspots.prepare()
+            # The audit chain's single writer lives here (see audit_sink for why and its limits).
+            tasks = {"audit-chainer": asyncio.create_task(self.chain_runner.run(stop)),
+                     "router": asyncio.create_task(self.shared_runner.run(stop))}
+            follower = self.follower.task
+            assert follower is not None
+            tasks["config"] = follower
+
+            async def hotspots_ready() -> None:
+                await self.shared_runner.caught_up.wait()
+                self.hotspots.ready.set()
+
+            ready = asyncio.create_task(hotspots_ready())
+            try:
+                await run_until_first_stops(stop, tasks)
+            finally:
+                ready.cancel()
         finally:
-            self.connected = False
-            stop.set()
-            await chain_task
-            await hotspot_task
-            await consumer.stop()
-            await producer.stop()
+            self.hotspots.ready.clear()
             await self.follower.stop()
 
-    async def _route_one(self, producer: Any, value: bytes) -> list[Any]:
-        rec = SharedRecord.model_validate_json(value)
+    def route_record(self, rec: SharedRecord, value: bytes, groups: list[str]) -> list[Out]:
+        """Deliveries and their disclosure facts for one record already known to be new here."""
         self.m_in.labels(rec.feed).inc()
-        groups = self.route(rec)
         if not groups:
             self.m_unrouted.labels(rec.feed).inc()
-        out = []
+            # Accounted for on the audit chain, so the partner's reconciliation finds it.
+            fact = unrouted_fact(rec)
+            return [Out(self.topics.audit_facts, encode_fact(fact), key=fact_key(fact))]
+        out: list[Out] = []
         key = rec.hub_record_id.encode()
-        if groups:
-            basis, transforms = self.audit_terms.of(rec.protocol, rec.feed)
-            # One digest per record, not per group: the delivered bytes are the same.
-            digest = payload_digest(json.loads(value))
+        basis, transforms = self.audit_terms.of(rec.protocol, rec.feed)
+        # One digest per record, not per group: the delivered bytes are the same.
+        digest = payload_digest(json.loads(value))
         headers = [("protocol", rec.protocol.encode())]
         for group in groups:
             if not self.ledger.first_time(group, rec.hub_record_id):
                 self.m_dupes.labels(group).inc()
                 continue
-            out.append(await producer.send(self.topics.deliver(group), value, key=key,
-                                           headers=headers))
+            out.append(Out(self.topics.deliver(group), value, key=key, headers=headers))
             self.m_delivered.labels(group, rec.protocol).inc()
             # Sent before the consumer commit, with the delivery: a crash re-emits both, and
             # the chainer recognises the fact by (group, record) and chains it once.
             fact = disclosure_fact(rec, group, lawful_basis=basis, transforms=transforms,
                                    digest=digest)
-            out.append(await producer.send(self.topics.audit_facts, encode_fact(fact),
-                                           key=fact_key(fact)))
+            out.append(Out(self.topics.audit_facts, encode_fact(fact), key=fact_key(fact)))
         return out
+
+
+class SharedStage(Stage):
+    """The router's one read of ``s115.shared``: each record is parsed once and given to routing
+    (deliveries + disclosure facts) and to the hot-spot stage (alerts + alert facts). Every
+    partition is assigned here (the hot-spot statistics need the whole county; one router runs
+    per hub, see audit_sink.py); routing progress is committed to the ``router`` group, counting
+    progress lives in the hot-spot snapshot, and the read starts at the lower of the two."""
+
+    def __init__(self, router: Router) -> None:
+        self.name = "router"
+        self.router = router
+        t = router.topics
+        self.inputs = Inputs((t.shared,), t.consumer_group(CONSUMER_GROUP), assign_all=True,
+                             catch_up=True)
+        self.route_from: dict[int, int] = {}
+
+    async def start_positions(self, consumer: Any, tps: list[Any]) -> dict[Any, int | None]:
+        out: dict[Any, int | None] = {}
+        for tp in tps:
+            routed = await consumer.committed(tp)
+            self.route_from[tp.partition] = routed or 0
+            counted = self.router.hotspots.start_offset(tp.partition)
+            known = [o for o in (routed, counted) if o is not None]
+            out[tp] = min(known) if len(known) == 2 else None
+        return out
+
+    def decode(self, msg: Any) -> SharedRecord:
+        return SharedRecord.model_validate_json(msg.value)
+
+    def order(self, by_partition: dict[Any, list[Item]]) -> Iterable[Item]:
+        return merge_by_event_time(by_partition.values())
+
+    def handle(self, items: list[Item]) -> Iterator[Outcome]:
+        router = self.router
+        hot = router.hotspots
+        now = datetime.now(UTC)
+        for item in items:
+            rec: SharedRecord = item.value
+            msg = item.msg
+            groups = router.route(rec)
+            out = (router.route_record(rec, msg.value, groups)
+                   if msg.offset >= self.route_from.get(msg.partition, 0) else [])
+            out += hot.observe(rec, msg.partition, msg.offset, bool(groups), now)
+            yield out
+
+    def after_batch(self, processed: int) -> list[list[Out]]:
+        return self.router.hotspots.after_batch()
+
+    def on_stop(self) -> list[list[Out]]:
+        return self.router.hotspots.on_stop()
 
 
 def make_app(settings: Settings) -> tuple[FastAPI, Router]:
@@ -171,6 +221,7 @@ def make_app(settings: Settings) -> tuple[FastAPI, Router]:
     app = ops_app("s115hub router", router.metrics.registry, router.ready)
     # Groups without Kafka clients: SSE stream, export and the web page (services/router/web).
     app.mount("/groups", make_web_app(settings, router, router.metrics))
+    app.include_router(make_officer_router(settings), prefix="/officer")  # issue 16
     return app, router
 
 

@@ -1,17 +1,19 @@
-"""Kafka glue for the hot-spot stage: every partition of ``s115.shared`` in, alerts out on
-``s115.hotspots.<group>`` (with an audit fact each), state on a compacted topic.
+"""Glue for the hot-spot stage: alerts out on ``s115.hotspots.<group>`` (with an audit fact each),
+state on a compacted topic. It does not read Kafka itself: the router's one stage on the stage
+runner reads every partition of ``s115.shared`` once, parses each record once and hands it to
+both routing and ``observe`` here (issue 12). The interface to the window logic
+(``hotspot_stage.HotspotStage``) is ``observe``/``to_state``/``restore``/``offsets``.
 
 Why not faust tables and windows: on the embedded broker faust's table recovery reads each
 changelog partition only up to the end offset the broker reports, which tansu under-reports
 (see services/core/topic_scan.py); a restarted worker restored a tumbling-window count of 4
-where 6 had been written (notes/issue-5.md has the run). The second trial on Apache Kafka 4.1.1
-with exactly_once (bench/faust_trial.py, notes/issue-13.md) also lost counts across a kill -9
-(19,892 of 20,000), so faust-streaming is no longer a dependency. The stage therefore keeps its own
+where 6 had been written (notes/issue-5.md has the run). The stage therefore keeps its own
 state: a snapshot of the detectors *and* of the shared offsets they have counted, written as
 one unit, read back with ``topic_scan.drain``.
 
-Why no consumer group: Gi* and Benjamini-Hochberg need the whole county at once, so one reader
-takes every partition and remembers its offsets in the snapshot, not in a group. Run the hot-spot
+Why the offsets live in the snapshot: Gi* and Benjamini-Hochberg need the whole county at once,
+so one reader takes every partition; the router's group offsets say what was routed, the
+snapshot's what was counted, and the shared read starts at the lower of the two. Run the hot-spot
 stage in one router replica (the router already assumes one: see audit_sink.py).
 
 Snapshot layout on the state topic (one partition, compacted): ``chunk/<slot>/<i>`` hold the
@@ -38,10 +40,10 @@ from schemas.alert import HotspotAlert
 from schemas.shared import SharedRecord
 from services.core.areas import AreaIndex
 from services.core.config_state import ConfigState
-from services.core.kafka import make_consumer, make_producer, topic_partitions
 from services.core.metrics import ServiceMetrics
 from services.core.settings import Settings
-from services.core.topic_scan import drain, scan
+from services.core.stage_runner import Out
+from services.core.topic_scan import scan
 from services.core.topics import topics_for
 from services.router.hotspot_stage import HotspotStage, alert_recipients, to_hotspot_alert
 from services.router.hotspots.adjacency import build_adjacency, load_ward_features
@@ -83,13 +85,10 @@ def decode_snapshot(latest: dict[bytes, bytes]) -> dict[str, Any] | None:
     return dict(json.loads(zlib.decompress(blob)))
 
 
-def _event_key(msg: Any) -> str:
-    """Sort key of a shared message: its raw event-time text (ISO 8601 sorts as time does);
+def _event_key(item: Any) -> str:
+    """Sort key of a decoded shared item: its raw event-time text (ISO 8601 sorts as time does);
     records without one sort first, which is harmless since they are not windowed."""
-    try:
-        fields = json.loads(msg.value).get("fields", {})
-    except ValueError:
-        return ""
+    fields = item.value.fields
     for name in ("occurred_at", "reported_at", "assault_at"):
         if isinstance(fields.get(name), str):
             return str(fields[name])
@@ -97,7 +96,7 @@ def _event_key(msg: Any) -> str:
 
 
 def merge_by_event_time(batches: Iterable[list[Any]]) -> Iterator[Any]:
-    """One fetch's messages, partitions interleaved by event time. Each partition keeps its own
+    """One fetch's items, partitions interleaved by event time. Each partition keeps its own
     order (heapq.merge only ever takes an input's head), so offsets still rise per partition;
     interleaving lowers the number of events that reach a window after it closed."""
     return heapq.merge(*batches, key=_event_key)
@@ -116,6 +115,9 @@ class HotspotRunner:
         self.sent = DeliveryLedger()
         self.ready = asyncio.Event()
         self._slot = 0
+        self._dirty = False
+        self._alerted = False
+        self._last = time.monotonic()
         m = metrics
         self.m_records = m.counter("hotspot_records_total",
                                    "Shared records seen by the hot-spot stage, by outcome.",
@@ -179,15 +181,12 @@ class HotspotRunner:
             ids = {m.key.decode() async for m in scan(self.settings, topic) if m.key}
             self.sent.seed(sub.group, ids)
 
-    async def _snapshot(self, producer: Any) -> None:
+    def _snapshot(self) -> list[list[Out]]:
+        """Chunks, then (after they are acknowledged) the head that names them."""
         assert self.stage is not None
         t0 = time.perf_counter()
-        messages = encode_snapshot(self.stage.to_state(), self._slot)
-        *chunks, head = messages
-        futures = [await producer.send(self.topics.hotspot_state, v, key=k, partition=0)
-                   for k, v in chunks]
-        await asyncio.gather(*futures)
-        await (await producer.send(self.topics.hotspot_state, head[1], key=head[0], partition=0))
+        *chunks, head = encode_snapshot(self.stage.to_state(), self._slot)
+        topic = self.topics.hotspot_state
         self._slot = 1 - self._slot
         self.m_snap_bytes.set(sum(len(v) for _, v in chunks))
         self.m_snap.observe(time.perf_counter() - t0)
@@ -195,80 +194,55 @@ class HotspotRunner:
             self.m_feed_lag.labels(feed["feed"]).set(feed["lag_seconds"] or 0)
             self.m_feed_silent.labels(feed["feed"]).set(1 if feed["state"] == "silent" else 0)
             self.m_feed_late.labels(feed["feed"]).set(feed["late_counted"])
+        return [[Out(topic, v, key=k, partition=0) for k, v in chunks],
+                [Out(topic, head[1], key=head[0], partition=0)]]
 
     def feed_status(self) -> list[dict[str, Any]]:
         """Per partner feed: watermark, lag, ok/late/silent (hotspot_stage.feed_status)."""
         return [] if self.stage is None else self.stage.feed_status(datetime.now(UTC))
 
-    # -- run ----------------------------------------------------------------------------------
+    # -- per record and per batch (called by the router's shared stage) -------------------------
 
-    async def run(self, stop: asyncio.Event) -> None:
-        from aiokafka import TopicPartition
-
-        await self.router.follower.ready.wait()
+    async def prepare(self) -> None:
+        """Build the study area and load state; called once the config is loaded."""
         self.stage = self._build_stage()
         await self._load()
-        producer = make_producer(self.settings)
-        consumer = make_consumer(self.settings, group_id=None)
-        await producer.start()
-        await consumer.start()
-        try:
-            parts = await topic_partitions(consumer, self.topics.shared)
-            tps = [TopicPartition(self.topics.shared, p) for p in parts]
-            consumer.assign(tps)
-            for tp in tps:
-                offset = self.stage.offsets.get(tp.partition)
-                if offset is None:
-                    await consumer.seek_to_beginning(tp)
-                else:
-                    consumer.seek(tp, offset)
-            # Catch up before saying ready, so /readyz means "counts are current".
-            pending: list[Any] = []
-            async for msg in drain(consumer, tps):
-                pending += await self._one(producer, msg)
-            await self._flush(producer, pending)
-            self.ready.set()
-            last = time.monotonic()
-            dirty = False
-            while not stop.is_set():
-                batch = await consumer.getmany(timeout_ms=500,
-                                               max_records=self.settings.batch_max_records)
-                pending = []
-                for msg in merge_by_event_time(batch.values()):
-                    pending += await self._one(producer, msg)
-                    dirty = True
-                if pending:
-                    await asyncio.gather(*pending)
-                if dirty and (pending or time.monotonic() - last >= SNAPSHOT_MIN_INTERVAL_S):
-                    await self._snapshot(producer)
-                    last, dirty = time.monotonic(), False
-            if dirty:
-                await self._snapshot(producer)
-        finally:
-            self.ready.clear()
-            await consumer.stop()
-            await producer.stop()
 
-    async def _flush(self, producer: Any, pending: list[Any]) -> None:
-        if pending:
-            await asyncio.gather(*pending)
-        await self._snapshot(producer)
-
-    async def _one(self, producer: Any, msg: Any) -> list[Any]:
+    def start_offset(self, partition: int) -> int | None:
         assert self.stage is not None
-        rec = SharedRecord.model_validate_json(msg.value)
-        entitled = bool(self.router.route(rec))
-        result = self.stage.observe(rec, msg.partition, msg.offset, entitled=entitled,
-                                    now=datetime.now(UTC))
+        return self.stage.offsets.get(partition)
+
+    def observe(self, rec: SharedRecord, partition: int, offset: int, entitled: bool,
+                now: datetime) -> list[Out]:
+        assert self.stage is not None
+        result = self.stage.observe(rec, partition, offset, entitled=entitled, now=now)
         self.m_records.labels(result.reason).inc()
-        self.m_state.set(self.stage.state_size())
-        self.m_late.set(self.stage.late_events())
-        out: list[Any] = []
+        self._dirty = True
+        out: list[Out] = []
         for alert in result.alerts:
-            out += await self._send(producer, alert)
+            out += self._send(alert)
+        self._alerted = self._alerted or bool(out)
         return out
 
-    async def _send(self, producer: Any, alert: Alert) -> list[Any]:
+    def after_batch(self) -> list[list[Out]]:
+        """A snapshot after a batch that raised alerts, else at most once a second."""
+        assert self.stage is not None
+        self.m_state.set(self.stage.state_size())
+        self.m_late.set(self.stage.late_events())
+        now = time.monotonic()
+        if self._dirty and (self._alerted or now - self._last >= SNAPSHOT_MIN_INTERVAL_S):
+            self._dirty = self._alerted = False
+            self._last = now
+            return self._snapshot()
+        return []
+
+    def on_stop(self) -> list[list[Out]]:
+        if self.stage is None or not self._dirty:
+            return []
+        self._dirty = False
+        return self._snapshot()
+
+    def _send(self, alert: Alert) -> list[Out]:
         from services.core.audit_facts import alert_fact, encode_fact, fact_key
 
         out = []
@@ -283,12 +257,10 @@ class HotspotRunner:
                 self.m_alert_dupes.inc()
                 continue
             value = msg.model_dump_json().encode()
-            out.append(await producer.send(self.topics.hotspots(group), value,
-                                           key=msg.alert_id.encode(),
-                                           headers=[("protocol", msg.protocol.encode())]))
+            out.append(Out(self.topics.hotspots(group), value, key=msg.alert_id.encode(),
+                           headers=[("protocol", msg.protocol.encode())]))
             fact = alert_fact(msg, group=group, lawful_basis=self._basis(msg), at=now)
-            out.append(await producer.send(self.topics.audit_facts, encode_fact(fact),
-                                           key=fact_key(fact)))
+            out.append(Out(self.topics.audit_facts, encode_fact(fact), key=fact_key(fact)))
             self.m_alerts.labels(group, alert.window).inc()
         return out
 

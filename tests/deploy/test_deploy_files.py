@@ -56,7 +56,10 @@ def known_metric_names() -> set[str]:
         for path in (REPO_ROOT / "services" / svc).rglob("*.py"):
             names |= {f"s115hub_{svc}_{m.group(2)}" for m in pattern.finditer(path.read_text())}
         # Registered by shared helpers for whichever service uses them.
-        for shared in ("consumer_lag_records", "http_request_duration_seconds"):
+        for shared in ("consumer_lag_records", "http_request_duration_seconds",
+                       # services/core/stage_runner.py, for every service's stages
+                       "stage_records_total", "stage_dead_letters_total",
+                       "stage_batch_duration_seconds", "stage_infra_failures_total"):
             names.add(f"s115hub_{svc}_{shared}")
     return names
 
@@ -75,7 +78,7 @@ def test_dockerfile_copies_the_code_exposes_the_settings_ports_and_sets_real_set
     assert env_names, "the image should set its listen address and state dir"
     assert all(valid_env_name(n) for n in env_names), env_names
     # The CLI entry point named in the image must be the console script pyproject declares.
-    assert 's115hub = "services.cli.main:app"' in (REPO_ROOT / "pyproject.toml").read_text()
+    assert 's115hub = "services.cli.main:main"' in (REPO_ROOT / "pyproject.toml").read_text()
     assert '"s115hub"' in text
 
 

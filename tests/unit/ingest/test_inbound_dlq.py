@@ -42,8 +42,10 @@ def test_item_of_names_the_offset_and_the_reason() -> None:
 
 
 def test_collect_pairs_dead_letters_with_their_replay_markers() -> None:
-    a = {"rejection_id": "xa", "partner": "pol", "feed": "police", "line": 3, "problems": []}
-    b = {"rejection_id": "xb", "partner": "pol", "feed": "police", "index": 0, "problems": []}
+    a = {"rejection_id": "xa", "partner": "pol", "feed": "police", "line": 3, "problems": [],
+         "rejected_at": "2026-11-29T10:00:00+00:00"}
+    b = {"rejection_id": "xb", "partner": "pol", "feed": "police", "index": 0, "problems": [],
+         "rejected_at": "2026-11-29T10:00:00+00:00"}
     marker = {"replay_of": "xa", "hub_record_id": "r1"}
     letters = collect([(b"xa", json.dumps(a).encode(), []), (None, b"not json", []),
                        (b"xb", json.dumps(b).encode(), []),

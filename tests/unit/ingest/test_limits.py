@@ -82,3 +82,25 @@ def test_recent_records_match_id_and_content_only() -> None:
     r.add("r3", "d")
     assert not r.seen("r1", "d1")  # evicted
     assert not RecentRecords(0).seen("r1", "d1")
+
+
+def test_given_answers_over_a_partners_byte_budget_then_its_oldest_are_forgotten() -> None:
+    """Issue 12: fresh keys with big answers cannot grow the cache past the budget."""
+    cache = IdempotencyCache(entries=1000, ttl=60, bytes_per_partner=10_000)
+    body = {"rejected": ["x" * 1000]}
+    for i in range(50):
+        cache.begin("p", f"k{i}", "f", 0)
+        cache.finish("p", f"k{i}", 200, body, 0)
+    assert cache.bytes_held("p") <= 10_000
+    assert cache.begin("p", "k49", "f", 0) is not None  # the newest is still answered
+    cache.begin("q", "k0", "f", 0)
+    cache.finish("q", "k0", 200, body, 0)
+    assert cache.bytes_held("q") > 0  # another partner keeps its own budget
+
+
+def test_given_an_answer_over_a_quarter_of_the_budget_then_it_is_not_stored() -> None:
+    cache = IdempotencyCache(entries=1000, ttl=60, bytes_per_partner=10_000)
+    cache.begin("p", "big", "f", 0)
+    cache.finish("p", "big", 200, {"rejected": ["x" * 5000]}, 0)
+    assert cache.bytes_held("p") == 0
+    assert cache.begin("p", "big", "f", 0) is None  # processed again, which is harmless

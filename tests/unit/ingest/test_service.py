@@ -137,3 +137,18 @@ def test_given_broker_never_answers_then_broker_unavailable_after_timeout(tmp_pa
     svc = service(tmp_path, Recorder(hang=True), ack_timeout_s=0.2)
     with pytest.raises(BrokerUnavailable, match=r"within 0\.2s"):
         run(svc.ingest("herts-police", "police", [Item(0, data=GOOD)]))
+
+
+def test_given_a_batch_of_empty_records_then_its_answer_stays_within_the_byte_budget(
+        tmp_path: Path) -> None:
+    """Issue 12: thousands of empty records must not build a megabyte answer (which the
+    Idempotency-Key cache might then keep); every record is still rejected and dead-lettered."""
+    pub = Recorder()
+    items = [Item(i, data={}) for i in range(2000)]
+    out = run(service(tmp_path, pub, rejection_bytes=20_000).ingest("herts-police", "police",
+                                                                     items))
+    assert len(out.rejected) == 2000
+    assert len(pub.sent) == 2000
+    assert out.rejected[0]["errors"]
+    assert not out.rejected[-1]["errors"]
+    assert len(json.dumps(out.as_dict())) < 20_000 + 2000 * 80
