@@ -3,7 +3,7 @@ only) behind the group's token, and the separate alert explanation script."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,12 +38,22 @@ class Source:
         return STATUS
 
 
+@dataclass
+class Facts:
+    """Read-audit facts as the web app hands them over (the Kafka path is tested end to end)."""
+    sent: list[dict[str, Any]] = field(default_factory=list)
+
+    async def send(self, fact: Mapping[str, Any]) -> None:
+        self.sent.append(dict(fact))
+
+
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[tuple[TestClient, str]]:
     settings = Settings(state_dir=tmp_path, kafka_bootstrap_servers="127.0.0.1:1")
     sub = Subscription.of(Group(id="grp-a", name="grp-a", districts=["E07000103"], officer="x"))
     root = FastAPI()
-    root.mount("/groups", make_web_app(settings, Source([sub]), ServiceMetrics("router")))
+    root.mount("/groups", make_web_app(settings, Source([sub]), ServiceMetrics("router"),
+                                       audit_sink=Facts()))
     token = group_token_store(settings).issue("grp-a").token
     with TestClient(root, follow_redirects=False) as c:
         yield c, token
