@@ -84,6 +84,10 @@ class Router:
         self.hotspots.on_config(state)
         self.audit_terms.update(state)
 
+    def feed_status(self) -> list[dict[str, Any]]:
+        """Partner feeds' watermark state, for the group page's feed note (issue 17)."""
+        return self.hotspots.feed_status()
+
     def ready(self) -> tuple[bool, str]:
         ok, why = self.follower.alive()
         if not ok:
