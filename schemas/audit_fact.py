@@ -14,7 +14,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
-FactKind = Literal["disclosure", "alert", "config"]
+#: ``access``: a group member read something (page, stream, export, records, pack).
+FactKind = Literal["disclosure", "alert", "config", "access"]
 _HEX64 = r"^[0-9a-f]{64}$"
 
 

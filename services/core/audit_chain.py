@@ -49,7 +49,7 @@ __all__ = [
 ]
 
 GENESIS_HASH = "0" * 64
-EventKind = Literal["disclosure", "alert", "config"]
+EventKind = Literal["disclosure", "alert", "config", "access"]
 
 _HEX64 = r"^[0-9a-f]{64}$"
 # Same shape as SharedRecord.protocol, so an audit entry can always be matched to its release.
@@ -117,6 +117,10 @@ class AuditEvent(BaseModel):
                 raise ValueError(f"a disclosure must record {', '.join(missing)}")
         elif self.kind == "config" and not isinstance(self.detail.get("action"), str):
             raise ValueError('a config event must say what happened in detail["action"]')
+        elif self.kind == "access" and (self.recipient is None
+                                        or not isinstance(self.detail.get("actor"), str)):
+            raise ValueError("an access event must name the group (recipient) and who read "
+                             'it (detail["actor"])')
         return self
 
 
