@@ -13,6 +13,7 @@ from fastapi import FastAPI
 
 from schemas.envelope import RawRecord
 from services.core.areas import AreaIndex
+from services.core.audit_facts import encode_fact, fact_key
 from services.core.config_follow import ConfigFollower
 from services.core.config_state import ConfigState
 from services.core.field_crypto import DataKeyStore
@@ -32,6 +33,7 @@ from services.core.stage_runner import (
     run_until_first_stops,
 )
 from services.core.topics import topics_for
+from services.depersonalise.accounting import accounting_facts
 from services.depersonalise.policy import protocol_set_of
 from services.depersonalise.stage import Depersonaliser, StageResult
 
@@ -74,6 +76,9 @@ class DepersonaliseService:
         self.m_proto_review = m.gauge("protocol_review_due",
                                       "1 when the protocol version is past its review date.",
                                       ["protocol"])
+        self.m_review_days = m.gauge("protocol_review_days_left",
+                                     "Days until the protocol version's review_by date "
+                                     "(negative: overdue); alert ahead of it.", ["protocol"])
         self.m_config_errors = m.gauge("config_errors", "Protocol texts refused at load.")
         self.lag = ConsumerLag(m)
         self._gauges_at = 0.0
@@ -92,13 +97,17 @@ class DepersonaliseService:
         # Also called from the loop: a protocol lapses or falls due for review by the calendar
         # alone, with no config message to announce it.
         self._gauges_at = time.monotonic()
-        statuses = self.stage.protocols.statuses(datetime.now(UTC).date())
+        today = datetime.now(UTC).date()
+        statuses = self.stage.protocols.statuses(today)
         self.m_live.set(sum(1 for s in statuses if s.live))
         self.m_review.set(sum(1 for s in statuses if s.live and s.review_due))
         self.m_config_errors.set(len(self.config_errors))
         for st in statuses:
             self.m_proto_live.labels(st.ref).set(1 if st.live else 0)
             self.m_proto_review.labels(st.ref).set(1 if st.review_due else 0)
+            p = self.stage.protocols.get(st.ref)
+            if p is not None:
+                self.m_review_days.labels(st.ref).set((p.review_by - today).days)
 
     def ready(self) -> tuple[bool, str]:
         ok, why = self.follower.alive()
@@ -146,18 +155,23 @@ class DepersonaliseStage(Stage):
             raw: RawRecord = item.value
             env = raw.envelope
             svc.m_in.labels(env.partner, env.feed).inc()
+            if result.blocked == "unreadable":
+                svc.m_blocked.labels(env.feed, result.blocked).inc()
+                # Data key shredded, or tampered: the officer sees it in `dlq list`, and the
+                # dead letter is what reconciliation and status count it by.
+                yield Reject(f"unreadable: {result.detail or ''}"[:300], pointer="/sealed",
+                             partner=env.partner, feed=env.feed,
+                             hub_record_id=env.hub_record_id, source_id=env.source_id)
+                continue
+            # Withheld and generalised records are accounted for on the audit chain (issue 16).
+            outs = [Out(svc.topics.audit_facts, encode_fact(f), key=fact_key(f))
+                    for f in accounting_facts(env, result)]
             if result.blocked:
                 svc.m_blocked.labels(env.feed, result.blocked).inc()
-                if result.blocked == "unreadable":
-                    # Data key shredded, or tampered: the officer sees it in `dlq list`.
-                    yield Reject(f"unreadable: {result.detail or ''}"[:300], pointer="/sealed",
-                                 partner=env.partner, feed=env.feed,
-                                 hub_record_id=env.hub_record_id, source_id=env.source_id)
-                else:
-                    yield []
+                yield outs
                 continue
             # result.shared may also carry earlier records this one released from their hold.
-            outs = self._outs(result)
+            outs += self._outs(result)
             for ref, action in result.gate.items():
                 svc.m_gate.labels(env.feed, ref, action).inc()
             yield outs

@@ -61,6 +61,8 @@ class StageResult:
     gate: dict[str, Action] = field(default_factory=dict)
     #: (feed, protocol ref, action) of records held earlier and released with this result.
     released_held: list[tuple[str, str, Action]] = field(default_factory=list)
+    #: protocol ref -> the quasi-identifiers the gate coarsened or withheld (names only).
+    gated_fields: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 #: Where a raw record was read from: (topic, partition, offset).
@@ -313,6 +315,7 @@ class Depersonaliser:
                                            rel.area_level, area, now))
             out.transforms[protocol.ref] = {f: t for f, t in rel.transforms.items()
                                             if f in decision.fields}
+            out.gated_fields[protocol.ref] = tuple(decision.generalised)
             if area is not None and area.ward_code:
                 # This record may have filled its ward cell: release whatever it was holding.
                 for held_key in list(self._held_cells.get(

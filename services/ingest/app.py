@@ -47,7 +47,7 @@ from services.ingest.limits import (
     retry_after_header,
 )
 from services.ingest.records import RECORD_ID_INFO
-from services.ingest.service import IngestService
+from services.ingest.service import IngestService, time_limits
 from services.ingest.validation import Item, load_json, parse_csv, parse_ndjson
 
 log = logging.getLogger(__name__)
@@ -238,7 +238,8 @@ def make_app(settings: Settings) -> FastAPI:
                                     sealer=hub.sealer, record_id_key=hub.record_id_key,
                                     metrics=hub.metrics, ack_timeout_s=ack_timeout + 2,
                                     dedupe_window=settings.ingest_dedupe_window,
-                                    rejection_bytes=settings.ingest_rejection_bytes_per_batch)
+                                    rejection_bytes=settings.ingest_rejection_bytes_per_batch,
+                                    **time_limits(settings))
         with contextlib.suppress(BrokerUnavailable):
             await hub.ensure_broker(ack_timeout)
         stop = asyncio.Event()

@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from schemas.shared import SharedRecord
+from services.core.accounting_facts import unrouted_fact
 from services.core.areas import AreaIndex
 from services.core.audit_facts import (
     disclosure_fact,
@@ -41,6 +42,7 @@ from services.router.ledger import DeliveryLedger, NewestIds
 from services.router.policy import live_recipients
 from services.router.subscriptions import Subscription, entitled_groups, subscriptions_for
 from services.router.web import make_web_app
+from services.router.web.officer import make_officer_router
 
 CONSUMER_GROUP = "router"
 
@@ -82,6 +84,10 @@ class Router:
         self.live = live_recipients(state)
         self.hotspots.on_config(state)
         self.audit_terms.update(state)
+
+    def feed_status(self) -> list[dict[str, Any]]:
+        """Partner feeds' watermark state, for the group page's feed note (issue 17)."""
+        return self.hotspots.feed_status()
 
     def ready(self) -> tuple[bool, str]:
         if self._stop is not None and self._stop.is_set():
@@ -141,7 +147,9 @@ class Router:
         self.m_in.labels(rec.feed).inc()
         if not groups:
             self.m_unrouted.labels(rec.feed).inc()
-            return []
+            # Accounted for on the audit chain, so the partner's reconciliation finds it.
+            fact = unrouted_fact(rec)
+            return [Out(self.topics.audit_facts, encode_fact(fact), key=fact_key(fact))]
         out: list[Out] = []
         key = rec.hub_record_id.encode()
         basis, transforms = self.audit_terms.of(rec.protocol, rec.feed)
@@ -218,6 +226,7 @@ def make_app(settings: Settings) -> tuple[FastAPI, Router]:
     app = ops_app("s115hub router", router.metrics.registry, router.ready)
     # Groups without Kafka clients: SSE stream, export and the web page (services/router/web).
     app.mount("/groups", make_web_app(settings, router, router.metrics))
+    app.include_router(make_officer_router(settings), prefix="/officer")  # issue 16
     return app, router
 
 

@@ -21,8 +21,9 @@ from services.router.web import make_web_app
 from services.router.web.tokens import group_token_store
 
 Q = "from=2026-03-01T00:00:00Z&to=2026-03-02T00:00:00Z"
-DATA_ROUTES = ["wards.svg", "wards.json", "stream", f"export.csv?{Q}", f"export.geojson?{Q}",
-               "export.csv", "summary.json", "trend.json", "records.json", "pack.pdf"]
+DATA_ROUTES = ["wards.svg", "wards.json", "feeds.json", "stream", f"export.csv?{Q}",
+               f"export.geojson?{Q}", "export.csv", "summary.json", "trend.json", "records.json",
+               "pack.pdf"]
 
 
 @dataclass
