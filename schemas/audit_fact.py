@@ -1,5 +1,6 @@
-"""An unchained audit fact, as producers publish it on ``s115.audit.facts`` (router: disclosures
-and alerts) or ``s115.audit.officer`` (the officer's CLI: configuration changes).
+"""An unchained audit fact, as producers publish it on ``s115.audit.facts`` (router: disclosures,
+alerts and unrouted records; depersonalise: withheld and generalised records) or
+``s115.audit.officer`` (the officer's CLI and page: configuration changes, officer actions).
 
 The chainer (``services/router/audit_sink.py``) reads every fact with this model and quarantines
 (dead-letters) what does not validate, so a wrong type such as ``"fields": 5`` is one dead letter,
@@ -14,7 +15,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
-FactKind = Literal["disclosure", "alert", "config"]
+#: unrouted, withheld and generalised account for records that reached no one or reached them
+#: coarsened (issue 16; services/core/accounting_facts.py).
+FactKind = Literal["disclosure", "alert", "config", "unrouted", "withheld", "generalised"]
 _HEX64 = r"^[0-9a-f]{64}$"
 
 

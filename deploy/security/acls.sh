@@ -67,6 +67,8 @@ acl add --allow-principal User:s115-depersonalise --operation Read --operation D
 acl add --allow-principal User:s115-depersonalise --operation Read --group "$prefix.depersonalise"
 acl add --allow-principal User:s115-depersonalise --operation Write --operation Describe $(topic shared)
 acl add --allow-principal User:s115-depersonalise --operation Write --operation Describe $(topic rejected)
+# withheld and generalised records are accounted for on the audit chain (issue 16)
+acl add --allow-principal User:s115-depersonalise --operation Write --operation Describe $(topic audit.facts)
 acl add --allow-principal User:s115-depersonalise --operation Read --operation Describe $(topic config)
 
 acl add --allow-principal User:s115-router --operation Read --operation Describe $(topic shared)

@@ -130,6 +130,14 @@ def _when(value: str | None, name: str) -> datetime | None:
     return dt
 
 
+def _ids_for_source(settings: Settings, source_id: str, partner: str | None) -> set[str]:
+    """Hub record ids of accepted records with this source id (one per partner using it)."""
+    from services.core.durable import read_facts
+
+    return {str(e.get("hub_record_id")) for e in asyncio.run(read_facts(settings)).envelopes
+            if e.get("source_id") == source_id and (partner is None or e.get("partner") == partner)}
+
+
 @audit_app.command("query")
 def query_cmd(
     record: str = typer.Option(None, help="Hub record id."),
@@ -137,19 +145,37 @@ def query_cmd(
     protocol: str = typer.Option(None, help="Protocol id (any version) or id@version."),
     since: str = typer.Option(None, help="From this time (ISO-8601 with zone), inclusive."),
     until: str = typer.Option(None, help="Before this time (ISO-8601 with zone)."),
-    kind: str = typer.Option(None, help="disclosure, alert or config."),
+    kind: str = typer.Option(None, help="disclosure, alert, config, unrouted, withheld or "
+                                        "generalised."),
+    source_id: str = typer.Option(None, "--source-id",
+                                  help="The partner's own reference (matched through the raw "
+                                       "topics' envelopes)."),
+    partner: str = typer.Option(None, help="Only this partner's records."),
     as_json: bool = typer.Option(False, "--json", help="One JSON event per line."),
 ) -> None:
-    """List disclosures (and alerts, config changes) matching every filter given."""
-    from services.core.audit_chain import query
+    """List disclosures (and alerts, config changes, unrouted, withheld and generalised
+    records) matching every filter given."""
+    from typing import get_args
 
-    if kind not in (None, "disclosure", "alert", "config"):
-        raise typer.BadParameter("kind must be disclosure, alert or config", param_hint="--kind")
+    from services.core.audit_chain import EventKind, query
+
+    kinds = get_args(EventKind)
+    if kind is not None and kind not in kinds:
+        raise typer.BadParameter(f"kind must be one of {', '.join(kinds)}", param_hint="--kind")
     settings = Settings()
+    ids: set[str] | None = None
+    if source_id is not None:
+        ids = _ids_for_source(settings, source_id, partner)
+        if not ids:
+            _err(f"no accepted record has source_id {source_id!r}"
+                 + (f" from {partner}" if partner else "")
+                 + "; rejected ones are in `s115hub dlq list --source-id`")
     chain = _read(settings)
     found = query([e for e in chain.events if isinstance(e, dict)], record=record, group=group,
                   protocol=protocol, since=_when(since, "--since"), until=_when(until, "--until"),
                   kind=kind)  # type: ignore[arg-type]
+    found = [ev for ev in found if (ids is None or ev.hub_record_id in ids)
+             and (partner is None or ev.partner == partner)]
     for ev in found:
         if as_json:
             typer.echo(json.dumps(ev.model_dump(mode="json"), sort_keys=True))

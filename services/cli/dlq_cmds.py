@@ -24,6 +24,8 @@ def dlq_list(
     partner: str = typer.Option(None, help="Only this partner's."),
     feed: str = typer.Option(None, help="Only this feed's."),
     pending: bool = typer.Option(False, help="Only those not yet replayed."),
+    source_id: str = typer.Option(None, "--source-id",
+                                  help="Only the letter(s) for this partner reference."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
 ) -> None:
     """List dead letters: id, partner, feed, line or index, and why each was rejected."""
@@ -34,7 +36,7 @@ def dlq_list(
     for letter in letters:
         s = letter.summary()
         if (partner and s["partner"] != partner) or (feed and s["feed"] != feed) \
-                or (pending and s["replayed"]):
+                or (pending and s["replayed"]) or (source_id and s["source_id"] != source_id):
             continue
         shown += 1
         if as_json:
@@ -43,8 +45,9 @@ def dlq_list(
         where = next((f"{k} {s[k]}" for k in ("line", "index", "offset") if k in s), "")
         status = f" replayed as {s['replayed'][-1]}" if s["replayed"] else ""
         reasons = "; ".join(f"{p['pointer'] or '/'}: {p['reason']}" for p in s["problems"])
+        ref = f" source_id {s['source_id']}" if s["source_id"] else ""
         typer.echo(f"{s['rejection_id']}  {s['rejected_at']}  {s['stage']} {s['partner']}/"
-                   f"{s['feed']} {where}{status}\n    {reasons}")
+                   f"{s['feed']} {where}{ref}{status}\n    {reasons}")
     if not as_json:
         typer.echo(f"{shown} dead letters")
 

@@ -14,7 +14,8 @@ from services.core.keyring import PseudonymKeyring
 from services.core.keys import MasterKey
 from services.core.settings import Settings
 
-keys_app = typer.Typer(help="Pseudonym keys: rotate epochs.", no_args_is_help=True)
+keys_app = typer.Typer(help="Pseudonym keys and data keys: rotate epochs, shred.",
+                       no_args_is_help=True)
 
 
 def open_keyring(settings: Settings) -> PseudonymKeyring:
@@ -49,16 +50,50 @@ def rotate(
 
 @keys_app.command("shred")
 def shred(
-    before: str = typer.Option(..., help="YYYY-MM-DD: destroy data keys of days before this."),
+    before: str = typer.Option(None, help="YYYY-MM-DD: destroy data keys of days before this."),
+    protocol: str = typer.Option(None, help="Protocol id: destroy its pseudonym key epochs "
+                                            "instead (with --before-epoch)."),
+    before_epoch: int = typer.Option(None, "--before-epoch",
+                                     help="With --protocol: destroy epochs below this one."),
     yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation."),
 ) -> None:
-    """Destroy the per-day data keys of raw personal fields for days before --before.
+    """Destroy keys for good: per-day data keys (--before DATE), or a protocol's pseudonym key
+    epochs (--protocol ID --before-epoch N). Every shredding is put on the audit chain.
 
-    Erasure by key destruction: the sealed personal fields of those days on s115.raw.*, in
-    dead letters and in any backup become unreadable for good. Depersonalise then reports such
-    records as unreadable (metric and dead letter) instead of releasing them. Run it with the
-    same state directory and master key as ingest and depersonalise.
+    Data keys: the sealed personal fields of those days on s115.raw.*, in dead letters and in
+    any backup become unreadable for good; depersonalise then reports such records as
+    unreadable (metric, dead letter, withheld fact) instead of releasing them. Pseudonym epochs:
+    tokens released under them can never again be recomputed or linked to later tokens. Run it
+    with the same state directory and master key as ingest and depersonalise.
     """
+    from services.cli.audit_cmds import record_change
+
+    if (before is None) == (protocol is None):
+        raise typer.BadParameter("give either --before DATE or --protocol ID --before-epoch N")
+    settings = Settings()
+    if protocol is not None:
+        if before_epoch is None or before_epoch < 2:
+            raise typer.BadParameter("--before-epoch N (N >= 2) is needed with --protocol",
+                                     param_hint="--before-epoch")
+        ring = open_keyring(settings)
+        doomed = [e for e in ring.epochs(protocol) if e < before_epoch]
+        if not yes and not typer.confirm(f"destroy pseudonym key epochs {doomed} of "
+                                         f"{protocol}? This cannot be undone"):
+            raise typer.Exit(1)
+        gone = ring.shred(protocol, before_epoch)
+        typer.echo(f"{protocol}: shredded pseudonym key epochs {gone or 'none'}")
+        if gone:
+            record_change("keys.shredded", f"pseudonym/{protocol}",
+                          {"protocol_id": protocol, "epochs": gone})
+        return
+    gone_days = shred_data_keys(settings, before, yes)
+    if gone_days:
+        record_change("keys.shredded", "datakeys",
+                      {"before": before, "first": gone_days[0], "last": gone_days[-1],
+                       "count": len(gone_days)})
+
+
+def shred_data_keys(settings: Settings, before: str, yes: bool) -> list[str]:
     from datetime import UTC, date, datetime
 
     from services.core.field_crypto import DataKeyStore
@@ -71,7 +106,6 @@ def shred(
     if cutoff > today:
         raise typer.BadParameter(f"--before {cutoff} is after today ({today}): that would "
                                  "destroy the key ingest is sealing with today")
-    settings = Settings()
     master = MasterKey.from_env_or_file(
         settings.master_key.get_secret_value() if settings.master_key else None,
         settings.resolved_master_key_file())
@@ -83,3 +117,4 @@ def shred(
     gone = store.shred_before(cutoff)
     typer.echo(f"shredded {len(gone)} data keys before {cutoff}"
                + (f": {gone[0]} .. {gone[-1]}" if gone else ""))
+    return gone

@@ -43,13 +43,18 @@ from services.core.canonical import canonical_bytes
 from services.core.errors import CryptoError, HubError
 
 __all__ = [
-    "GENESIS_HASH", "AuditError", "AuditEvent", "ChainWriter", "Checkpoint", "EventKind",
+    "ACCOUNTING_KINDS", "GENESIS_HASH", "AuditError", "AuditEvent", "ChainWriter", "Checkpoint",
+    "EventKind",
     "VerifyReport", "checkpoint_message", "event_hash", "make_checkpoint", "query",
     "verify_chain", "verify_checkpoint",
 ]
 
 GENESIS_HASH = "0" * 64
-EventKind = Literal["disclosure", "alert", "config"]
+#: disclosure, alert and config say what left the hub or changed; unrouted, withheld and
+#: generalised account for records that reached no one or reached them coarsened (issue 16).
+EventKind = Literal["disclosure", "alert", "config", "unrouted", "withheld", "generalised"]
+#: Kinds that account for one record, each needing the record's id (see accounting_facts).
+ACCOUNTING_KINDS = ("unrouted", "withheld", "generalised")
 
 _HEX64 = r"^[0-9a-f]{64}$"
 # Same shape as SharedRecord.protocol, so an audit entry can always be matched to its release.
@@ -117,6 +122,9 @@ class AuditEvent(BaseModel):
                 raise ValueError(f"a disclosure must record {', '.join(missing)}")
         elif self.kind == "config" and not isinstance(self.detail.get("action"), str):
             raise ValueError('a config event must say what happened in detail["action"]')
+        elif self.kind in ACCOUNTING_KINDS and (self.hub_record_id is None
+                                                or self.partner is None):
+            raise ValueError(f"a {self.kind} event must record hub_record_id and partner")
         return self
 
 

@@ -31,7 +31,8 @@ from pydantic import BaseModel
 
 from schemas.alert import HotspotAlert
 from schemas.shared import SharedRecord
-from services.core.audit_chain import AuditError, AuditEvent
+from services.core.accounting_facts import accounting_identity
+from services.core.audit_chain import ACCOUNTING_KINDS, AuditError, AuditEvent
 from services.core.canonical import canonical_bytes, format_utc
 
 __all__ = [
@@ -45,7 +46,12 @@ __all__ = [
 CONFIG_ACTIONS = frozenset({
     "protocol.applied", "protocol.removed", "protocol.signed", "protocol.revoked",
     "protocol.reinstated", "partner.added", "partner.revoked", "county.applied",
-    "officer.added", "officer.removed",
+    "officer.added", "officer.removed", "keys.shredded", "retention.applied",
+    "officer.signed_in", "officer.action",
+    # A group member's own credential, and what a member read (page, stream, export, records,
+    # pack): reads are audited as events too, so "who saw what" is on the same chain as
+    # "who was sent what". See services/router/web/access_audit.py.
+    "group.member.issued", "group.member.revoked", "group.read",
 })
 
 _APPEND_KEYS = frozenset({
@@ -231,6 +237,8 @@ def event_identity(event: AuditEvent) -> str:
         return f"disclosure/{event.recipient}/{event.hub_record_id}"
     if event.kind == "alert":
         return f"alert/{event.recipient}/{event.detail.get('alert_id')}"
+    if event.kind in ACCOUNTING_KINDS:
+        return accounting_identity(event.kind, event.hub_record_id, event.protocol, event.detail)
     return _config_identity(event.model_dump(exclude={"seq", "prev_hash", "hash"}))
 
 

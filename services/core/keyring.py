@@ -85,6 +85,30 @@ class PseudonymKeyring:
         _check_protocol_id(protocol_id)
         return self._update(protocol_id, rotate=True).current
 
+    def shred(self, protocol_id: str, before_epoch: int) -> list[int]:
+        """Destroy the keys of ``protocol_id``'s epochs below ``before_epoch``; return them.
+
+        Tokens of a shredded epoch can then never be recomputed or linked to new ones, which is
+        how pseudonymised data past its retention is made unlinkable for good. The current epoch
+        is never shredded (depersonalise is using it): rotate first.
+        """
+        _check_protocol_id(protocol_id)
+        with self._write_lock, _flock(self._lock_path):
+            _, state = self._read()
+            entry = state.get(protocol_id)
+            if entry is None:
+                raise CryptoError(f"no pseudonym keys for protocol {protocol_id!r}")
+            if before_epoch > entry.current:
+                raise CryptoError(f"epoch {entry.current} of {protocol_id!r} is current and "
+                                  "cannot be shredded; run `s115hub keys rotate` first")
+            gone = sorted(e for e in entry.keys if e < before_epoch)
+            if gone:
+                keys = {e: k for e, k in entry.keys.items() if e >= before_epoch}
+                state = {**state, protocol_id: _Protocol(entry.current, keys)}
+                self._write(state)
+            self._snapshot = (_identity(self._path), state)
+            return gone
+
     def epochs(self, protocol_id: str) -> list[int]:
         """Epochs that exist for ``protocol_id``, oldest first; empty (nothing created) if none."""
         entry = self._fresh().get(protocol_id)

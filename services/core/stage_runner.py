@@ -34,7 +34,7 @@ import logging
 import time
 import traceback
 import weakref
-from collections.abc import Awaitable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -43,7 +43,7 @@ from pydantic import ValidationError
 
 from schemas.dead_letter import DeadLetter, Problem
 from services.core.errors import BrokerUnavailable, HubError
-from services.core.kafka import make_consumer, make_producer
+from services.core.kafka import commit, make_consumer, make_producer, topic_partitions
 from services.core.metrics import ConsumerLag, ServiceMetrics
 from services.core.settings import Settings
 from services.core.topics import topics_for
@@ -136,6 +136,12 @@ class Stage:
         """Waves of messages sent after the batch's outputs are acknowledged (called every poll,
         ``processed`` 0 when idle)."""
         return []
+
+    def commit_floor(self) -> Mapping[tuple[str, int], int]:
+        """Per input (topic, partition): an offset the runner must not commit past, because the
+        stage still holds the record there (depersonalise's risk-gate hold). After a crash the
+        record is read again from that offset. Empty: commit what was processed."""
+        return {}
 
     def on_stop(self) -> list[list[Out]]:
         """Waves sent once on a clean stop (a final checkpoint, a last snapshot)."""
@@ -297,9 +303,8 @@ class StageRunner:
         inputs = self.stage.inputs
         if not inputs.assign_all:
             return
-        await consumer.topics()  # refresh metadata so partitions_for_topic knows the topics
         tps = [TopicPartition(t, p) for t in inputs.topics
-               for p in sorted(consumer.partitions_for_topic(t) or ())]
+               for p in await topic_partitions(consumer, t)]
         consumer.assign(tps)
         starts = await self.stage.start_positions(consumer, tps)
         for tp in tps:
@@ -359,7 +364,12 @@ class StageRunner:
             for wave in self.stage.after_batch(processed):
                 await self._send_all(producer, wave)
             if batch and self.stage.inputs.group:
-                await consumer.commit({tp: msgs[-1].offset + 1 for tp, msgs in batch.items()})
+                # A commit refused after a rebalance is not a failure: the partitions' new owner
+                # re-reads from the last commit that landed, and downstream dedupes by record id.
+                floor = self.stage.commit_floor()
+                await commit(consumer, {
+                    tp: min(msgs[-1].offset + 1, floor.get((tp.topic, tp.partition), 1 << 62))
+                    for tp, msgs in batch.items()})
         except Exception as exc:
             if not is_infra(exc):
                 raise

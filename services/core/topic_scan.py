@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
-from services.core.kafka import make_consumer
+from services.core.kafka import make_consumer, topic_partitions
 from services.core.settings import Settings
 
 _EMPTY_ROUNDS = 2
@@ -39,11 +39,13 @@ async def scan(settings: Settings, topic: str) -> AsyncIterator[Any]:
     from aiokafka import TopicPartition
 
     consumer = make_consumer(settings, group_id=None, enable_auto_commit=False)
-    await consumer.start()
     try:
-        await consumer.topics()  # refreshes metadata so partitions_for_topic knows the topic
-        parts = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(parts)]
+        await consumer.start()
+    except BaseException:
+        await consumer.stop()  # otherwise "Unclosed AIOKafkaConsumer" after the error line
+        raise
+    try:
+        tps = [TopicPartition(topic, p) for p in await topic_partitions(consumer, topic)]
         if not tps:
             return
         consumer.assign(tps)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,6 +13,7 @@ from fastapi import FastAPI
 
 from schemas.envelope import RawRecord
 from services.core.areas import AreaIndex
+from services.core.audit_facts import encode_fact, fact_key
 from services.core.config_follow import ConfigFollower
 from services.core.config_state import ConfigState
 from services.core.field_crypto import DataKeyStore
@@ -32,8 +33,9 @@ from services.core.stage_runner import (
     run_until_first_stops,
 )
 from services.core.topics import topics_for
+from services.depersonalise.accounting import accounting_facts
 from services.depersonalise.policy import protocol_set_of
-from services.depersonalise.stage import Depersonaliser
+from services.depersonalise.stage import Depersonaliser, StageResult
 
 CONSUMER_GROUP = "depersonalise"
 
@@ -62,6 +64,11 @@ class DepersonaliseService:
         self.m_gate = m.counter("records_gated_total",
                                 "Released records by risk gate action (release, generalise, "
                                 "suppress).", ["feed", "protocol", "action"])
+        self.m_held = m.gauge("records_held", "Records the risk gate holds for their ward cell "
+                              "to fill (protocol hold_hours); not committed until released.")
+        self.m_unheld = m.counter("records_unheld_total",
+                                  "Held records released, by the gate's final action.",
+                                  ["feed", "protocol", "action"])
         self.m_live = m.gauge("protocols_live", "Protocols live now.")
         self.m_review = m.gauge("protocols_review_due", "Live protocols past their review date.")
         self.m_proto_live = m.gauge("protocol_live", "1 when the protocol version is live.",
@@ -69,6 +76,9 @@ class DepersonaliseService:
         self.m_proto_review = m.gauge("protocol_review_due",
                                       "1 when the protocol version is past its review date.",
                                       ["protocol"])
+        self.m_review_days = m.gauge("protocol_review_days_left",
+                                     "Days until the protocol version's review_by date "
+                                     "(negative: overdue); alert ahead of it.", ["protocol"])
         self.m_config_errors = m.gauge("config_errors", "Protocol texts refused at load.")
         self.lag = ConsumerLag(m)
         self._gauges_at = 0.0
@@ -87,13 +97,17 @@ class DepersonaliseService:
         # Also called from the loop: a protocol lapses or falls due for review by the calendar
         # alone, with no config message to announce it.
         self._gauges_at = time.monotonic()
-        statuses = self.stage.protocols.statuses(datetime.now(UTC).date())
+        today = datetime.now(UTC).date()
+        statuses = self.stage.protocols.statuses(today)
         self.m_live.set(sum(1 for s in statuses if s.live))
         self.m_review.set(sum(1 for s in statuses if s.live and s.review_due))
         self.m_config_errors.set(len(self.config_errors))
         for st in statuses:
             self.m_proto_live.labels(st.ref).set(1 if st.live else 0)
             self.m_proto_review.labels(st.ref).set(1 if st.review_due else 0)
+            p = self.stage.protocols.get(st.ref)
+            if p is not None:
+                self.m_review_days.labels(st.ref).set((p.review_by - today).days)
 
     def ready(self) -> tuple[bool, str]:
         ok, why = self.follower.alive()
@@ -133,29 +147,53 @@ class DepersonaliseStage(Stage):
             svc._refresh_gauges()
         # The ward lookup is one vectorised query for the batch; records are released lazily,
         # so the runner times each one and can resume after one that raises.
-        results = svc.stage.process_batch([item.value for item in items])
+        # Positions: a record the gate holds for its ward is not committed (commit_floor).
+        results = svc.stage.process_batch(
+            [item.value for item in items],
+            positions=[(item.msg.topic, item.msg.partition, item.msg.offset) for item in items])
         for item, result in zip(items, results, strict=True):
             raw: RawRecord = item.value
             env = raw.envelope
             svc.m_in.labels(env.partner, env.feed).inc()
+            if result.blocked == "unreadable":
+                svc.m_blocked.labels(env.feed, result.blocked).inc()
+                # Data key shredded, or tampered: the officer sees it in `dlq list`, and the
+                # dead letter is what reconciliation and status count it by.
+                yield Reject(f"unreadable: {result.detail or ''}"[:300], pointer="/sealed",
+                             partner=env.partner, feed=env.feed,
+                             hub_record_id=env.hub_record_id, source_id=env.source_id)
+                continue
+            # Withheld and generalised records are accounted for on the audit chain (issue 16).
+            outs = [Out(svc.topics.audit_facts, encode_fact(f), key=fact_key(f))
+                    for f in accounting_facts(env, result)]
             if result.blocked:
                 svc.m_blocked.labels(env.feed, result.blocked).inc()
-                if result.blocked == "unreadable":
-                    # Data key shredded, or tampered: the officer sees it in `dlq list`.
-                    yield Reject(f"unreadable: {result.detail or ''}"[:300], pointer="/sealed",
-                                 partner=env.partner, feed=env.feed,
-                                 hub_record_id=env.hub_record_id, source_id=env.source_id)
-                else:
-                    yield []
+                yield outs
                 continue
-            outs = []
-            for rec in result.shared:
-                outs.append(Out(self.shared, rec.model_dump_json().encode(),
-                                key=rec.hub_record_id.encode()))
-                svc.m_out.labels(env.feed, rec.protocol).inc()
+            # result.shared may also carry earlier records this one released from their hold.
+            outs += self._outs(result)
             for ref, action in result.gate.items():
                 svc.m_gate.labels(env.feed, ref, action).inc()
             yield outs
+
+    def _outs(self, result: StageResult) -> list[Out]:
+        outs = []
+        for rec in result.shared:
+            outs.append(Out(self.shared, rec.model_dump_json().encode(),
+                            key=rec.hub_record_id.encode()))
+            self.svc.m_out.labels(rec.feed, rec.protocol).inc()
+        for feed, ref, action in result.released_held:
+            self.svc.m_unheld.labels(feed, ref, action).inc()
+        return outs
+
+    def after_batch(self, processed: int) -> list[list[Out]]:
+        """Held records whose hold has ended leave now (at what the counts allow)."""
+        outs = self._outs(self.svc.stage.due())
+        self.svc.m_held.set(self.svc.stage.held)
+        return [outs] if outs else []
+
+    def commit_floor(self) -> Mapping[tuple[str, int], int]:
+        return self.svc.stage.commit_floor()
 
 
 def make_app(settings: Settings) -> tuple[FastAPI, DepersonaliseService]:

@@ -112,6 +112,11 @@ class ProtocolSet:
         self._sig_problems.pop(protocol.ref, None)
         self._live.clear()
 
+    @property
+    def officer_keys(self) -> OfficerKeys:
+        """The officer key registry signatures are checked against."""
+        return self._officer_keys
+
     def revoke(self, ref: str) -> None:
         self._revoked.add(ref)
         self._live.clear()

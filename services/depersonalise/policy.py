@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime
 
 from services.core.config_state import ConfigState
 from services.core.errors import HubError
+from services.core.hub_status import ProtocolRow
 from services.depersonalise.lifecycle import ProtocolSet
 from services.depersonalise.protocol import parse_protocol
 from services.depersonalise.signing import officer_keys_from
@@ -37,3 +38,17 @@ def live_recipients(state: ConfigState, today: date | None = None) -> dict[str, 
     pset, _ = protocol_set_of(state)
     today = today or datetime.now(UTC).date()
     return {p.ref: frozenset(p.recipients) for p in pset.current(today)}
+
+
+def protocol_rows(state: ConfigState, today: date) -> list[ProtocolRow]:
+    """Each protocol version on the config topic as the lifecycle judges it ``today``, for the
+    status screen and the officer page (texts that failed to load are listed as unreadable)."""
+    pset, errors = protocol_set_of(state)
+    rows = []
+    for p in pset:
+        st = pset.status(p, today)
+        rows.append(ProtocolRow(p.ref, st.live, p.review_by, st.review_due, tuple(st.reasons),
+                                p.retention_days, p.parties))
+    rows += [ProtocolRow(ref, False, None, False, (f"unreadable: {e}",))
+             for ref, e in errors.items()]
+    return rows

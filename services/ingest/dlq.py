@@ -10,15 +10,12 @@ id of its (partner, source id), and every later stage dedupes by it.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import ValidationError
-
-from schemas.dead_letter import DeadLetter as Letter
 from services.core.config_state import ConfigState
+from services.core.dead_letters import REPLAYED, DeadLetter, collect, read_letters
 from services.core.errors import CryptoError, RecordRejected
 from services.core.field_crypto import DataKeyStore
 from services.core.kafka import make_producer
@@ -28,75 +25,11 @@ from services.core.settings import Settings
 from services.core.topic_scan import scan
 from services.core.topics import topics_for
 from services.ingest.records import RECORD_ID_INFO
-from services.ingest.service import IngestService
+from services.ingest.service import IngestService, time_limits
 from services.ingest.validation import Item, load_json, validate_record
 
-REPLAYED = b"replayed"
-
-
-@dataclass
-class DeadLetter:
-    rejection_id: str
-    message: dict[str, Any]
-    replays: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def partner(self) -> str:
-        return str(self.message.get("partner", ""))
-
-    @property
-    def feed(self) -> str:
-        return str(self.message.get("feed", ""))
-
-    @property
-    def position(self) -> tuple[str, Any]:
-        for kind in ("line", "index", "offset"):
-            if kind in self.message:
-                return kind, self.message[kind]
-        return "index", None
-
-    def summary(self) -> dict[str, Any]:
-        """What ``dlq list`` shows: context and reasons, never the sealed original."""
-        kind, pos = self.position
-        return {"rejection_id": self.rejection_id, "rejected_at": self.message.get("rejected_at"),
-                "stage": self.message.get("stage", "ingest"), "partner": self.partner,
-                "feed": self.feed, kind: pos, "problems": self.message.get("problems", []),
-                "replayed": [r.get("hub_record_id") for r in self.replays]}
-
-
-def collect(messages: Iterable[tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]]
-            ) -> list[DeadLetter]:
-    """Dead letters in topic order, each with the replay markers that refer to it. Pure."""
-    letters: dict[str, DeadLetter] = {}
-    markers: list[dict[str, Any]] = []
-    for _key, value, headers in messages:
-        if value is None:
-            continue
-        try:
-            doc = json.loads(value)
-        except ValueError:
-            continue
-        if not isinstance(doc, dict):
-            continue
-        if dict(headers).get("kind") == REPLAYED:
-            markers.append(doc)
-            continue
-        try:
-            # Read with the contract (schemas/dead_letter.py); what does not fit is not a letter.
-            rid = Letter.model_validate(doc).rejection_id
-        except ValidationError:
-            continue
-        letters[rid] = DeadLetter(rid, doc)
-    for m in markers:
-        letter = letters.get(str(m.get("replay_of")))
-        if letter is not None:
-            letter.replays.append(m)
-    return list(letters.values())
-
-
-async def read_letters(settings: Settings) -> list[DeadLetter]:
-    topic = topics_for(settings).rejected
-    return collect([(m.key, m.value, list(m.headers or ())) async for m in scan(settings, topic)])
+__all__ = ["REPLAYED", "DeadLetter", "ReplayResult", "collect", "read_corrections",
+           "read_letters", "replay"]
 
 
 async def read_config(settings: Settings) -> ConfigState:
@@ -180,7 +113,7 @@ async def replay(settings: Settings, *, ids: set[str] | None, corrected: dict[st
     try:
         svc = IngestService(topics=topics_for(settings), publisher=producer, sealer=store,
                             record_id_key=master.derive(RECORD_ID_INFO),
-                            metrics=ServiceMetrics("dlq"))
+                            metrics=ServiceMetrics("dlq"), **time_limits(settings))
         for letter, record in todo:
             kind, pos = letter.position
             out = await svc.ingest(letter.partner, letter.feed, [Item(pos or 0, data=record)],

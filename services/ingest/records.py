@@ -70,6 +70,23 @@ def public_problems(problems: list[tuple[str, str]]) -> list[dict[str, str]]:
     return [{"pointer": public_pointer(p), "reason": r[:300]} for p, r in problems]
 
 
+def rejected_source_id(original: Any, problems: list[tuple[str, str]]) -> str | None:
+    """The partner's own reference of a rejected record, when it is one a valid record could
+    carry (a string within the schema's bounds, not itself the problem), else None.
+
+    Shown in clear so the partner and ``dlq list --source-id`` find the letter: a valid
+    record's ``source_id`` is in clear on the raw topic already, so this discloses nothing new.
+    """
+    if not isinstance(original, dict):
+        return None
+    sid = original.get("source_id")
+    if not isinstance(sid, str) or not 1 <= len(sid) <= 128 or not sid.isprintable():
+        return None
+    if any(p == "/source_id" or p.startswith("/source_id/") for p, _ in problems):
+        return None
+    return sid
+
+
 def build_rejection(*, partner: str, feed: str, position: int | None, position_kind: str,
                     problems: list[tuple[str, str]], original: Any, raw_text: str | None,
                     sealer: Sealer, now: datetime, rejection_id: str,
@@ -82,11 +99,13 @@ def build_rejection(*, partner: str, feed: str, position: int | None, position_k
     """
     payload = {"original": original, "raw_text": raw_text,
                "problems": [{"pointer": p, "reason": r} for p, r in problems]}
+    sid = rejected_source_id(original, problems)
     return {
         "rejection_id": rejection_id,
         "partner": partner,
         "feed": feed,
         position_kind: position,
+        **({"source_id": sid} if sid is not None else {}),
         **({"context": context} if context else {}),
         "problems": public_problems(problems),
         "rejected_at": now.isoformat(),

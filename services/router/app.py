@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from schemas.shared import SharedRecord
+from services.core.accounting_facts import unrouted_fact
 from services.core.areas import AreaIndex
 from services.core.audit_facts import (
     disclosure_fact,
@@ -41,6 +42,7 @@ from services.router.ledger import DeliveryLedger, NewestIds
 from services.router.policy import live_recipients
 from services.router.subscriptions import Subscription, entitled_groups, subscriptions_for
 from services.router.web import make_web_app
+from services.router.web.officer import make_officer_router
 
 CONSUMER_GROUP = "router"
 
@@ -61,6 +63,7 @@ class Router:
                                  "Redelivered records not sent again to a group.", ["group"])
         self.ledger = DeliveryLedger(settings.router_ledger_ids_per_group)
         self.subs: list[Subscription] = []
+        self.group_names: dict[str, str] = {}  # read by the group page for its title
         self.live: dict[str, frozenset[str]] = {}
         self.follower = ConfigFollower(settings, self._on_config, metrics=m, service="router")
         self.audit_terms = ProtocolTerms()
@@ -76,6 +79,7 @@ class Router:
         county = state.county
         # Polygons and county-wide groups resolve against the boundaries (cached per process).
         self.subs = subscriptions_for(county, AreaIndex.load(self.settings.boundaries_dir))
+        self.group_names = {g.id: g.name for g in county.groups} if county else {}
         self.live = live_recipients(state)
         self.hotspots.on_config(state)
         self.audit_terms.update(state)
@@ -129,7 +133,9 @@ class Router:
         self.m_in.labels(rec.feed).inc()
         if not groups:
             self.m_unrouted.labels(rec.feed).inc()
-            return []
+            # Accounted for on the audit chain, so the partner's reconciliation finds it.
+            fact = unrouted_fact(rec)
+            return [Out(self.topics.audit_facts, encode_fact(fact), key=fact_key(fact))]
         out: list[Out] = []
         key = rec.hub_record_id.encode()
         basis, transforms = self.audit_terms.of(rec.protocol, rec.feed)
@@ -205,6 +211,7 @@ def make_app(settings: Settings) -> tuple[FastAPI, Router]:
     app = ops_app("s115hub router", router.metrics.registry, router.ready)
     # Groups without Kafka clients: SSE stream, export and the web page (services/router/web).
     app.mount("/groups", make_web_app(settings, router, router.metrics))
+    app.include_router(make_officer_router(settings), prefix="/officer")  # issue 16
     return app, router
 
 

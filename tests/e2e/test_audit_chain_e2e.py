@@ -169,7 +169,7 @@ def test_audit_verify_passes_over_the_hubs_chain(hub: LocalHub, flowed: dict[str
 
 def test_audit_query_finds_a_records_disclosures(hub: LocalHub, flowed: dict[str, Any]) -> None:
     _group, rid, _ = flowed["deliveries"][0]
-    res = _cli(hub, "audit", "query", "--record", rid, "--json")
+    res = _cli(hub, "audit", "query", "--record", rid, "--kind", "disclosure", "--json")
     assert res.exit_code == 0, res.output
     found = [json.loads(line) for line in res.stdout.splitlines() if line.startswith("{")]
     want = {g for g, r, _ in flowed["deliveries"] if r == rid}

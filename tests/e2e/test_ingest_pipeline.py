@@ -136,7 +136,9 @@ def test_given_a_shredded_data_key_then_depersonalise_reports_unreadable_and_car
                     record_id_key=master.derive(RECORD_ID_INFO), sealer=store, now=yesterday)
     before = metric(hub, "depersonalise", "s115hub_depersonalise_records_blocked_total",
                     cause="unreadable")
-    env = {"S115HUB_STATE_DIR": str(s.state_dir), "S115HUB_TOPIC_PREFIX": prefix}
+    # The broker too: the shredding is put on the audit chain (issue 16).
+    env = {"S115HUB_STATE_DIR": str(s.state_dir), "S115HUB_TOPIC_PREFIX": prefix,
+           "S115HUB_KAFKA_BOOTSTRAP_SERVERS": s.kafka_bootstrap_servers}
     today = datetime.now(UTC).date().isoformat()
     out = CliRunner().invoke(cli, ["keys", "shred", "--before", today, "--yes"], env=env)
     assert out.exit_code == 0, out.output

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from services.core.kafka import make_consumer
+from services.core.kafka import make_consumer, topic_partitions
 from services.core.settings import Settings
 from services.core.topic_scan import drain
 from services.router.web.positions import Position
@@ -28,10 +28,9 @@ class Event:
 async def _assign(consumer: Any, topics: Mapping[str, str]) -> dict[Any, str]:
     from aiokafka import TopicPartition
 
-    await consumer.topics()  # refresh metadata so partitions_for_topic knows the topics
     tps: dict[Any, str] = {}
     for kind, topic in topics.items():
-        for p in sorted(consumer.partitions_for_topic(topic) or ()):
+        for p in await topic_partitions(consumer, topic):
             tps[TopicPartition(topic, p)] = kind
     if tps:
         consumer.assign(list(tps))
