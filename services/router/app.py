@@ -128,16 +128,11 @@ class Router:
             follower = self.follower.task
             assert follower is not None
             tasks["config"] = follower
-
-            async def hotspots_ready() -> None:
-                await self.shared_runner.caught_up.wait()
-                self.hotspots.ready.set()
-
-            ready = asyncio.create_task(hotspots_ready())
-            try:
-                await run_until_first_stops(stop, tasks)
-            finally:
-                ready.cancel()
+            # Ready once the snapshot is loaded, not once the backlog is read: routing and
+            # counting catch up together, and a restarted router with a large backlog must not
+            # look dead to its supervisor (kill -9 test: 56,000 records behind at load 29).
+            self.hotspots.ready.set()
+            await run_until_first_stops(stop, tasks)
         finally:
             self.hotspots.ready.clear()
             await self.follower.stop()
@@ -181,8 +176,7 @@ class SharedStage(Stage):
         self.name = "router"
         self.router = router
         t = router.topics
-        self.inputs = Inputs((t.shared,), t.consumer_group(CONSUMER_GROUP), assign_all=True,
-                             catch_up=True)
+        self.inputs = Inputs((t.shared,), t.consumer_group(CONSUMER_GROUP), assign_all=True)
         self.route_from: dict[int, int] = {}
 
     async def start_positions(self, consumer: Any, tps: list[Any]) -> dict[Any, int | None]:
