@@ -67,6 +67,7 @@ class Router:
         self.ledger = DeliveryLedger(settings.router_ledger_ids_per_group)
         self.subs: list[Subscription] = []
         self.group_names: dict[str, str] = {}  # read by the group page for its title
+        self._stop: asyncio.Event | None = None
         self.live: dict[str, frozenset[str]] = {}
         self.follower = ConfigFollower(settings, self._on_config, metrics=m, service="router")
         self.audit_terms = ProtocolTerms()
@@ -87,7 +88,14 @@ class Router:
         self.hotspots.on_config(state)
         self.audit_terms.update(state)
 
+    def feed_status(self) -> list[dict[str, Any]]:
+        """Partner feeds' watermark state, for the group page's feed note (issue 17)."""
+        return self.hotspots.feed_status()
+
     def ready(self) -> tuple[bool, str]:
+        if self._stop is not None and self._stop.is_set():
+            # Also ends the groups' SSE streams, which uvicorn's graceful shutdown waits for.
+            return False, "stopping"
         ok, why = self.follower.alive()
         if not ok:
             return ok, why
@@ -112,6 +120,7 @@ class Router:
         return entitled_groups(rec, self.subs, self.live)
 
     async def run(self, stop: asyncio.Event) -> None:
+        self._stop = stop
         await self.follower.start()
         try:
             await self._seed_ledger()
@@ -122,16 +131,11 @@ class Router:
             follower = self.follower.task
             assert follower is not None
             tasks["config"] = follower
-
-            async def hotspots_ready() -> None:
-                await self.shared_runner.caught_up.wait()
-                self.hotspots.ready.set()
-
-            ready = asyncio.create_task(hotspots_ready())
-            try:
-                await run_until_first_stops(stop, tasks)
-            finally:
-                ready.cancel()
+            # Ready once the snapshot is loaded, not once the backlog is read: routing and
+            # counting catch up together, and a restarted router with a large backlog must not
+            # look dead to its supervisor (kill -9 test: 56,000 records behind at load 29).
+            self.hotspots.ready.set()
+            await run_until_first_stops(stop, tasks)
         finally:
             self.hotspots.ready.clear()
             await self.follower.stop()
@@ -175,8 +179,7 @@ class SharedStage(Stage):
         self.name = "router"
         self.router = router
         t = router.topics
-        self.inputs = Inputs((t.shared,), t.consumer_group(CONSUMER_GROUP), assign_all=True,
-                             catch_up=True)
+        self.inputs = Inputs((t.shared,), t.consumer_group(CONSUMER_GROUP), assign_all=True)
         self.route_from: dict[int, int] = {}
 
     async def start_positions(self, consumer: Any, tps: list[Any]) -> dict[Any, int | None]:
