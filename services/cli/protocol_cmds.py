@@ -10,11 +10,12 @@ import typer
 from services.core.config_publish import (
     Message,
     county_messages,
-    officer_message,
+    officer_messages,
     protocol_message,
 )
 from services.core.config_state import ConfigState
 from services.core.county import County, load_county
+from services.core.officer_trust import AnchorFile
 
 protocol_app = typer.Typer(help="Section 115 protocols: keys, signatures, verification.",
                            no_args_is_help=True)
@@ -101,29 +102,43 @@ def default_sources(state_dir: Path, config_dir: Path) -> tuple[Path, Path]:
     return base / "protocols", base / "officers"
 
 
-def config_messages(config_dir: Path, protocols_dir: Path, officers_dir: Path
+def config_messages(config_dir: Path, protocols_dir: Path, officer_keys: Path
                     ) -> tuple[list[Message], County]:
-    from services.demo.bootstrap import officer_of
+    """What ``config apply`` publishes: the county, the officer keys of the pinned anchor file
+    (refused unless the county pins that very file) and the signed protocols."""
+    from services.core.errors import ConfigError
+    from services.core.officer_trust import fingerprint, load_log
     from services.depersonalise.protocol import load_protocol
-    from services.depersonalise.signing import key_id_of, load_public_key
 
     county = load_county(config_dir / "county.yaml")
     messages = county_messages(config_dir / "county.yaml")
-    for pub in sorted(officers_dir.glob("*/*.pub.pem")):
-        party = pub.parent.name
-        messages.append(officer_message(key_id_of(load_public_key(pub)), party,
-                                        officer_of(county, party), pub.read_text()))
+    if officer_keys.is_dir():
+        # Callers that still pass the officers/ directory (production `up`, `config check`):
+        # the pinned file sits beside it in the county directory.
+        officer_keys = officer_keys.parent / "officer-keys.yaml"
+    log = load_log(officer_keys)
+    if log is None:
+        raise ConfigError("no pinned officer key file (create it with `s115hub officer-keys init "
+                          "FILE --officers-dir DIR` and pin its sha256 in county.yaml)",
+                          file=str(officer_keys))
+    if county.officer_keys_sha256 != fingerprint(log):
+        raise ConfigError(f"county.yaml pins officer_keys_sha256 "
+                          f"{county.officer_keys_sha256 or '(none)'} but {officer_keys.name} is "
+                          f"{fingerprint(log)}; an officer must approve the key file in "
+                          "county.yaml",
+                          file=str(config_dir / "county.yaml"), field="officer_keys_sha256")
+    messages += officer_messages(log)
     for path in sorted(protocols_dir.glob("*.yaml")):
         p = load_protocol(path)  # fail here, at apply time, not in the services
         messages.append(protocol_message(p.ref, path.read_text(encoding="utf-8"), path.name))
     return messages, county
 
 
-def status_lines(state: ConfigState, today: date) -> list[str]:
+def status_lines(state: ConfigState, today: date, anchors: AnchorFile | None = None) -> list[str]:
     """What ``protocol status`` prints: each protocol version, then each partner feed."""
     from services.depersonalise.policy import protocol_set_of
 
-    pset, errors = protocol_set_of(state)
+    pset, errors = protocol_set_of(state, anchors)
     governing = {p.ref for p in pset.current(today)}
     lines = []
     for p in pset:
@@ -171,7 +186,8 @@ def status() -> None:
             state.apply_lenient(msg.key, msg.value)
 
     asyncio.run(read())
-    lines = status_lines(state, datetime.now(UTC).date())
+    lines = status_lines(state, datetime.now(UTC).date(),
+                         AnchorFile(settings.resolved_officer_keys_file()))
     for line in lines:
         typer.echo(line)
     if not lines:

@@ -93,8 +93,12 @@ def reviews(
     from services.depersonalise.policy import protocol_rows
 
     today = datetime.now(UTC).date()
-    state = asyncio.run(read_config_state(Settings()))
-    due = reviews_due(protocol_rows(state, today), today, within)
+    from services.core.officer_trust import AnchorFile
+
+    settings = Settings()
+    state = asyncio.run(read_config_state(settings))
+    anchors = AnchorFile(settings.resolved_officer_keys_file())
+    due = reviews_due(protocol_rows(state, today, anchors), today, within)
     for p, days in due:
         when = f"OVERDUE by {-days} days" if days < 0 else f"due in {days} days"
         typer.echo(f"{p.ref}: review by {p.review_by} ({when}); parties {', '.join(p.parties)}")

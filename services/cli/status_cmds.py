@@ -43,6 +43,7 @@ def total_by(samples: Samples, name: str, *keys: str) -> dict[tuple[str, ...], f
 
 async def gather_status(settings: Settings, review_within_days: int = 30) -> HubStatus:
     from services.core.durable import read_facts
+    from services.core.officer_trust import AnchorFile
     from services.core.topics import FEED_NAMES
     from services.depersonalise.policy import protocol_rows
 
@@ -53,7 +54,10 @@ async def gather_status(settings: Settings, review_within_days: int = 30) -> Hub
     groups = [g.id for g in county.groups] if county else []
     return build_status(partners=partners, groups=groups, feeds=list(FEED_NAMES),
                         envelopes=facts.envelopes, letters=facts.letters, events=facts.events,
-                        protocols=protocol_rows(facts.config, today), today=today,
+                        protocols=protocol_rows(
+                            facts.config, today,
+                            AnchorFile(settings.resolved_officer_keys_file())),
+                        today=today,
                         review_within_days=review_within_days)
 
 

@@ -308,7 +308,10 @@ def config_facts_for(messages: Iterable[tuple[str, Mapping[str, Any] | None]], a
         elif kind == "officer":
             action = "officer.added" if value is not None else "officer.removed"
             out.append(config_fact(action, name, actor, at=at, detail={
-                "party": str(value.get("party", "")), "officer": str(value.get("officer", ""))}
+                "party": str(value.get("party", "")), "officer": str(value.get("officer", "")),
+                # Who vouched for the key (services/core/officer_trust.py): "genesis" for the
+                # first set, else the countersigning officer@party.
+                "countersigned_by": str(value.get("countersigned_by", ""))}
                 if value else {}))
     return out
 

@@ -79,6 +79,19 @@ class County(_Strict):
     county: str
     partners: list[Partner]
     groups: list[Group]
+    #: SHA-256 of the officer trust-anchor file the deployment mounts (services/core/
+    #: officer_trust.py). The officers approve it with the county; without it, or with a file
+    #: that does not match, no officer key is trusted and no protocol is live.
+    officer_keys_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+
+    @field_validator("officer_keys_sha256", mode="before")
+    @classmethod
+    def _quoted(cls, v: Any) -> Any:
+        if isinstance(v, int | float):
+            # 64 hex digits that happen to be all digits (or digits, 'e', digits) are a number
+            # to YAML, and the leading zeros are lost: say so instead of "not a string".
+            raise ValueError("put the fingerprint in quotes: YAML read it as a number")
+        return v
 
     @model_validator(mode="after")
     def _unique_ids(self) -> County:

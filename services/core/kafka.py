@@ -9,6 +9,7 @@ import ssl
 from functools import lru_cache
 from typing import Any
 
+from services.core.errors import ConfigError
 from services.core.settings import Settings
 from services.core.topics import TopicSpec
 
@@ -18,10 +19,18 @@ log = logging.getLogger(__name__)
 def _security(settings: Settings) -> dict[str, Any]:
     kw: dict[str, Any] = {"security_protocol": settings.kafka_security_protocol}
     if settings.kafka_sasl_mechanism:
+        try:
+            password = settings.resolved_sasl_password()
+        except OSError as exc:
+            raise ConfigError(f"cannot read the SASL password file: {exc.strerror}",
+                              file=str(settings.kafka_sasl_password_file)) from None
+        if not settings.kafka_sasl_username or not password:
+            # Otherwise the clients fail later with an opaque handshake error.
+            raise ConfigError(f"{settings.kafka_sasl_mechanism} needs S115HUB_KAFKA_SASL_USERNAME "
+                              "and S115HUB_KAFKA_SASL_PASSWORD (or _PASSWORD_FILE)")
         kw["sasl_mechanism"] = settings.kafka_sasl_mechanism
         kw["sasl_plain_username"] = settings.kafka_sasl_username
-        pw = settings.kafka_sasl_password
-        kw["sasl_plain_password"] = pw.get_secret_value() if pw else None
+        kw["sasl_plain_password"] = password
     return kw
 
 

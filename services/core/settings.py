@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
     kafka_sasl_username: str | None = None
     kafka_sasl_password: SecretStr | None = None
+    #: The SASL password read from a file (a Kubernetes or compose secret), so it never sits in
+    #: the environment; used when ``kafka_sasl_password`` is not set.
+    kafka_sasl_password_file: Path | None = None
     kafka_ssl_cafile: Path | None = None
     #: Apache Kafka supports idempotent aiokafka producers; the embedded tansu broker does not
     #: (InitProducerId fails), so the embedded launcher turns this off. acks=all stays on.
@@ -106,6 +109,11 @@ class Settings(BaseSettings):
     #: Consume the per-partner Kafka inbound topics (s115.inbound.<partner>).
     ingest_inbound: bool = True
 
+    #: The pinned officer trust anchors (services/core/officer_trust.py), mounted read-only by the
+    #: deployment; default ``<state_dir>/officer-keys.yaml``. Officer keys on the config topic
+    #: are never trusted on their own.
+    officer_keys_file: Path | None = None
+
     #: The hub's Ed25519 key that signs audit checkpoints and exported bundles (PEM, mode 0600);
     #: the public half sits next to it as ``<name>.pub``.
     audit_key_file: Path | None = None
@@ -130,6 +138,21 @@ class Settings(BaseSettings):
 
     def resolved_audit_key_file(self) -> Path:
         return self.audit_key_file or self.state_dir / "audit-key.pem"
+
+    def resolved_sasl_password(self) -> str | None:
+        if self.kafka_sasl_password is not None:
+            return self.kafka_sasl_password.get_secret_value()
+        if self.kafka_sasl_password_file is not None:
+            return self.kafka_sasl_password_file.read_text(encoding="utf-8").strip()
+        return None
+
+    def resolved_officer_keys_file(self) -> Path:
+        """The setting; else ``officer-keys.yaml`` beside county.yaml (production: the county
+        directory the officers keep); else in the state directory (the demo writes it there)."""
+        if self.officer_keys_file:
+            return self.officer_keys_file
+        beside = self.config_dir / "officer-keys.yaml"
+        return beside if beside.exists() else self.state_dir / "officer-keys.yaml"
 
     def resolved_master_key_file(self) -> Path:
         return self.master_key_file or self.state_dir / "master.key"

@@ -14,14 +14,21 @@ from services.core.audit_key import ensure_audit_key
 from services.core.config_publish import (
     Message,
     county_messages,
-    officer_message,
+    officer_messages,
     protocol_message,
+    with_officer_fingerprint,
 )
 from services.core.county import County, Group, Partner, load_county
 from services.core.hashed_tokens import HashedTokenStore
 from services.core.keys import MasterKey, write_private_file
+from services.core.officer_trust import dump_log, genesis
 from services.depersonalise.protocol import Protocol, load_protocol
-from services.depersonalise.signing import generate_officer_key, save_private_key, sign_protocol
+from services.depersonalise.signing import (
+    generate_officer_key,
+    private_key_from_pem,
+    save_private_key,
+    sign_protocol,
+)
 from services.ingest.credentials import CredentialStore
 from services.router.web import tokens as group_tokens
 
@@ -66,8 +73,14 @@ def bootstrap(state_dir: Path, config_dir: Path, *, protocols_dir: Path | None =
                          overwrite=True)
         (state_dir / "officers" / party / f"{kid}.pub.pem").write_bytes(public_pem)
         keys[party] = private_pem
-        out.messages.append(officer_message(kid, party, officer_of(county, party),
-                                            public_pem.decode()))
+    # The demo's trust anchors: its fresh officer keys as the genesis set, pinned by the county
+    # entry it publishes (a deployment writes the file once and puts the fingerprint in
+    # county.yaml; see services/core/officer_trust.py).
+    anchors = genesis((party, officer_of(county, party),
+                       private_key_from_pem(keys[party]).public_key()) for party in parties)
+    (state_dir / "officer-keys.yaml").write_text(dump_log(anchors), encoding="utf-8")
+    out.messages = with_officer_fingerprint(out.messages, anchors)
+    out.messages += officer_messages(anchors)
     signed_dir = state_dir / "protocols"
     signed_dir.mkdir(exist_ok=True)
     for protocol in protocols:

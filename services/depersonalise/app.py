@@ -20,6 +20,7 @@ from services.core.field_crypto import DataKeyStore
 from services.core.keyring import PseudonymKeyring
 from services.core.keys import MasterKey
 from services.core.metrics import ConsumerLag, ServiceMetrics
+from services.core.officer_trust import AnchorFile
 from services.core.ops import ops_app
 from services.core.settings import Settings
 from services.core.stage_runner import (
@@ -82,6 +83,8 @@ class DepersonaliseService:
         self.m_config_errors = m.gauge("config_errors", "Protocol texts refused at load.")
         self.lag = ConsumerLag(m)
         self._gauges_at = 0.0
+        # Officer keys are pinned in a mounted file, never taken from the config topic.
+        self.anchors = AnchorFile(settings.resolved_officer_keys_file())
         self.follower = ConfigFollower(settings, self._on_config, metrics=m,
                                        service="depersonalise")
         self.config_errors: dict[str, str] = {}
@@ -89,7 +92,7 @@ class DepersonaliseService:
                                   lag=self.lag)
 
     def _on_config(self, state: ConfigState) -> None:
-        pset, self.config_errors = protocol_set_of(state)
+        pset, self.config_errors = protocol_set_of(state, self.anchors)
         self.stage.protocols = pset
         self._refresh_gauges()
 

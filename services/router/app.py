@@ -23,6 +23,7 @@ from services.core.audit_facts import (
 from services.core.config_follow import ConfigFollower
 from services.core.config_state import ConfigState
 from services.core.metrics import ConsumerLag, ServiceMetrics
+from services.core.officer_trust import AnchorFile
 from services.core.ops import ops_app
 from services.core.settings import Settings
 from services.core.stage_runner import (
@@ -51,6 +52,8 @@ class Router:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.topics = topics_for(settings)
+        # Officer keys are pinned in a mounted file, never taken from the config topic.
+        self.anchors = AnchorFile(settings.resolved_officer_keys_file())
         self.metrics = ServiceMetrics("router")
         m = self.metrics
         self.m_in = m.counter("records_in_total", "Shared records read.", ["feed"])
@@ -81,7 +84,7 @@ class Router:
         # Polygons and county-wide groups resolve against the boundaries (cached per process).
         self.subs = subscriptions_for(county, AreaIndex.load(self.settings.boundaries_dir))
         self.group_names = {g.id: g.name for g in county.groups} if county else {}
-        self.live = live_recipients(state)
+        self.live = live_recipients(state, self.anchors)
         self.hotspots.on_config(state)
         self.audit_terms.update(state)
 

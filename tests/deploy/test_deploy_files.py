@@ -111,7 +111,7 @@ def test_compose_services_use_the_image_entry_points_ports_and_real_settings() -
     for name, s in svcs.items():
         if s.get("image") != IMAGE:
             continue
-        env = s["environment"]
+        env = {**doc["x-hub"]["environment"], **s["environment"]}
         bad = [k for k in env if not valid_env_name(k)]
         assert not bad, f"{name}: environment names that are no setting: {bad}"
         svc = service_of(s["command"])
@@ -121,9 +121,10 @@ def test_compose_services_use_the_image_entry_points_ports_and_real_settings() -
         seen.add(svc)
         port = default_port(svc)
         assert env[f"S115HUB_{svc.upper()}_PORT"] == str(port)
-        assert s["ports"] == [f"{port}:{port}"]
+        assert s["ports"] == [f"127.0.0.1:{port}:{port}"]
         assert f"127.0.0.1:{port}/readyz" in " ".join(s["healthcheck"]["test"])
-        brokers = env["KAFKA_BOOTSTRAP_SERVERS"].split(",")
+        brokers = env.get("KAFKA_BOOTSTRAP_SERVERS",
+                          doc["x-hub"]["environment"]["KAFKA_BOOTSTRAP_SERVERS"]).split(",")
         assert {b.split(":")[0] for b in brokers} == {"kafka1", "kafka2", "kafka3"}
         assert env["S115HUB_TOPIC_REPLICATION"] == "3"
     assert seen == set(SERVICES)
@@ -214,7 +215,7 @@ def test_k8s_deployments_probe_readyz_and_healthz_on_the_settings_port() -> None
 def test_topic_and_setting_names_in_the_deploy_readme_exist_in_the_code() -> None:
     text = (DEPLOY / "README.md").read_text()
     t = Topics("s115")
-    real = {t.rejected, t.shared, t.audit, t.audit_facts, t.config, *t.raw_all,
+    real = {t.rejected, t.shared, t.audit, t.audit_facts, t.audit_officer, t.config, *t.raw_all,
             *(t.consumer_group(g)
               for g in ("router", "depersonalise", "audit-chainer", "ingest-inbound"))}
     templated = {"s115.inbound.<partner>": t.inbound("x"), "s115.deliver.<group>": t.deliver("x"),
@@ -249,3 +250,166 @@ def test_every_deploy_yaml_parses(path: str) -> None:
 def test_readme_links_the_security_docs() -> None:
     # The security directory itself is written with the ingest work.
     assert "(security/)" in (DEPLOY / "README.md").read_text()
+
+
+# -- the secured deployment: what tests/security/test_secured_kafka.py ran ----------------------
+
+CLIENT_PORT, CONTROLLER_PORT = 9093, 9094
+SERVICE_USER = {"ingest": "s115-ingest", "depersonalise": "s115-depersonalise",
+                "router": "s115-router"}
+
+
+def _kafka_env_name(prop: str) -> str:
+    """apache/kafka's image maps a property to KAFKA_<...>: '_' -> '__', '-' -> '___',
+    '.' -> '_'."""
+    return "KAFKA_" + prop.replace("_", "__").replace("-", "___").replace(".", "_").upper()
+
+
+def _secured() -> tuple[dict[str, str], dict[str, str]]:
+    from tests.security.secured_support import LISTENER_PROTOCOLS, SECURED_BROKER_SETTINGS
+
+    return SECURED_BROKER_SETTINGS, LISTENER_PROTOCOLS
+
+
+def test_compose_brokers_run_the_settings_the_secured_e2e_test_ran() -> None:
+    settings, protocols = _secured()
+    svcs = compose()["services"]
+    kafka = [s for s in svcs.values() if str(s.get("image", "")).startswith("apache/kafka:4")]
+    assert len(kafka) == 3
+    for s in kafka:
+        env = s["environment"]
+        for prop, value in settings.items():
+            assert env.get(_kafka_env_name(prop)) == value, prop
+        assert env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"] == ",".join(
+            f"{k}:{v}" for k, v in protocols.items())
+        assert env["KAFKA_LISTENERS"] == f"SASL_SSL://:{CLIENT_PORT},CONTROLLER://:{CONTROLLER_PORT}"
+        assert env["KAFKA_INTER_BROKER_LISTENER_NAME"] == "SASL_SSL"
+        assert "PLAINTEXT" not in json.dumps(env)
+        assert env["KAFKA_ADVERTISED_LISTENERS"].endswith(f":{CLIENT_PORT}")
+        assert "User:admin" in env["KAFKA_SUPER_USERS"].split(";")
+        assert "ScramLoginModule" in env[_kafka_env_name(
+            "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config")]
+        assert all(f":{CONTROLLER_PORT}" in v
+                   for v in env["KAFKA_CONTROLLER_QUORUM_VOTERS"].split(","))
+        assert "ports" not in s, "brokers are reached inside the compose network only"
+
+
+def test_compose_publishes_ports_on_loopback_only() -> None:
+    for name, s in compose()["services"].items():
+        for port in s.get("ports", []):
+            assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port} on every interface"
+
+
+def test_clients_are_pointed_at_the_sasl_ssl_listener_never_the_controller() -> None:
+    doc = compose()
+    servers = [doc["x-hub"]["environment"]["KAFKA_BOOTSTRAP_SERVERS"]]
+    servers += [d["data"]["KAFKA_BOOTSTRAP_SERVERS"] for d in k8s_docs()
+                if d["kind"] == "ConfigMap" and "KAFKA_BOOTSTRAP_SERVERS" in d["data"]]
+    assert len(servers) == 2
+    for value in servers:
+        assert {int(b.rsplit(":", 1)[1]) for b in value.split(",")} == {CLIENT_PORT}, value
+    env = doc["x-hub"]["environment"]
+    assert env["S115HUB_KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
+    assert env["S115HUB_KAFKA_SASL_MECHANISM"] == "SCRAM-SHA-512"
+    readme = (DEPLOY / "security" / "README.md").read_text()
+    assert f"listeners=SASL_SSL://0.0.0.0:{CLIENT_PORT},CONTROLLER://0.0.0.0:{CONTROLLER_PORT}" \
+        in readme
+
+
+def test_security_readme_shows_the_broker_settings_the_e2e_test_ran() -> None:
+    settings, protocols = _secured()
+    text = (DEPLOY / "security" / "README.md").read_text()
+    block = text.split("```properties", 1)[1].split("```", 1)[0]
+    lines = {line.strip() for line in block.splitlines()}
+    for prop, value in settings.items():
+        assert f"{prop}={value}" in lines, prop
+    assert "listener.security.protocol.map=" + ",".join(
+        f"{k}:{v}" for k, v in protocols.items()) in lines
+    assert "acls.sh" not in text, "the ACLs are applied by `s115hub acl apply`"
+
+
+def _table_rows(text: str) -> dict[str, str]:
+    rows = {}
+    for line in text.splitlines():
+        m = re.match(r"\| `(User:[a-z0-9<>-]+)`[^|]*\|([^|]*)\|(.*)\|$", line)
+        if m:
+            rows[m.group(1)] = m.group(3)
+    return rows
+
+
+def test_security_readme_acl_table_is_the_table_acl_apply_installs() -> None:
+    """Every grant of services/core/acl_table.py (what the e2e test installed and checked) is
+    in the README row of its principal: the resource name and the operation."""
+    from services.core.acl_table import group_grants, partner_grants, service_grants
+
+    rows = _table_rows((DEPLOY / "security" / "README.md").read_text())
+    grants = [*service_grants("s115"), *partner_grants("<id>"), *group_grants("<id>")]
+    assert {g.principal for g in grants} == set(rows)
+    for g in grants:
+        row = rows[g.principal]
+        assert f"`{g.name}`" in row, (g.principal, g.name)
+        if g.operation != "describe":
+            assert g.operation.upper() in row, (g.principal, g.operation, g.name)
+
+
+# -- least secret per pod -------------------------------------------------------------------------
+
+def _k8s_container(svc: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    (d,) = [d for d in k8s_docs() if d["kind"] == "Deployment"
+            and d["metadata"]["name"] == f"s115hub-{svc}"]
+    spec = d["spec"]["template"]["spec"]
+    (c,) = spec["containers"]
+    return spec, c
+
+
+def _secret_names_k8s(svc: str) -> set[str]:
+    spec, c = _k8s_container(svc)
+    names = {v["secret"]["secretName"] for v in spec["volumes"] if "secret" in v}
+    names |= {e["valueFrom"]["secretKeyRef"]["name"] for e in c["env"]
+              if "secretKeyRef" in e.get("valueFrom", {})}
+    return names
+
+
+def test_each_k8s_pod_mounts_only_the_secrets_its_service_uses() -> None:
+    allowed = {
+        "ingest": {"s115hub-master-key", "s115hub-kafka-ingest", "s115hub-kafka-ca"},
+        "depersonalise": {"s115hub-master-key", "s115hub-kafka-depersonalise",
+                          "s115hub-kafka-ca", "s115hub-officer-keys"},
+        "router": {"s115hub-kafka-router", "s115hub-kafka-ca", "s115hub-officer-keys",
+                   "s115hub-audit-key"},
+    }
+    claims: dict[str, set[str]] = {}
+    for svc, names in allowed.items():
+        assert _secret_names_k8s(svc) == names, svc
+        spec, c = _k8s_container(svc)
+        env = {e["name"]: e.get("value") for e in c["env"]}
+        assert env["S115HUB_KAFKA_SASL_USERNAME"] == SERVICE_USER[svc]
+        claims[svc] = {v["persistentVolumeClaim"]["claimName"] for v in spec["volumes"]
+                       if "persistentVolumeClaim" in v}
+    # The router never sees personal data: no master key, no data keys, no shared volume.
+    _, router = _k8s_container("router")
+    names = {e["name"] for e in router["env"]}
+    assert not {"S115HUB_MASTER_KEY", "S115HUB_MASTER_KEY_FILE"} & names
+    assert claims["router"] == {"s115hub-router-state"}
+    assert claims["ingest"] & claims["depersonalise"] == {"s115hub-datakeys"}
+
+
+def test_each_compose_service_gets_only_the_secrets_it_uses() -> None:
+    svcs = compose()["services"]
+    expected = {
+        "ingest": {"s115hub_master_key", "kafka_ca", "kafka_ingest_password"},
+        "depersonalise": {"s115hub_master_key", "kafka_ca", "kafka_depersonalise_password",
+                          "officer_keys"},
+        "router": {"kafka_ca", "kafka_router_password", "officer_keys", "audit_key"},
+    }
+    volumes = {}
+    for svc, names in expected.items():
+        s = svcs[svc]
+        assert set(s["secrets"]) == names, svc
+        assert s["environment"]["S115HUB_KAFKA_SASL_USERNAME"] == SERVICE_USER[svc]
+        volumes[svc] = {v.split(":")[0] for v in s.get("volumes", [])}
+    router_env = {**compose()["x-hub"]["environment"], **svcs["router"]["environment"]}
+    assert not any("MASTER_KEY" in k for k in router_env)
+    assert volumes["router"] == {"router-state"}
+    assert volumes["ingest"] & volumes["depersonalise"] == {"datakeys"}
+    assert "secrets" not in compose()["x-hub"], "no secret for every service by default"

@@ -85,6 +85,13 @@ def test_onboard_halton_run_across_a_restart_and_check_it(
             shutil.copy(pub, county / "officers" / party / pub.name)
         [key] = (keys / party).glob("*.key.pem")
         ok(run_cli(["protocol", "sign", str(protocol), "--key", str(key)], unit_env))
+    # The officer keys are pinned (services/core/officer_trust.py): the file beside the county,
+    # its fingerprint in county.yaml, which the officers approve.
+    out = ok(run_cli(["officer-keys", "init", str(county / "officer-keys.yaml"), "--officers-dir",
+                      str(county / "officers"), "--config-dir", str(county)], unit_env))
+    pin = out.strip().splitlines()[-1].split("officer_keys_sha256: ", 1)[1]
+    with (county / "county.yaml").open("a") as f:
+        f.write(f"\nofficer_keys_sha256: {pin}\n")
     signed_text = protocol.read_text()
     assert all(line in signed_text for line in comments_before), "sign dropped comments"
     assert "Designated Officer, Cheshire Constabulary" in signed_text  # from county.yaml

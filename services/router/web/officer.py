@@ -34,6 +34,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from services.core.audit_facts import config_fact
 from services.core.hashed_tokens import HashedTokenStore
+from services.core.officer_trust import AnchorFile
 from services.core.settings import Settings
 from services.router.web.officer_html import SIGN_IN, Html, page, table
 from services.router.web.officer_tokens import officer_token_store, partner_key_store
@@ -121,7 +122,8 @@ class OfficerPage:
             partners={p.id: list(p.feeds) for p in county.partners} if county else {},
             groups=[g.id for g in county.groups] if county else [], feeds=list(FEED_NAMES),
             envelopes=facts.envelopes, letters=facts.letters, events=facts.events,
-            protocols=protocol_rows(facts.config, today), today=today)
+            protocols=protocol_rows(facts.config, today, AnchorFile(
+                self.settings.resolved_officer_keys_file())), today=today)
         head = ("accepted", "rejected", "unrouted", "withheld", "generalised")
 
         def figs(c: Any) -> tuple[int, ...]:
@@ -265,7 +267,8 @@ def make_officer_router(settings: Settings,
         officer = await op.view(request, "protocols")
         today = datetime.now(UTC).date()
         rows = []
-        for p in sorted(protocol_rows(await op.config(), today), key=lambda x: x.ref):
+        anchors = AnchorFile(op.settings.resolved_officer_keys_file())
+        for p in sorted(protocol_rows(await op.config(), today, anchors), key=lambda x: x.ref):
             link = Html(f'<a href="/officer/protocols/{urllib.parse.quote(p.ref)}">'
                          f"{escape(p.ref)}</a>")
             days = (p.review_by - today).days if p.review_by else ""
