@@ -8,15 +8,34 @@ import without translation.
 
 from __future__ import annotations
 
-from datetime import date, datetime
-from typing import Literal
+import re
+from datetime import date
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import AwareDatetime, BeforeValidator, Field
 
 from schemas.base import PERSONAL, FeedModel, free_text, personal
 from schemas.location import Location
 
 FeedName = Literal["police", "fire", "health", "council"]
+
+_NUMBER = re.compile(r"^\s*[+-]?\d+(\.\d*)?\s*$")
+
+
+def _text_timestamp(value: Any) -> Any:
+    """pydantic reads a number (or a numeric string) as Unix seconds: `occurred_at: 12345`
+    became 1970-01-01T03:25:45. No partner system sends epoch numbers on purpose, so refuse."""
+    if isinstance(value, int | float) or (
+            isinstance(value, str) and _NUMBER.match(value)):
+        raise ValueError("must be an ISO 8601 date-time with a time zone, e.g. "
+                         "2026-03-01T21:15:00Z, not a number")
+    return value
+
+
+#: An event time: ISO 8601 text with a time zone (a time without one is ambiguous by an hour
+#: half the year, so it is refused rather than read as UTC). Plausibility against the clock
+#: (not in the future, not before a floor) is checked by ingest, which knows the time.
+EventTime = Annotated[AwareDatetime, BeforeValidator(_text_timestamp)]
 
 PoliceCategory = Literal[
     "anti-social-behaviour", "bicycle-theft", "burglary", "criminal-damage-arson", "drugs",
@@ -49,7 +68,7 @@ class PoliceIncident(FeedModel):
 
     source_id: str = Field(min_length=1, max_length=128, description="The force's own reference.")
     category: PoliceCategory
-    occurred_at: datetime
+    occurred_at: EventTime
     time_precision: Literal["minute", "month"] = Field(
         default="minute", description="police.uk files give only the month.")
     location: Location | None = Field(default=None, json_schema_extra=PERSONAL)
@@ -71,7 +90,7 @@ class FireIncident(FeedModel):
     source_id: str = Field(min_length=1, max_length=128)
     category: FireCategory
     property_type: Literal["dwelling", "non-residential", "vehicle", "outdoor", "refuse", "other"]
-    occurred_at: datetime
+    occurred_at: EventTime
     location: Location = Field(json_schema_extra=PERSONAL)
     occupier_name: str | None = personal("Occupier's full name.", max_length=200)
     occupier_phone: str | None = personal("Occupier's telephone number.", max_length=40)
@@ -84,8 +103,8 @@ class HealthAssault(FeedModel):
 
     source_id: str = Field(min_length=1, max_length=128)
     category: Literal["assault"] = "assault"
-    arrival_at: datetime
-    assault_at: datetime
+    arrival_at: EventTime
+    assault_at: EventTime
     assault_method: AssaultMethod
     location_type: AssaultLocationType
     location_description: str | None = free_text(
@@ -104,7 +123,7 @@ class CouncilReport(FeedModel):
     source_id: str = Field(min_length=1, max_length=128)
     report_type: Literal["asb", "environmental"]
     category: CouncilCategory
-    reported_at: datetime
+    reported_at: EventTime
     location: Location = Field(json_schema_extra=PERSONAL)
     reporter_name: str | None = personal("Reporter's full name.", max_length=200)
     reporter_phone: str | None = personal("Reporter's telephone number.", max_length=40)

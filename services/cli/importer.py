@@ -13,7 +13,7 @@ from services.core.settings import Settings
 from services.core.topics import topics_for
 from services.ingest.app import RECORD_ID_INFO
 from services.ingest.police_uk import read_street_csv
-from services.ingest.service import IngestService
+from services.ingest.service import IngestService, time_limits
 from services.ingest.validation import Item
 
 CHUNK = 2000
@@ -31,7 +31,7 @@ async def import_police_uk_file(settings: Settings, path: Path, partner: str,
     svc = IngestService(topics=topics_for(settings), publisher=producer,
                         sealer=DataKeyStore(settings.state_dir / "datakeys", master.kek()),
                         record_id_key=master.derive(RECORD_ID_INFO),
-                        metrics=ServiceMetrics("import"))
+                        metrics=ServiceMetrics("import"), **time_limits(settings))
     totals = {"accepted": 0, "rejected": 0}
     try:
         chunk: list[Item] = []

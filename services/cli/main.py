@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import shutil
-import signal
-import time
 from pathlib import Path
 
 import typer
@@ -22,8 +19,11 @@ from services.cli import (
     retention_cmds,
     status_cmds,
 )
+from services.cli.errors import run_cli
 from services.cli.group_cmds import group_app
-from services.core.settings import REPO_ROOT, Settings
+from services.cli.vocabulary_cmds import vocabulary_app
+from services.core.settings import Settings
+from services.core.stop_signals import StopRequested, StopSignals, wait_for_stop
 
 app = typer.Typer(help="s115hub: Section 115 data sharing for Community Safety Partnerships.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -45,108 +45,69 @@ app.add_typer(config_app, name="config")
 import_app = typer.Typer(help="Import partner files.", no_args_is_help=True)
 app.add_typer(import_app, name="import")
 app.add_typer(group_app, name="group")
-#: Inside an ``up --broker kafka`` state directory: the local Apache Kafka's nodes and data.
-KAFKA_SUBDIR = "kafka"
+app.add_typer(vocabulary_app, name="vocabulary")
+
+
+@app.callback()
+def _options(
+    env_file: Path = typer.Option(
+        None, "--env-file", help="The hub's environment file (default: $S115HUB_ENV_FILE, else "
+                                 "<state dir>/s115hub.env as `up` writes it, else the demo's)."),
+) -> None:
+    """s115hub: Section 115 data sharing for Community Safety Partnerships."""
+    # Read in main(), before any command builds its Settings; declared here for --help.
 
 
 @app.command()
 def broker(port: int = typer.Option(19092, help="Loopback port to listen on.")) -> None:
-    """Run the embedded Kafka-compatible broker (tansu) on loopback until Ctrl-C."""
+    """Run the embedded Kafka-compatible broker (tansu, in memory) on loopback until SIGTERM,
+    SIGINT (Ctrl-C) or SIGHUP."""
     from services.core.broker import EmbeddedBroker
 
-    b = EmbeddedBroker(port).start()
-    typer.echo(f"embedded broker (tansu, in-memory) on {b.bootstrap}; Ctrl-C stops it")
-    try:
-        signal.sigwait({signal.SIGINT, signal.SIGTERM})
-    finally:
-        b.stop()
+    with StopSignals() as signals:
+        b = EmbeddedBroker(port, die_with_parent=True)
+        try:
+            b.start()
+            typer.echo(f"embedded broker (tansu, in-memory) on {b.bootstrap}; Ctrl-C stops it")
+            wait_for_stop()
+        except StopRequested:
+            pass
+        finally:
+            signals.stopping()
+            b.stop()
 
 
 @app.command()
 def up(
     demo: bool = typer.Option(False, "--demo",
-                              help="Publish synthetic records for all four feeds."),
-    duration: float = typer.Option(0, help="Stop after this many seconds (0: until Ctrl-C)."),
+                              help="Demo: generated officer keys sign the protocols, partner keys "
+                                   "and group tokens are issued, synthetic records are published "
+                                   "for all four feeds. State is throwaway (default "
+                                   ".s115hub/demo, wiped on the next demo start)."),
+    duration: float = typer.Option(0, help="Stop after this many seconds (0: until a signal)."),
     rate: float = typer.Option(20.0, help="Synthetic records per second with --demo."),
-    state_dir: Path | None = typer.Option(
-        None, help="Keys, state and logs (default .s115hub/demo; .s115hub/kafka with "
-                   "--broker kafka)."),
-    config_dir: Path = typer.Option(REPO_ROOT / "deploy" / "hertfordshire"),
-    broker: str = typer.Option(
-        "tansu", "--broker",
-        help="tansu: the embedded in-memory broker, fresh keys every start. kafka: local Apache "
-             "Kafka whose data, and the hub's keys and state, persist in the state directory."),
+    state_dir: Path = typer.Option(None, help="Keys, credentials and logs (default: "
+                                              "S115HUB_STATE_DIR; demo: .s115hub/demo, or "
+                                              ".s115hub/kafka with --broker kafka)."),
+    config_dir: Path = typer.Option(None, help="county.yaml, protocols/, officers/ (default: "
+                                               "S115HUB_CONFIG_DIR; demo: deploy/hertfordshire)."),
+    broker_choice: str = typer.Option(
+        "auto", "--broker", help="auto: KAFKA_BOOTSTRAP_SERVERS if set, else tansu (demo) or "
+                                 "kafka (production). tansu (or embedded): in memory, demo only. "
+                                 "kafka: local Apache Kafka (Java 17+) with its data in "
+                                 "<state dir>/kafka, kept across restarts."),
 ) -> None:
-    """Start the broker (embedded unless KAFKA_BOOTSTRAP_SERVERS is set) and the three services."""
-    from services.demo.cluster import LocalHub
-    from services.demo.run import run_demo
+    """Run the hub on this machine: the broker (unless KAFKA_BOOTSTRAP_SERVERS names one) and
+    ingest, depersonalise and router, until SIGTERM, SIGINT (Ctrl-C) or SIGHUP stops them all.
 
-    settings = Settings()
-    external = _external_bootstrap()
-    if broker not in ("tansu", "kafka"):
-        raise typer.BadParameter(f"{broker!r}: use tansu or kafka", param_hint="--broker")
-    persistent = broker == "kafka"
-    if persistent and external:
-        raise typer.BadParameter("--broker kafka starts its own Apache Kafka; unset "
-                                 "KAFKA_BOOTSTRAP_SERVERS to use it", param_hint="--broker")
-    state_dir = state_dir or REPO_ROOT / ".s115hub" / ("kafka" if persistent else "demo")
-    if not persistent and state_dir.exists():
-        if (state_dir / KAFKA_SUBDIR).exists():
-            # A persistent hub's data and keys: never wiped by a demo start.
-            raise typer.BadParameter(f"{state_dir} holds a persistent hub (--broker kafka); "
-                                     "choose another --state-dir", param_hint="--state-dir")
-        shutil.rmtree(state_dir)  # a demo generates fresh keys every time
-    hub = LocalHub(state_dir, config_dir, bootstrap_servers=external, log_dir=state_dir / "logs",
-                   idempotent_producer=settings.kafka_idempotent_producer if external else None,
-                   kafka_dir=state_dir / KAFKA_SUBDIR if persistent else None)
-    what = ("broker at " + external if external else
-            "local Apache Kafka (data in " + str(state_dir / KAFKA_SUBDIR) + ")" if persistent
-            else "embedded tansu broker")
-    typer.echo(f"starting: {what}, ingest, depersonalise, router ...")
-    t0 = time.monotonic()
-    try:
-        hub.start(topic_prefix=settings.topic_prefix)
-        assert hub.settings is not None
-        typer.echo(f"ready in {time.monotonic() - t0:.1f}s; "
-                   f"broker {hub.settings.kafka_bootstrap_servers}")
-        typer.echo(f"  ingest API      {hub.url('ingest')}/v1/feeds/{{feed}}/records|ndjson|csv")
-        typer.echo(f"  OpenAPI         {hub.url('ingest')}/openapi.json  (docs: /docs)")
-        for svc in ("ingest", "depersonalise", "router"):
-            typer.echo(f"  {svc:<15} {hub.url(svc)}/metrics  /healthz  /readyz")
-        typer.echo(f"  state and logs  {state_dir}")
-        if hub.boot and hub.boot.group_tokens:
-            group, token = next(iter(hub.boot.group_tokens.items()))
-            typer.echo(f"  group page      {hub.url('router')}/groups/{group}/?token={token}")
-            typer.echo(f"                  (every group's token: "
-                       f"{state_dir}/demo-group-tokens.json)")
-        if demo:
-            typer.echo(f"publishing synthetic records at {rate:g}/s; Ctrl-C stops everything")
-            with contextlib.suppress(KeyboardInterrupt):
-                asyncio.run(run_demo(hub, rate=rate, duration=duration or None, echo=typer.echo))
-        else:
-            typer.echo("Ctrl-C stops everything")
-            _wait(duration)
-    finally:
-        typer.echo("stopping ...")
-        hub.stop()
-        typer.echo("stopped")
+    Without --demo this is production mode: fixed ports from settings, a state directory created
+    once and never deleted, only the officers' own signatures (protocols and officer public keys
+    from the config directory), and <state>/s115hub.env written for the CLI (deploy/README.md).
+    """
+    from services.cli.hub_up import run_up
 
-
-def _wait(duration: float) -> None:
-    try:
-        if duration:
-            time.sleep(duration)
-        else:
-            signal.sigwait({signal.SIGINT, signal.SIGTERM})
-    except KeyboardInterrupt:
-        pass
-
-
-def _external_bootstrap() -> str | None:
-    import os
-
-    return os.environ.get("S115HUB_KAFKA_BOOTSTRAP_SERVERS") or os.environ.get(
-        "KAFKA_BOOTSTRAP_SERVERS")
+    run_up(demo=demo, duration=duration, rate=rate, state_dir=state_dir, config_dir=config_dir,
+           broker_choice=broker_choice, echo=typer.echo)
 
 
 @app.command()
@@ -155,18 +116,26 @@ def subscribe(
     from_beginning: bool = typer.Option(True, help="Start at the first record."),
     limit: int = typer.Option(0, help="Stop after this many records (0: follow)."),
 ) -> None:
-    """Print a tasking group's stream, one JSON record per line."""
+    """Print a tasking group's stream, one JSON record per line (until a signal with limit 0)."""
+    from services.cli.checks import require_group
     from services.cli.streams import print_group
 
-    asyncio.run(print_group(Settings(), group, from_beginning=from_beginning, limit=limit))
+    settings = Settings()
+    require_group(settings, group)
+    with StopSignals() as signals, contextlib.suppress(StopRequested):
+        signals.run(lambda: print_group(settings, group, from_beginning=from_beginning,
+                                        limit=limit))
 
 
 @partner_app.command("add")
 def partner_add(partner: str) -> None:
     """Issue an API key for PARTNER. The key is shown once; only its hash is kept."""
+    from services.cli.checks import require_partner
     from services.ingest.credentials import CredentialStore
 
-    issued = CredentialStore(Settings().state_dir / "partners.json").add(partner)
+    settings = Settings()
+    require_partner(settings, partner)
+    issued = CredentialStore(settings.state_dir / "partners.json").add(partner)
     typer.echo(f"partner {issued.partner} key {issued.key_id}: {issued.api_key}")
     audit_cmds.record_change("partner.added", partner, {"key_id": issued.key_id})
 
@@ -184,23 +153,74 @@ def partner_revoke(partner: str, key_id: str = typer.Option(None, help="Only thi
 @config_app.command("apply")
 def config_apply(
     config_dir: Path = typer.Option(None, help="Holds county.yaml (default: settings)."),
-    protocols_dir: Path = typer.Option(None, help="Signed protocol YAML files."),
-    officers_dir: Path = typer.Option(None, help="<party>/<key id>.pub.pem officer keys."),
+    protocols_dir: Path = typer.Option(None, help="Signed protocol YAML files (default: "
+                                                  "<config dir>/protocols; a demo's: "
+                                                  "<state dir>/protocols)."),
+    officers_dir: Path = typer.Option(None, help="<party>/<key id>.pub.pem officer keys "
+                                                 "(default: <config dir>/officers; a demo's: "
+                                                 "<state dir>/officers)."),
 ) -> None:
     """Publish the county, signed protocols and officer public keys to the config topic."""
-    from services.cli.protocol_cmds import config_messages
+    from services.cli.protocol_cmds import config_messages, default_sources
     from services.core.config_publish import publish
-    from services.core.kafka import ensure_topics
-    from services.core.topics import topic_specs
+    from services.core.topics import provision_topics, topic_specs
 
     settings = Settings()
     cdir = config_dir or settings.config_dir
-    messages, county = config_messages(cdir, protocols_dir or settings.state_dir / "protocols",
-                                       officers_dir or settings.state_dir / "officers")
-    ensure_topics(settings, topic_specs(settings, [g.id for g in county.groups],
-                                        [p.id for p in county.partners]))
+    protocols, officers = default_sources(settings.state_dir, cdir)
+    messages, county = config_messages(cdir, protocols_dir or protocols, officers_dir or officers)
+    provision_topics(settings, topic_specs(settings, [g.id for g in county.groups],
+                                           [p.id for p in county.partners]))
     n = publish(settings, messages)
     typer.echo(f"published {n} config entries to {settings.topic_prefix}.config")
+
+
+@config_app.command("check")
+def config_check(
+    config_dir: Path = typer.Argument(None, help="The county directory (county.yaml, "
+                                                 "protocols/, officers/); default: settings."),
+    protocols_dir: Path = typer.Option(None, help="Default: <county dir>/protocols."),
+    officers_dir: Path = typer.Option(None, help="Default: <county dir>/officers."),
+) -> None:
+    """Check a county directory against the boundaries and its protocols before publishing,
+    and show what `config apply` would change on the live config topic. Exit 1 on errors."""
+    from datetime import UTC, datetime
+
+    from services.cli.config_check import check_county_dir, diff_lines
+    from services.cli.protocol_cmds import config_messages
+    from services.core.areas import AreaIndex
+    from services.core.topics import broker_answers, topics_for
+
+    settings = Settings()
+    cdir = config_dir or settings.config_dir
+    pdir, odir = protocols_dir or cdir / "protocols", officers_dir or cdir / "officers"
+    report = check_county_dir(cdir, AreaIndex.load(settings.boundaries_dir),
+                              datetime.now(UTC).date(), pdir, odir)
+    for line in report.lines():
+        typer.echo(line)
+    if report.errors:
+        typer.echo(f"{len(report.errors)} error(s): fix them before `config apply`")
+        raise typer.Exit(1)
+    topic = topics_for(settings).config
+    if not broker_answers(settings.kafka_bootstrap_servers):
+        typer.echo(f"no broker reachable at {settings.kafka_bootstrap_servers}: cannot compare "
+                   f"with the live {topic} (start the hub, or point S115HUB_ENV_FILE at it)")
+        return
+    messages, _ = config_messages(cdir, pdir, odir)
+    live = asyncio.run(_live_config(settings, topic))
+    typer.echo(f"config apply would change on {topic} at {settings.kafka_bootstrap_servers}:")
+    for line in diff_lines(messages, live):
+        typer.echo(line)
+
+
+async def _live_config(settings: Settings, topic: str) -> dict[str, bytes | None]:
+    from services.core.topic_scan import scan
+
+    live: dict[str, bytes | None] = {}
+    async for msg in scan(settings, topic):
+        if msg.key is not None:
+            live[msg.key.decode()] = msg.value
+    return live
 
 
 @import_app.command("police-uk")
@@ -209,12 +229,21 @@ def import_police_uk(
     partner: str = typer.Option("herts-police", help="The publishing police partner."),
 ) -> None:
     """Import a police.uk street-level CSV through ingest's validation and encryption."""
+    from services.cli.checks import require_partner
     from services.cli.importer import import_police_uk_file
 
-    result = asyncio.run(import_police_uk_file(Settings(), file, partner, echo=typer.echo))
+    settings = Settings()
+    require_partner(settings, partner)
+    result = asyncio.run(import_police_uk_file(settings, file, partner, echo=typer.echo))
     typer.echo(f"imported {file.name}: {result['accepted']} accepted, "
                f"{result['rejected']} rejected")
 
 
+def main() -> None:
+    """The ``s115hub`` entry point: read the hub's environment file, run the command, and turn
+    any failure into one line on stderr (services/cli/errors.py)."""
+    run_cli(app)
+
+
 if __name__ == "__main__":
-    app()
+    main()

@@ -33,15 +33,47 @@ def keygen(party: str, out_dir: Path = typer.Option(Path("officer-keys"))) -> No
 
 @protocol_app.command("sign")
 def sign(file: Path, key: Path = typer.Option(..., help="The officer's private key PEM."),
-         party: str = typer.Option(...), officer: str = typer.Option(...)) -> None:
-    """Add PARTY's signature to the protocol FILE (in place)."""
-    from services.demo.bootstrap import protocol_yaml
+         party: str = typer.Option(None, help="The signing party (default: the key's directory "
+                                              "name, as `protocol keygen` lays keys out)."),
+         officer: str = typer.Option(None, help="The officer's name (default: the officer the "
+                                                "county file names for PARTY)."),
+         config_dir: Path = typer.Option(None, help="Holds county.yaml (default: the protocol "
+                                                    "file's parent's parent if it holds one, "
+                                                    "else S115HUB_CONFIG_DIR).")) -> None:
+    """Add PARTY's signature to the protocol FILE, in place, keeping its comments and layout."""
+    from services.cli.protocol_text import with_signatures
+    from services.core.errors import HubError
     from services.depersonalise.protocol import load_protocol
     from services.depersonalise.signing import load_private_key, sign_protocol
 
-    signed = sign_protocol(load_protocol(file), load_private_key(key), party, officer)
-    file.write_text(protocol_yaml(signed), encoding="utf-8")
-    typer.echo(f"signed {signed.ref} for {party}")
+    protocol = load_protocol(file)
+    party = party or key.resolve().parent.name
+    if party not in protocol.parties:
+        raise HubError(f"{party!r} is not a party to {protocol.ref} (parties: "
+                       f"{', '.join(protocol.parties)}); give --party")
+    if officer is None:
+        county_file = _county_file_for(file, config_dir)
+        county = load_county(county_file)
+        named = next((x.officer for x in [*county.partners, *county.groups] if x.id == party),
+                     None)
+        if named is None:
+            raise HubError(f"{party!r} is in no county file ({county_file}); give --officer")
+        officer = named
+    signed = sign_protocol(protocol, load_private_key(key), party, officer)
+    text = with_signatures(file.read_text(encoding="utf-8"), signed, str(file))
+    file.write_text(text, encoding="utf-8")
+    typer.echo(f"signed {signed.ref} for {party} ({officer})")
+
+
+def _county_file_for(protocol_file: Path, config_dir: Path | None) -> Path:
+    if config_dir is not None:
+        return config_dir / "county.yaml"
+    beside = protocol_file.resolve().parent.parent / "county.yaml"
+    if beside.is_file():
+        return beside
+    from services.core.settings import Settings
+
+    return Settings().config_dir / "county.yaml"
 
 
 @protocol_app.command("verify")
@@ -58,6 +90,15 @@ def verify(file: Path, officers_dir: Path = typer.Option(..., help="<party>/*.pu
                + (f" ({'; '.join(st.reasons)})" if st.reasons else "")
                + (" [review due]" if st.review_due else ""))
     raise typer.Exit(0 if st.live else 1)
+
+
+def default_sources(state_dir: Path, config_dir: Path) -> tuple[Path, Path]:
+    """Where the signed protocols and officer public keys are: beside the county file in
+    production; in the state directory of a demo, which signs copies there at start-up."""
+    from services.core.state_dir import DEMO_MARKER
+
+    base = state_dir if (state_dir / DEMO_MARKER).exists() else config_dir
+    return base / "protocols", base / "officers"
 
 
 def config_messages(config_dir: Path, protocols_dir: Path, officers_dir: Path

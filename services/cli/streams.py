@@ -11,9 +11,12 @@ from services.core.topics import topics_for
 
 
 async def print_group(settings: Settings, group: str, *, from_beginning: bool, limit: int) -> int:
-    consumer = make_consumer(settings, topics_for(settings).deliver(group), group_id=None,
+    topic = topics_for(settings).deliver(group)
+    consumer = make_consumer(settings, topic, group_id=None,
                              auto_offset_reset="earliest" if from_beginning else "latest")
     await consumer.start()
+    # stderr, so the records on stdout stay one JSON object per line.
+    print(f"following {topic}; Ctrl-C stops", file=sys.stderr, flush=True)
     n = 0
     try:
         while not limit or n < limit:

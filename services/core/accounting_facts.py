@@ -84,10 +84,11 @@ def generalised_fact(hub_record_id: str, partner: str, feed: str, protocol: str,
 def gate_facts(hub_record_id: str, partner: str, feed: str,
                gate: Mapping[str, str], changed: Mapping[str, Iterable[str]], *,
                at: datetime | None = None) -> list[dict[str, Any]]:
-    """One ``generalised`` fact per protocol whose gate did anything but release."""
+    """One ``generalised`` fact per protocol whose gate did anything but release or hold (a held
+    record is not yet decided; it is released later at ward or coarser level)."""
     return [generalised_fact(hub_record_id, partner, feed, ref, action,
                              list(changed.get(ref, ())), at=at)
-            for ref, action in sorted(gate.items()) if action != "release"]
+            for ref, action in sorted(gate.items()) if action not in ("release", "hold")]
 
 
 def accounting_identity(kind: str, hub_record_id: str | None, protocol: str | None,

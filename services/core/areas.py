@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -48,6 +49,19 @@ class AreaIndex:
             return self._list[int(i)]
         return None
 
+    def districts_of_county(self, county: str) -> list[str]:
+        """District codes the boundaries place in ``county``, which may be the boundary file's
+        county name, that name without its parenthesised note ("Halton (unitary)" is Halton),
+        or a district code (a unitary authority is its own county). Case does not matter."""
+        want = county.strip().casefold()
+        return sorted(code for code, name in self.district_county.items()
+                      if want in (name.casefold(), _without_note(name).casefold(),
+                                  code.casefold()))
+
+    @property
+    def counties(self) -> list[str]:
+        return sorted(set(self.district_county.values()))
+
     def locate_many(self, points: list[tuple[float, float]]) -> list[Ward | None]:
         """``locate`` for a batch of (lat, lon) in one vectorised STRtree query (shapely 2):
         one call into GEOS for the batch instead of one per record."""
@@ -80,6 +94,10 @@ class AreaIndex:
             if geom.contains(Point(lon, lat)):
                 return round(lat, 6), round(lon, 6)
         return self.wards[ward_code].point
+
+
+def _without_note(name: str) -> str:
+    return re.sub(r"\s*\([^)]*\)\s*$", "", name)
 
 
 @cache

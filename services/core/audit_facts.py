@@ -48,6 +48,10 @@ CONFIG_ACTIONS = frozenset({
     "protocol.reinstated", "partner.added", "partner.revoked", "county.applied",
     "officer.added", "officer.removed", "keys.shredded", "retention.applied",
     "officer.signed_in", "officer.action",
+    # A group member's own credential, and what a member read (page, stream, export, records,
+    # pack): reads are audited as events too, so "who saw what" is on the same chain as
+    # "who was sent what". See services/router/web/access_audit.py.
+    "group.member.issued", "group.member.revoked", "group.read",
 })
 
 _APPEND_KEYS = frozenset({

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from services.core.errors import BrokerUnavailable
+from services.core.stop_signals import die_with_parent
 
 
 def tansu_binary() -> str:
@@ -41,6 +42,8 @@ class EmbeddedBroker:
     port: int
     log_path: Path | None = None
     process: subprocess.Popen[bytes] | None = None
+    #: SIGTERM the broker if the process that started it is SIGKILLed (`s115hub up`, `broker`).
+    die_with_parent: bool = False
 
     @property
     def bootstrap(self) -> str:
@@ -55,6 +58,7 @@ class EmbeddedBroker:
              "--storage-engine", "memory://tansu/"],
             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
+            preexec_fn=die_with_parent if self.die_with_parent else None,
         )
         wait_for_port("127.0.0.1", self.port)
         return self

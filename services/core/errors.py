@@ -45,3 +45,7 @@ class ProtocolError(HubError):
 
 class BrokerUnavailable(HubError):
     """The Kafka broker could not be reached or did not acknowledge in time."""
+
+
+class TopicShapeError(HubError):
+    """A topic exists with a shape the hub cannot run on (partitions, cleanup, retention)."""

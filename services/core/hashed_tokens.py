@@ -35,6 +35,16 @@ class IssuedToken:
     holder: str
     token_id: str
     token: str
+    member: str | None = None
+
+
+@dataclass(frozen=True)
+class Bearer:
+    """Who presented a token: the holder (partner, group), and for a group member's own token
+    the member it was issued to."""
+    holder: str
+    token_id: str
+    member: str | None = None
 
 
 def _digest(secret: str) -> str:
@@ -74,22 +84,32 @@ class HashedTokenStore:
         os.chmod(tmp, 0o600)
         os.replace(tmp, self.path)
 
-    def issue(self, holder: str) -> IssuedToken:
+    def issue(self, holder: str, member: str | None = None) -> IssuedToken:
+        """A new token for ``holder``; ``member`` names the person it is for (group members
+        each get their own, so what they read is audited by name)."""
         token_id = secrets.token_hex(4)
         secret = secrets.token_urlsafe(32)
         data = dict(self._read())
-        data[token_id] = {"holder": holder, "sha256": _digest(secret),
-                          "created_at": datetime.now(UTC).isoformat(), "revoked_at": None}
+        entry: dict[str, str | None] = {
+            "holder": holder, "sha256": _digest(secret),
+            "created_at": datetime.now(UTC).isoformat(), "revoked_at": None}
+        if member is not None:
+            entry["member"] = member
+        data[token_id] = entry
         self._write(data)
-        return IssuedToken(holder, token_id, f"{self.prefix}_{token_id}_{secret}")
+        return IssuedToken(holder, token_id, f"{self.prefix}_{token_id}_{secret}", member)
 
-    def revoke(self, holder: str, token_id: str | None = None) -> list[str]:
-        """Revoke one token, or every live token of the holder; returns the ids revoked."""
+    def revoke(self, holder: str, token_id: str | None = None, *,
+               member: str | None = None) -> list[str]:
+        """Revoke one token, every live token of one member, or every live token of the
+        holder; returns the ids revoked."""
         data = {k: dict(v) for k, v in self._read().items()}
         hits = [k for k, v in data.items() if v["holder"] == holder and v["revoked_at"] is None
-                and (token_id is None or k == token_id)]
+                and (token_id is None or k == token_id)
+                and (member is None or v.get("member") == member)]
         if not hits:
-            which = f"token {token_id}" if token_id else "token"
+            which = (f"token {token_id}" if token_id else
+                     f"token of member {member!r}" if member else "token")
             raise ConfigError(f"no live {which} for {holder!r}", file=str(self.path))
         now = datetime.now(UTC).isoformat()
         for k in hits:
@@ -99,6 +119,12 @@ class HashedTokenStore:
 
     def authenticate(self, token: str) -> str | None:
         """The holder the token belongs to, or None for an unknown, malformed or revoked one."""
+        bearer = self.identify(token)
+        return bearer.holder if bearer else None
+
+    def identify(self, token: str) -> Bearer | None:
+        """Holder, token id and member of a live token; None for an unknown, malformed or
+        revoked one."""
         parts = token.split("_", 2)
         if len(parts) != 3 or parts[0] != self.prefix:
             return None
@@ -107,7 +133,8 @@ class HashedTokenStore:
             return None
         if not hmac.compare_digest(str(entry["sha256"]), _digest(parts[2])):
             return None
-        return str(entry["holder"])
+        member = entry.get("member")
+        return Bearer(str(entry["holder"]), parts[1], str(member) if member else None)
 
     def entries(self) -> Entries:
         return self._read()

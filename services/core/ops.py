@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
@@ -14,6 +13,7 @@ from fastapi import FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from services.core.metrics import ServiceMetrics
+from services.core.stop_signals import STOP_SIGNALS
 
 
 def add_ops_routes(app: FastAPI, registry: CollectorRegistry,
@@ -62,15 +62,20 @@ def add_request_metrics(app: FastAPI, metrics: ServiceMetrics) -> None:
 
 def ops_app(title: str, registry: CollectorRegistry,
             ready: Callable[[], tuple[bool, str]]) -> FastAPI:
-    app = FastAPI(title=title)
+    # No CDN-loaded /docs or /redoc: the offline page instead (api_docs.py).
+    app = FastAPI(title=title, docs_url=None, redoc_url=None)
     add_ops_routes(app, registry, ready)
+    from services.core.api_docs import add_docs
+
+    add_docs(app)
     return app
 
 
 async def serve(app: FastAPI, host: str, port: int,
                 worker: Callable[[asyncio.Event], Coroutine[Any, Any, None]] | None = None
                 ) -> None:
-    """Serve ``app`` and run ``worker(stop)`` until SIGINT/SIGTERM; then stop both cleanly."""
+    """Serve ``app`` and run ``worker(stop)`` until SIGTERM, SIGINT or SIGHUP (see
+    services/core/stop_signals.py for why all three); then stop both cleanly."""
     import uvicorn
 
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
@@ -79,7 +84,7 @@ async def serve(app: FastAPI, host: str, port: int,
     server.install_signal_handlers = lambda: None  # type: ignore[attr-defined]
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in STOP_SIGNALS:
         loop.add_signal_handler(sig, stop.set)
     srv = asyncio.create_task(server.serve())
     work = asyncio.create_task(worker(stop)) if worker else None

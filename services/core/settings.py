@@ -7,6 +7,7 @@ and friends) are never read, so they cannot override ours by accident.
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 from typing import Literal
 
@@ -39,6 +40,11 @@ class Settings(BaseSettings):
     topic_partitions: int = 3
     topic_replication: int = 1
     raw_retention_ms: int = 7 * 24 * 3600 * 1000
+    #: How long a service waits at start-up for the broker to answer before it gives up (its
+    #: supervisor restarts it); shape errors stop it at once.
+    startup_broker_wait_s: float = 60.0
+    #: How long `s115hub up` waits for every service to answer /readyz.
+    up_ready_timeout_s: float = 180.0
 
     state_dir: Path = REPO_ROOT / ".s115hub"
     master_key: SecretStr | None = None
@@ -46,7 +52,16 @@ class Settings(BaseSettings):
     boundaries_dir: Path = REPO_ROOT / "deploy" / "data" / "boundaries"
     config_dir: Path = REPO_ROOT / "deploy" / "hertfordshire"
 
+    #: The CLI's environment file (default: <state_dir>/s115hub.env, written by `up`). The CLI
+    #: reads it from the environment before parsing these settings; declared here so every
+    #: S115HUB_ name is in one place.
+    env_file: Path | None = None
+    #: CLI: show the traceback of a failure instead of its one line.
+    debug: bool = False
+
     host: str = "127.0.0.1"
+    #: The broker `s115hub up` starts itself (not used with KAFKA_BOOTSTRAP_SERVERS).
+    broker_port: int = 19092
     ingest_port: int = 8115
     depersonalise_port: int = 8116
     router_port: int = 8117
@@ -54,6 +69,8 @@ class Settings(BaseSettings):
     #: Ward counts on a group's web page below this are shown as "<N" (the detector's default
     #: for published alert counts, so the map and the alerts agree).
     group_page_suppress_below: int = 10
+    #: Chromium used to print tasking packs to PDF (default: ``chromium`` on the PATH).
+    chromium_path: str | None = None
 
     batch_max_records: int = 2000
     #: Stage runner (services/core/stage_runner.py): a record whose handling takes longer than
@@ -81,6 +98,11 @@ class Settings(BaseSettings):
     #: Recently acknowledged records remembered so an identical resend is not written to the raw
     #: topic again (0 turns it off; downstream dedupes by hub record id regardless).
     ingest_dedupe_window: int = 100_000
+    #: Event times (occurred_at, ...) later than the hub's clock plus this are refused: the
+    #: clock skew allowed between a partner's systems and the hub.
+    ingest_future_skew_s: float = 300.0
+    #: Event times before this date are refused as implausible (a mistyped year, an epoch 0).
+    ingest_time_floor: date = date(2000, 1, 1)
     #: Consume the per-partner Kafka inbound topics (s115.inbound.<partner>).
     ingest_inbound: bool = True
 

@@ -34,7 +34,7 @@ import logging
 import time
 import traceback
 import weakref
-from collections.abc import Awaitable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -136,6 +136,12 @@ class Stage:
         """Waves of messages sent after the batch's outputs are acknowledged (called every poll,
         ``processed`` 0 when idle)."""
         return []
+
+    def commit_floor(self) -> Mapping[tuple[str, int], int]:
+        """Per input (topic, partition): an offset the runner must not commit past, because the
+        stage still holds the record there (depersonalise's risk-gate hold). After a crash the
+        record is read again from that offset. Empty: commit what was processed."""
+        return {}
 
     def on_stop(self) -> list[list[Out]]:
         """Waves sent once on a clean stop (a final checkpoint, a last snapshot)."""
@@ -360,7 +366,10 @@ class StageRunner:
             if batch and self.stage.inputs.group:
                 # A commit refused after a rebalance is not a failure: the partitions' new owner
                 # re-reads from the last commit that landed, and downstream dedupes by record id.
-                await commit(consumer, {tp: msgs[-1].offset + 1 for tp, msgs in batch.items()})
+                floor = self.stage.commit_floor()
+                await commit(consumer, {
+                    tp: min(msgs[-1].offset + 1, floor.get((tp.topic, tp.partition), 1 << 62))
+                    for tp, msgs in batch.items()})
         except Exception as exc:
             if not is_infra(exc):
                 raise

@@ -39,7 +39,11 @@ async def scan(settings: Settings, topic: str) -> AsyncIterator[Any]:
     from aiokafka import TopicPartition
 
     consumer = make_consumer(settings, group_id=None, enable_auto_commit=False)
-    await consumer.start()
+    try:
+        await consumer.start()
+    except BaseException:
+        await consumer.stop()  # otherwise "Unclosed AIOKafkaConsumer" after the error line
+        raise
     try:
         tps = [TopicPartition(topic, p) for p in await topic_partitions(consumer, topic)]
         if not tps:

@@ -19,7 +19,7 @@ from services.core.config_publish import (
 )
 from services.core.county import County, Group, Partner, load_county
 from services.core.hashed_tokens import HashedTokenStore
-from services.core.keys import MasterKey
+from services.core.keys import MasterKey, write_private_file
 from services.depersonalise.protocol import Protocol, load_protocol
 from services.depersonalise.signing import generate_officer_key, save_private_key, sign_protocol
 from services.ingest.credentials import CredentialStore
@@ -80,9 +80,13 @@ def bootstrap(state_dir: Path, config_dir: Path, *, protocols_dir: Path | None =
     store = CredentialStore(state_dir / "partners.json")
     for partner in county.partners:
         out.api_keys[partner.id] = store.add(partner.id).api_key
-    (state_dir / "demo-api-keys.json").write_text(json.dumps(out.api_keys, indent=1))
+    # Plaintext secrets: mode 0600, like every key file.
+    write_private_file(state_dir / "demo-api-keys.json",
+                       json.dumps(out.api_keys, indent=1).encode(), overwrite=True)
     tokens = HashedTokenStore(state_dir / group_tokens.FILE_NAME, group_tokens.PREFIX)
     for group in county.groups:
-        out.group_tokens[group.id] = tokens.issue(group.id).token
-    (state_dir / "demo-group-tokens.json").write_text(json.dumps(out.group_tokens, indent=1))
+        # One member per group in the demo, so reads are audited by name as in production.
+        out.group_tokens[group.id] = tokens.issue(group.id, member=f"analyst@{group.id}").token
+    write_private_file(state_dir / "demo-group-tokens.json",
+                       json.dumps(out.group_tokens, indent=1).encode(), overwrite=True)
     return out

@@ -17,10 +17,10 @@ import httpx
 from services.core.broker import EmbeddedBroker, free_port
 from services.core.config_publish import publish
 from services.core.errors import HubError
-from services.core.kafka import ensure_topics
 from services.core.kafka_local import LocalKafka
 from services.core.settings import Settings
-from services.core.topics import topic_specs
+from services.core.stop_signals import die_with_parent
+from services.core.topics import provision_topics, topic_specs
 from services.demo.bootstrap import Bootstrap, bootstrap
 
 SERVICES = ("ingest", "depersonalise", "router")
@@ -46,11 +46,36 @@ class LocalHub:
     settings: Settings | None = None
     #: Further S115HUB_* settings for the services (tests turn single knobs with it).
     extra_env: dict[str, str] = field(default_factory=dict)
+    #: True: generate officer keys, sign the protocols and issue credentials (the demo and the
+    #: tests). False (production): publish the config directory as the officers signed it.
+    demo: bool = True
+    #: Ports for the services (production: fixed from settings); None picks free ones.
+    fixed_ports: dict[str, int] | None = None
+    #: The embedded broker's port (None: a free one).
+    broker_port: int | None = None
+    #: Which broker to start when none is given: "embedded" (tansu, in memory) or "kafka"
+    #: (local Apache Kafka with its data in ``kafka_dir``, default <state>/kafka). The one seam
+    #: for the broker choice.
+    broker_kind: str = "embedded"
+    #: Production: keep the operator's S115HUB_* settings (SASL, TLS, limits) for the services.
+    pass_settings_through: bool = False
+    #: `up`: children get SIGTERM if this process is SIGKILLed (see stop_signals.py).
+    children_die_with_parent: bool = False
 
     def env(self) -> dict[str, str]:
         assert self.settings is not None
-        env = {k: v for k, v in os.environ.items() if not k.startswith("S115HUB_")}
-        env.update({
+        env = {k: v for k, v in os.environ.items()
+               if self.pass_settings_through or not k.startswith("S115HUB_")}
+        env.update(self.hub_env())
+        for name in ("KAFKA_BOOTSTRAP_SERVERS",):
+            env.pop(name, None)
+        env.update(self.extra_env)
+        return env
+
+    def hub_env(self) -> dict[str, str]:
+        """The settings that make a process part of this hub (also the CLI's env file)."""
+        assert self.settings is not None
+        return {
             "S115HUB_KAFKA_BOOTSTRAP_SERVERS": self.settings.kafka_bootstrap_servers,
             "S115HUB_KAFKA_IDEMPOTENT_PRODUCER": str(self.settings.kafka_idempotent_producer),
             "S115HUB_STATE_DIR": str(self.state_dir),
@@ -60,11 +85,7 @@ class LocalHub:
             "S115HUB_INGEST_PORT": str(self.ports["ingest"]),
             "S115HUB_DEPERSONALISE_PORT": str(self.ports["depersonalise"]),
             "S115HUB_ROUTER_PORT": str(self.ports["router"]),
-        })
-        for name in ("KAFKA_BOOTSTRAP_SERVERS",):
-            env.pop(name, None)
-        env.update(self.extra_env)
-        return env
+        }
 
     def url(self, service: str) -> str:
         return f"http://127.0.0.1:{self.ports[service]}"
@@ -72,13 +93,16 @@ class LocalHub:
     def start_broker(self) -> str:
         if self.bootstrap_servers:
             return self.bootstrap_servers
-        if self.kafka_dir is not None:
-            kafka = LocalKafka(self.kafka_dir)
+        if self.kafka_dir is not None or self.broker_kind == "kafka":
+            kafka = LocalKafka(self.kafka_dir or self.state_dir / "kafka")
             self.broker = kafka
             kafka.start()
             return kafka.bootstrap()
         log = (self.log_dir / "broker.log") if self.log_dir else None
-        tansu = EmbeddedBroker(free_port(), log)
+        if self.broker_kind != "embedded":
+            raise HubError(f"unknown broker {self.broker_kind!r}: embedded or kafka")
+        tansu = EmbeddedBroker(self.broker_port or free_port(), log,
+                               die_with_parent=self.children_die_with_parent)
         self.broker = tansu
         tansu.start()
         return tansu.bootstrap
@@ -97,12 +121,20 @@ class LocalHub:
                                        if self.idempotent_producer is not None
                                        else not isinstance(self.broker, EmbeddedBroker)),
         )
-        self.boot = bootstrap(self.state_dir, self.config_dir, protocols_dir=self.protocols_dir)
+        if self.demo:
+            self.boot = bootstrap(self.state_dir, self.config_dir,
+                                  protocols_dir=self.protocols_dir)
+        else:
+            from services.demo.production import production_boot
+
+            self.boot = production_boot(self.state_dir, self.config_dir)
         groups = [g.id for g in self.boot.county.groups]
         partners = [p.id for p in self.boot.county.partners]
-        ensure_topics(self.settings, topic_specs(self.settings, groups, partners))
+        provision_topics(self.settings, topic_specs(self.settings, groups, partners),
+                         wait_for_broker=30.0)
         publish(self.settings, self.boot.messages)
-        self.ports = {s: free_port() for s in SERVICES}
+        self.ports = dict(self.fixed_ports) if self.fixed_ports else {
+            s: free_port() for s in SERVICES}
         for svc in SERVICES:
             self.start_service(svc)
         self.wait_ready(wait)
@@ -112,7 +144,8 @@ class LocalHub:
         out = open(self.log_dir / f"{svc}.log", "ab") if self.log_dir else subprocess.DEVNULL  # noqa: SIM115
         self.procs[svc] = subprocess.Popen(  # noqa: S603 - our interpreter, our module
             [sys.executable, "-m", f"services.{svc}"], env=self.env(), stdout=out,
-            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            preexec_fn=die_with_parent if self.children_die_with_parent else None)
 
     def wait_ready(self, timeout: float = 60.0, services: tuple[str, ...] = SERVICES) -> None:
         deadline = time.monotonic() + timeout

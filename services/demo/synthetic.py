@@ -123,7 +123,9 @@ class Generator:
                 "narrative": self._tag(f"Crew attended; occupier {p.name} at {p.address}."),
             }
         elif feed == "health":
-            t = self.when(now)
+            # Arrival is 40 minutes after the assault and must not be in the future (ingest
+            # refuses event times ahead of its clock).
+            t = self.when(now - timedelta(minutes=40))
             rec = {
                 "source_id": sid, "arrival_at": (t + timedelta(minutes=40)).isoformat(),
                 "assault_at": t.isoformat(), "assault_method": r.choice(METHODS),

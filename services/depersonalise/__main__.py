@@ -4,11 +4,13 @@ import asyncio
 
 from services.core.ops import serve
 from services.core.settings import Settings
+from services.core.topics import provision_or_exit
 from services.depersonalise.app import make_app
 
 
 def main() -> None:
     settings = Settings()
+    provision_or_exit(settings, "depersonalise")
     app, svc = make_app(settings)
     asyncio.run(serve(app, settings.host, settings.depersonalise_port, svc.run))
 

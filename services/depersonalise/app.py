@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,7 +35,7 @@ from services.core.stage_runner import (
 from services.core.topics import topics_for
 from services.depersonalise.accounting import accounting_facts
 from services.depersonalise.policy import protocol_set_of
-from services.depersonalise.stage import Depersonaliser
+from services.depersonalise.stage import Depersonaliser, StageResult
 
 CONSUMER_GROUP = "depersonalise"
 
@@ -64,6 +64,11 @@ class DepersonaliseService:
         self.m_gate = m.counter("records_gated_total",
                                 "Released records by risk gate action (release, generalise, "
                                 "suppress).", ["feed", "protocol", "action"])
+        self.m_held = m.gauge("records_held", "Records the risk gate holds for their ward cell "
+                              "to fill (protocol hold_hours); not committed until released.")
+        self.m_unheld = m.counter("records_unheld_total",
+                                  "Held records released, by the gate's final action.",
+                                  ["feed", "protocol", "action"])
         self.m_live = m.gauge("protocols_live", "Protocols live now.")
         self.m_review = m.gauge("protocols_review_due", "Live protocols past their review date.")
         self.m_proto_live = m.gauge("protocol_live", "1 when the protocol version is live.",
@@ -142,7 +147,10 @@ class DepersonaliseStage(Stage):
             svc._refresh_gauges()
         # The ward lookup is one vectorised query for the batch; records are released lazily,
         # so the runner times each one and can resume after one that raises.
-        results = svc.stage.process_batch([item.value for item in items])
+        # Positions: a record the gate holds for its ward is not committed (commit_floor).
+        results = svc.stage.process_batch(
+            [item.value for item in items],
+            positions=[(item.msg.topic, item.msg.partition, item.msg.offset) for item in items])
         for item, result in zip(items, results, strict=True):
             raw: RawRecord = item.value
             env = raw.envelope
@@ -162,13 +170,30 @@ class DepersonaliseStage(Stage):
                 svc.m_blocked.labels(env.feed, result.blocked).inc()
                 yield outs
                 continue
-            for rec in result.shared:
-                outs.append(Out(self.shared, rec.model_dump_json().encode(),
-                                key=rec.hub_record_id.encode()))
-                svc.m_out.labels(env.feed, rec.protocol).inc()
+            # result.shared may also carry earlier records this one released from their hold.
+            outs += self._outs(result)
             for ref, action in result.gate.items():
                 svc.m_gate.labels(env.feed, ref, action).inc()
             yield outs
+
+    def _outs(self, result: StageResult) -> list[Out]:
+        outs = []
+        for rec in result.shared:
+            outs.append(Out(self.shared, rec.model_dump_json().encode(),
+                            key=rec.hub_record_id.encode()))
+            self.svc.m_out.labels(rec.feed, rec.protocol).inc()
+        for feed, ref, action in result.released_held:
+            self.svc.m_unheld.labels(feed, ref, action).inc()
+        return outs
+
+    def after_batch(self, processed: int) -> list[list[Out]]:
+        """Held records whose hold has ended leave now (at what the counts allow)."""
+        outs = self._outs(self.svc.stage.due())
+        self.svc.m_held.set(self.svc.stage.held)
+        return [outs] if outs else []
+
+    def commit_floor(self) -> Mapping[tuple[str, int], int]:
+        return self.svc.stage.commit_floor()
 
 
 def make_app(settings: Settings) -> tuple[FastAPI, DepersonaliseService]:

@@ -23,6 +23,10 @@ YAML form (one document per file)::
           victim_name:
             transform: pseudonymise
             with: [victim_dob]
+          summary: {transform: free_text, mode: tags, tagset: mo-tags@1}
+          # free_text modes: drop (default) | vocabulary (vocabulary: incident-en@1 or a list
+          # of id@version) | tags (tagset: id@version); 'scrub' is refused. The lists' SHA-256
+          # hashes are signed with the document (see signing.protocol_digest).
     quasi_identifiers: [occurred_at, location]   # released field names the risk gate counts
     k: 3
     suppress_below: 5
@@ -124,6 +128,10 @@ class Protocol(_Strict):
     quasi_identifiers: list[str] = Field(default_factory=list)
     k: int = Field(ge=2)
     suppress_below: int = Field(ge=1, description="Published counts below this are shown '<N'.")
+    #: Streaming anonymisation: how long the risk gate may hold a record whose ward cell has not
+    #: reached k yet, before it gives up the ward. Hours, not days: tasking meets every few weeks
+    #: but alerts are live. None (the default, and absent from the signed digest) holds nothing.
+    hold_hours: float | None = Field(default=None, gt=0, le=24)
     retention_days: int = Field(ge=1)
     valid_from: date
     valid_until: date
@@ -165,6 +173,24 @@ class Protocol(_Strict):
     def parties(self) -> tuple[str, ...]:
         """Everyone who must sign: disclosers, then recipients."""
         return tuple(dict.fromkeys([*self.disclosers, *self.recipients]))
+
+    def list_hashes(self) -> dict[str, str]:
+        """id@version -> SHA-256 of every shipped word list or tag set the free-text rules read.
+
+        A list that is no longer shipped hashes as "missing": the signature then fails rather
+        than the protocol silently releasing through another list."""
+        from services.depersonalise.transforms.free_text import list_refs
+        from services.depersonalise.vocabularies import sha256_of
+
+        refs = sorted({ref for rules in self.feeds.values() for rule in rules.fields.values()
+                       if rule.transform == "free_text" for ref in list_refs(rule.params)})
+        out: dict[str, str] = {}
+        for ref in refs:
+            try:
+                out[ref] = sha256_of(ref)
+            except ConfigError:
+                out[ref] = "missing"
+        return out
 
     def released_fields(self, feed: str) -> frozenset[str]:
         """Fields of ``feed`` that leave the hub (named and not dropped)."""

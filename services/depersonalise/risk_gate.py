@@ -64,11 +64,13 @@ from services.core.canonical import canonical_bytes
 from services.depersonalise.protocol import Protocol
 from services.depersonalise.transforms import DROP, AreaInfo
 
-Action = Literal["release", "generalise", "suppress"]
+Action = Literal["release", "generalise", "suppress", "hold"]
 #: One rung up a ladder: (released value, the record's area) -> coarser value, or DROP.
 Step = Callable[[Any, AreaInfo | None], Any]
 
 _BUCKETS_PER_WINDOW = 168
+#: ``_decided`` marker: counted once, held, no final decision yet.
+_HELD = -2
 _HOUR = re.compile(r"^(\d{4}-\d{2}-\d{2})T\d{2}:00:00Z$")
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _MONTH = re.compile(r"^\d{4}-\d{2}$")
@@ -257,7 +259,8 @@ Level = tuple[dict[str, Any], tuple[str, ...]]
 class RiskGate:
     def __init__(self, k: int, quasi_identifiers: Sequence[str], *,
                  window: timedelta = timedelta(days=7), max_keys: int = 200_000,
-                 steps: Mapping[str, Step] | None = None) -> None:
+                 steps: Mapping[str, Step] | None = None,
+                 hold: timedelta = timedelta(0)) -> None:
         if k < 1:
             raise ValueError("k must be at least 1")
         if window <= timedelta(0):
@@ -269,6 +272,15 @@ class RiskGate:
         self.window = window
         self.max_keys = max_keys
         self._steps = dict(steps or {})
+        if hold < timedelta(0):
+            raise ValueError("hold must not be negative")
+        self.hold = hold
+        # The area QIs are coarsened last whatever their place in the list: the ward is what
+        # tasking needs, so ages, property types and times are widened and withheld first.
+        area = [qi for qi in self.quasi_identifiers if self._steps.get(qi) is location_step]
+        self._order = tuple(area) + tuple(
+            qi for qi in self.quasi_identifiers if qi not in area)
+        self._area_qis = frozenset(area)
         self._width = window.total_seconds() / _BUCKETS_PER_WINDOW
         self._buckets: dict[int, Counter[bytes]] = {}
         self._totals: Counter[bytes] = Counter()
@@ -281,6 +293,8 @@ class RiskGate:
 
     @classmethod
     def for_protocol(cls, protocol: Protocol, feed: str, **kw: Any) -> RiskGate:
+        if protocol.hold_hours and "hold" not in kw:
+            kw["hold"] = timedelta(hours=protocol.hold_hours)
         return cls(protocol.k, protocol.quasi_identifiers, steps=ladder_for(protocol, feed), **kw)
 
     @property
@@ -301,13 +315,46 @@ class RiskGate:
         """
         if record_id is not None and (seen := self._decided.get(record_id)) is not None:
             self._decided.move_to_end(record_id)
+            if seen[0] == _HELD:
+                return self.recheck(released_fields, area, record_id=record_id)
             return self._at_level(released_fields, area, *seen)
         decision, level = self._decide(released_fields, at, area)
-        if record_id is not None:
-            self._decided[record_id] = (level, decision.count)
-            while len(self._decided) > self.max_keys:
-                self._decided.popitem(last=False)
+        self._remember(record_id, level, decision.count)
         return decision
+
+    def recheck(self, released_fields: Mapping[str, Any], area: AreaInfo | None, *,
+                expired: bool = False, record_id: str | None = None) -> Decision:
+        """Decide again on a held record, from the counts as they are now, without counting it
+        a second time (it was counted when first checked).
+
+        While its hold lasts, the record is released only at a level that keeps its ward;
+        otherwise it stays held. Once ``expired``, it gets what the counts allow now, which may
+        be the district. The decision then stands for ``record_id``.
+        """
+        levels = self.levels(released_fields, area)
+        counts = [max(self._totals[self._key(f)], 1) for f, _ in levels]
+        decision, level = self._first_passing(released_fields, levels, counts, area,
+                                              may_hold=not expired)
+        self._remember(record_id, level, decision.count)
+        return decision
+
+    def _remember(self, record_id: str | None, level: int, count: int) -> None:
+        if record_id is None:
+            return
+        self._decided[record_id] = (level, count)
+        self._decided.move_to_end(record_id)
+        while len(self._decided) > self.max_keys:
+            self._decided.popitem(last=False)
+
+    def keeps_ward(self, fields: Mapping[str, Any], area: AreaInfo | None) -> bool:
+        """True when ``fields`` still place the record in its ward (or finer)."""
+        if not self._area_qis or area is None or area.ward_code is None:
+            return False
+        for qi in self._area_qis:
+            value = fields.get(qi)
+            if not (isinstance(value, Mapping) or value == area.ward_code):
+                return False
+        return True
 
     def _at_level(self, released_fields: Mapping[str, Any], area: AreaInfo | None,
                   level: int, count: int) -> Decision:
@@ -324,16 +371,32 @@ class RiskGate:
         if not self.quasi_identifiers:
             return Decision("release", dict(released_fields), count=1), 0
         levels = self.levels(released_fields, area)
-        keys = [self._key(i, fields) for i, (fields, _) in enumerate(levels)]
-        self._count(self._bucket_of(at), keys)
+        keys = [self._key(fields) for fields, _ in levels]
+        # Once per distinct combination: two levels of one record can show the same values.
+        self._count(self._bucket_of(at), list(dict.fromkeys(keys)))
         # A record older than the window (or forgotten under memory pressure) is not held; it
         # still counts once, for itself.
         counts = [max(self._totals[key], 1) for key in keys]
+        return self._first_passing(released_fields, levels, counts, area,
+                                   may_hold=self.hold > timedelta(0))
+
+    def _first_passing(self, released_fields: Mapping[str, Any], levels: list[Level],
+                       counts: list[int], area: AreaInfo | None, *,
+                       may_hold: bool) -> tuple[Decision, int]:
+        """The finest level reaching k; or, when ``may_hold`` and that level would lose the
+        record's ward, a hold (level ``_HELD``) so the ward cell can fill."""
+        ward_levels = ([i for i, (f, _) in enumerate(levels) if self.keeps_ward(f, area)]
+                       if may_hold else [])
         for i, ((fields, changed), n) in enumerate(zip(levels, counts, strict=True)):
             if n >= self.k:
+                if ward_levels and i > ward_levels[-1]:
+                    break
                 if i == 0:
                     return Decision("release", dict(released_fields), count=n), 0
                 return Decision("generalise", fields, changed, count=n), i
+        if ward_levels:
+            w = ward_levels[-1]
+            return Decision("hold", levels[w][0], levels[w][1], count=counts[w]), _HELD
         floor, changed = levels[-1]
         return Decision("suppress", floor, changed, count=counts[-1]), -1
 
@@ -342,7 +405,7 @@ class RiskGate:
         current = dict(fields)
         changed: list[str] = []
         out: list[Level] = [(current, ())]
-        for qi in reversed(self.quasi_identifiers):
+        for qi in reversed(self._order):
             if current.get(qi) is None:
                 continue
             for new in chain_of(self._steps.get(qi, guess_step), current[qi], area):
@@ -357,10 +420,14 @@ class RiskGate:
                 out.append((current, tuple(changed)))
         return out
 
-    def _key(self, level: int, fields: Mapping[str, Any]) -> bytes:
-        # Absent and withheld are the same to a recipient, so both count as null.
-        values = [level, *(fields.get(qi) for qi in self.quasi_identifiers)]
-        if all(_plain(v) for v in values[1:]):
+    def _key(self, fields: Mapping[str, Any]) -> bytes:
+        # Absent and withheld are the same to a recipient, so both count as null. The key is
+        # the combination as a recipient sees it, not the level it was reached at: a record
+        # whose age band was withheld in one step (a band straddling two wide bands) and one
+        # whose band was widened first both show (ward, -, -) and must count together. Keying
+        # by level as well split those counts and sent most police records to the district.
+        values = [fields.get(qi) for qi in self.quasi_identifiers]
+        if all(_plain(v) for v in values):
             # The usual QI values (strings, a point) through the C JSON encoder: several keys per
             # record made the pure-Python canonical encoder a tenth of the engine's time. The
             # keys never leave this process, so only equality matters, and the prefixes keep the

@@ -132,8 +132,18 @@ def load_officer_keys(directory: Path) -> dict[str, tuple[str, Ed25519PublicKey]
 
 
 def protocol_digest(protocol: Protocol) -> bytes:
-    """The canonical bytes every signature covers: the document without its signatures."""
-    return canonical_bytes(protocol.model_dump(mode="json", exclude={"signatures"}))
+    """The canonical bytes every signature covers: the document without its signatures, and the
+    SHA-256 of every shipped word list or tag set its free-text rules name (so an edited list
+    voids the signature exactly as an edited rule does). A protocol that names no list has the
+    digest it always had."""
+    doc = protocol.model_dump(mode="json", exclude={"signatures"})
+    if doc.get("hold_hours") is None:
+        # Added later with no default hold: protocols signed before it keep their digest.
+        doc.pop("hold_hours", None)
+    lists = protocol.list_hashes()
+    if lists:
+        doc["free_text_lists_sha256"] = lists
+    return canonical_bytes(doc)
 
 
 def _message(protocol: Protocol, party: str, officer: str, key_id: str) -> bytes:

@@ -6,6 +6,16 @@ ward and district are derived from the precise point *before* the protocol gener
 risk gate sees the protocol's output and may coarsen it further, and the area codes attached to
 the shared record are never finer than the location the gate let through.
 
+Held for its ward (streaming anonymisation): when the risk gate would have to give up a
+record's ward because its ward cell has not reached k yet, and the protocol sets ``hold_hours``,
+the record is kept here, not released, until either the cell fills (a later record of the same
+protocol, feed and ward is checked: then every held record that now passes leaves at ward level)
+or its hold ends (``due``: it leaves at whatever the counts allow, usually the district). The
+hold is durable by not being committed: ``commit_floor`` names, per raw partition, the offset of
+the oldest record still held, and the glue must not commit past it. After a kill -9 the records
+from that offset on are read again: held ones are held again, released ones are released again
+and the router drops them by hub record id. Nothing held exists only in memory.
+
 Blocked, not held: a record no live protocol covers is not released and not stored here. It stays
 on its raw topic (encrypted, for the raw retention period) and the stage moves on, so one
 partner's lapsed protocol cannot stall the other partners on the same feed topic. Releasing it
@@ -27,7 +37,7 @@ from services.core.errors import CryptoError
 from services.depersonalise.engine import AreaLevel, release
 from services.depersonalise.lifecycle import ProtocolSet
 from services.depersonalise.protocol import Protocol as SharingProtocol
-from services.depersonalise.risk_gate import Action, RiskGate
+from services.depersonalise.risk_gate import Action, Decision, RiskGate
 from services.depersonalise.transforms import AreaInfo
 
 
@@ -47,10 +57,32 @@ class StageResult:
     blocked: str | None = None
     detail: str | None = None
     transforms: dict[str, dict[str, str]] = field(default_factory=dict)
-    #: protocol ref -> the risk gate's action on this record.
+    #: protocol ref -> the risk gate's action on this record ("hold": kept back for its ward).
     gate: dict[str, Action] = field(default_factory=dict)
+    #: (feed, protocol ref, action) of records held earlier and released with this result.
+    released_held: list[tuple[str, str, Action]] = field(default_factory=list)
     #: protocol ref -> the quasi-identifiers the gate coarsened or withheld (names only).
     gated_fields: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+#: Where a raw record was read from: (topic, partition, offset).
+Position = tuple[str, int, int]
+
+
+@dataclass
+class _Held:
+    """What is needed to release a held record later; no plaintext personal data (the protocol
+    has been applied), only the gate's decision is pending."""
+    env: Any
+    category: str
+    protocol: SharingProtocol
+    epoch: int
+    fields: dict[str, Any]
+    transforms: dict[str, str]
+    area_level: AreaLevel
+    area: AreaInfo | None
+    until: datetime
+    position: Position | None
 
 
 def point_of(record: dict[str, Any]) -> tuple[float, float] | None:
@@ -115,6 +147,83 @@ class Depersonaliser:
         # One gate per (protocol version, feed): a new version may change k or the QIs, and
         # two feeds' records must not vouch for each other.
         self._gates: dict[tuple[str, str], RiskGate] = {}
+        #: (hub record id, protocol ref) -> held record; insertion order is hold order.
+        self._held: dict[tuple[str, str], _Held] = {}
+        #: (protocol ref, feed, ward code) -> held keys in that ward cell.
+        self._held_cells: dict[tuple[str, str, str], list[tuple[str, str]]] = {}
+
+    @property
+    def held(self) -> int:
+        return len(self._held)
+
+    def commit_floor(self) -> dict[tuple[str, int], int]:
+        """Per raw (topic, partition): the offset of the oldest held record. Committing at most
+        this offset keeps every held record on the raw topic until it is released."""
+        floor: dict[tuple[str, int], int] = {}
+        for h in self._held.values():
+            if h.position is not None:
+                tp = (h.position[0], h.position[1])
+                floor[tp] = min(floor.get(tp, h.position[2]), h.position[2])
+        return floor
+
+    def due(self, now: datetime | None = None) -> StageResult:
+        """Held records whose hold has ended, released at what the counts allow now."""
+        now = now or datetime.now(UTC)
+        out = StageResult()
+        for key, h in list(self._held.items()):
+            if h.until <= now:
+                self._settle(key, h, now, out, expired=True)
+        return out
+
+    def _settle(self, key: tuple[str, str], h: _Held, now: datetime, out: StageResult, *,
+                expired: bool) -> bool:
+        live = self.protocols.live_for(h.env.partner, h.env.feed, now.date())
+        if all(p.ref != h.protocol.ref for p in live):
+            # Revoked, expired or superseded while held: a revocation always applies, so the
+            # record is not released under it. It stays on its raw topic, blocked, like any
+            # record no live protocol covers (a later replay re-presents it).
+            self._drop(key, h)
+            return True
+        gate = self.gate_for(h.protocol, h.env.feed)
+        decision = gate.recheck(h.fields, h.area, expired=expired, record_id=key[0])
+        if decision.action == "hold":
+            return False
+        self._drop(key, h)
+        out.shared.append(self._shared(h.env, h.category, h.protocol, h.epoch, decision,
+                                       h.area_level, h.area, now))
+        out.transforms[h.protocol.ref] = {f: t for f, t in h.transforms.items()
+                                          if f in decision.fields}
+        out.released_held.append((h.env.feed, h.protocol.ref, decision.action))
+        return True
+
+    def _drop(self, key: tuple[str, str], h: _Held) -> None:
+        del self._held[key]
+        if h.area is not None and h.area.ward_code:
+            cell = self._held_cells.get((key[1], h.env.feed, h.area.ward_code))
+            if cell is not None:
+                cell.remove(key)
+                if not cell:
+                    del self._held_cells[(key[1], h.env.feed, h.area.ward_code)]
+
+    def _shared(self, env: Any, category: str, protocol: SharingProtocol, epoch: int,
+                decision: Decision, level: AreaLevel, area: AreaInfo | None,
+                now: datetime) -> SharedRecord:
+        fields = decision.fields
+        for name in decision.generalised:
+            if protocol.feeds[env.feed].fields[name].transform == "location":
+                level = gated_area_level(level, fields.get(name), area)
+        ward = area if area is not None and level == "ward" else None
+        district = area if area is not None and level in ("ward", "district") else None
+        return SharedRecord(
+            hub_record_id=env.hub_record_id, partner=env.partner, feed=env.feed,
+            category=category,
+            ward_code=ward.ward_code if ward else None,
+            ward_name=ward.ward_name if ward else None,
+            district_code=district.district_code if district else None,
+            district_name=district.district_name if district else None,
+            fields=fields, protocol=protocol.ref,
+            key_epoch=epoch,
+            released_at=now)
 
     def gate_for(self, protocol: SharingProtocol, feed: str) -> RiskGate:
         gate = self._gates.get((protocol.ref, feed))
@@ -124,19 +233,21 @@ class Depersonaliser:
         return gate
 
     def process(self, raw: RawRecord, *, today: date | None = None,
-                now: datetime | None = None) -> StageResult:
+                now: datetime | None = None, position: Position | None = None) -> StageResult:
         now = now or datetime.now(UTC)
         opened = self.open(raw, today or now.date())
         if isinstance(opened, StageResult):
             return opened
-        return self.release(raw, *opened, now=now)
+        return self.release(raw, *opened, now=now, position=position)
 
-    def process_batch(self, raws: list[RawRecord], *, now: datetime | None = None
+    def process_batch(self, raws: list[RawRecord], *, now: datetime | None = None,
+                      positions: list[Position | None] | None = None
                       ) -> Iterator[StageResult]:
         """``process`` for a batch, lazily: the sealed fields of every record are opened first
         and every ward is looked up in one vectorised query, then records are released one at a
         time as the caller iterates (so a caller timing each record sees each record's own cost,
-        and stopping early leaves the rest untouched by the risk gate)."""
+        and stopping early leaves the rest untouched by the risk gate). ``positions``: where each
+        raw record was read, for the hold's commit floor."""
         now = now or datetime.now(UTC)
         opened: list[Any] = []
         for raw in raws:
@@ -153,7 +264,8 @@ class Depersonaliser:
             if isinstance(o, Exception):
                 raise o
             yield o if isinstance(o, StageResult) else self.release(
-                raw, *o, now=now, ward=ward_of.get(i, _UNSET))
+                raw, *o, now=now, ward=ward_of.get(i, _UNSET),
+                position=positions[i] if positions is not None else None)
 
     def open(self, raw: RawRecord, today: date
              ) -> StageResult | tuple[list[SharingProtocol], dict[str, Any]]:
@@ -172,7 +284,8 @@ class Depersonaliser:
         return live, record
 
     def release(self, raw: RawRecord, live: list[SharingProtocol], record: dict[str, Any], *,
-                now: datetime, ward: Any = _UNSET) -> StageResult:
+                now: datetime, ward: Any = _UNSET, position: Position | None = None
+                ) -> StageResult:
         env = raw.envelope
         area = area_of(record, self.areas, ward)
         when = event_time(env.feed, record)
@@ -181,27 +294,31 @@ class Depersonaliser:
             epoch, key = self.keys.key_for(protocol.id)
             rel = release(protocol, env.feed, record, area=area, pseudonym_key=key,
                           key_epoch=epoch, event_time=when)
-            decision = self.gate_for(protocol, env.feed).check(
-                rel.fields, now, area, record_id=env.hub_record_id)
-            fields = decision.fields
-            level = rel.area_level
-            for name in decision.generalised:
-                if protocol.feeds[env.feed].fields[name].transform == "location":
-                    level = gated_area_level(level, fields.get(name), area)
-            ward = area if area is not None and level == "ward" else None
-            district = area if area is not None and level in ("ward", "district") else None
-            out.shared.append(SharedRecord(
-                hub_record_id=env.hub_record_id, partner=env.partner, feed=env.feed,
-                category=str(record.get("category", "")),
-                ward_code=ward.ward_code if ward else None,
-                ward_name=ward.ward_name if ward else None,
-                district_code=district.district_code if district else None,
-                district_name=district.district_name if district else None,
-                fields=fields, protocol=protocol.ref,
-                key_epoch=epoch,
-                released_at=now))
-            out.transforms[protocol.ref] = {f: t for f, t in rel.transforms.items()
-                                            if f in fields}
+            gate = self.gate_for(protocol, env.feed)
+            decision = gate.check(rel.fields, now, area, record_id=env.hub_record_id)
             out.gate[protocol.ref] = decision.action
+            category = str(record.get("category", ""))
+            hkey = (env.hub_record_id, protocol.ref)
+            if decision.action == "hold":
+                if hkey not in self._held:
+                    until = now + gate.hold
+                    self._held[hkey] = _Held(env, category, protocol, epoch, rel.fields,
+                                            rel.transforms, rel.area_level, area, until,
+                                            position)
+                    # The gate holds only records with a ward: it holds to keep the ward.
+                    assert area is not None
+                    assert area.ward_code is not None
+                    self._held_cells.setdefault(
+                        (protocol.ref, env.feed, area.ward_code), []).append(hkey)
+                continue
+            out.shared.append(self._shared(env, category, protocol, epoch, decision,
+                                           rel.area_level, area, now))
+            out.transforms[protocol.ref] = {f: t for f, t in rel.transforms.items()
+                                            if f in decision.fields}
             out.gated_fields[protocol.ref] = tuple(decision.generalised)
+            if area is not None and area.ward_code:
+                # This record may have filled its ward cell: release whatever it was holding.
+                for held_key in list(self._held_cells.get(
+                        (protocol.ref, env.feed, area.ward_code), [])):
+                    self._settle(held_key, self._held[held_key], now, out, expired=False)
         return out

@@ -1,15 +1,18 @@
 """python -m services.ingest: the ingest HTTP API."""
 
-import uvicorn
+import asyncio
 
+from services.core.ops import serve
 from services.core.settings import Settings
+from services.core.topics import provision_or_exit
 from services.ingest.app import make_app
 
 
 def main() -> None:
     settings = Settings()
-    uvicorn.run(make_app(settings), host=settings.host, port=settings.ingest_port,
-                log_level="warning")
+    provision_or_exit(settings, "ingest")
+    # ops.serve rather than uvicorn.run: the same SIGTERM/SIGINT/SIGHUP handling as the others.
+    asyncio.run(serve(make_app(settings), settings.host, settings.ingest_port))
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from schemas.feeds import FEEDS
+from services.core.api_docs import add_docs
 from services.core.config_follow import ConfigFollower
 from services.core.config_state import ConfigState
 from services.core.errors import BrokerUnavailable, CryptoError
@@ -46,7 +47,7 @@ from services.ingest.limits import (
     retry_after_header,
 )
 from services.ingest.records import RECORD_ID_INFO
-from services.ingest.service import IngestService
+from services.ingest.service import IngestService, time_limits
 from services.ingest.validation import Item, load_json, parse_csv, parse_ndjson
 
 log = logging.getLogger(__name__)
@@ -237,7 +238,8 @@ def make_app(settings: Settings) -> FastAPI:
                                     sealer=hub.sealer, record_id_key=hub.record_id_key,
                                     metrics=hub.metrics, ack_timeout_s=ack_timeout + 2,
                                     dedupe_window=settings.ingest_dedupe_window,
-                                    rejection_bytes=settings.ingest_rejection_bytes_per_batch)
+                                    rejection_bytes=settings.ingest_rejection_bytes_per_batch,
+                                    **time_limits(settings))
         with contextlib.suppress(BrokerUnavailable):
             await hub.ensure_broker(ack_timeout)
         stop = asyncio.Event()
@@ -280,7 +282,9 @@ def make_app(settings: Settings) -> FastAPI:
                     "tasking group once. Send `Idempotency-Key` to get the first answer back "
                     "for a retried request.",
         lifespan=lifespan,
+        docs_url=None, redoc_url=None,  # their pages load from a CDN: add_docs serves one offline
     )
+    add_docs(app)
     app.state.hub = hub
     add_ops_routes(app, hub.metrics.registry, hub.ready)
     add_request_metrics(app, hub.metrics)

@@ -25,7 +25,7 @@ from services.core.settings import Settings
 from services.core.topic_scan import scan
 from services.core.topics import topics_for
 from services.ingest.records import RECORD_ID_INFO
-from services.ingest.service import IngestService
+from services.ingest.service import IngestService, time_limits
 from services.ingest.validation import Item, load_json, validate_record
 
 __all__ = ["REPLAYED", "DeadLetter", "ReplayResult", "collect", "read_corrections",
@@ -113,7 +113,7 @@ async def replay(settings: Settings, *, ids: set[str] | None, corrected: dict[st
     try:
         svc = IngestService(topics=topics_for(settings), publisher=producer, sealer=store,
                             record_id_key=master.derive(RECORD_ID_INFO),
-                            metrics=ServiceMetrics("dlq"))
+                            metrics=ServiceMetrics("dlq"), **time_limits(settings))
         for letter, record in todo:
             kind, pos = letter.position
             out = await svc.ingest(letter.partner, letter.feed, [Item(pos or 0, data=record)],

@@ -9,15 +9,16 @@ import json
 import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 
 from services.core.errors import BrokerUnavailable, RecordRejected
 from services.core.metrics import ServiceMetrics
+from services.core.settings import Settings
 from services.core.topics import Topics
 from services.ingest.limits import RecentRecords
 from services.ingest.records import Sealer, build_raw, build_rejection, public_problems
-from services.ingest.validation import Item, validate_record
+from services.ingest.validation import Item, TimeWindow, validate_record
 
 
 class Publisher(Protocol):
@@ -35,15 +36,25 @@ class Outcome:
                 "counts": {"accepted": len(self.accepted), "rejected": len(self.rejected)}}
 
 
+def time_limits(settings: Settings) -> dict[str, Any]:
+    """IngestService's event-time plausibility arguments from settings."""
+    return {"max_future": timedelta(seconds=settings.ingest_future_skew_s),
+            "time_floor": settings.ingest_time_floor}
+
+
 class IngestService:
     def __init__(self, *, topics: Topics, publisher: Publisher, sealer: Sealer,
                  record_id_key: bytes, metrics: ServiceMetrics, ack_timeout_s: float = 30.0,
-                 dedupe_window: int = 0, rejection_bytes: int = 256_000) -> None:
+                 dedupe_window: int = 0, rejection_bytes: int = 256_000,
+                 max_future: timedelta = timedelta(minutes=5),
+                 time_floor: date = date(2000, 1, 1)) -> None:
         self.topics = topics
         self.publisher = publisher
         self.sealer = sealer
         self.record_id_key = record_id_key
         self.ack_timeout_s = ack_timeout_s
+        self.max_future = max_future
+        self.time_floor = time_floor
         self.recent = RecentRecords(dedupe_window)
         #: Bytes of per-record error detail in one answer; past it, rejected records are listed
         #: with their rejection id and no errors (the dead letter holds them), so an answer, and
@@ -79,6 +90,7 @@ class IngestService:
     async def _ingest(self, partner: str, feed: str, items: list[Item], position_kind: str,
                       context: dict[str, str]) -> Outcome:
         now = datetime.now(UTC)
+        window = TimeWindow(now, self.max_future, self.time_floor)
         out = Outcome()
         sends: list[Any] = []
         fresh: list[tuple[str, str]] = []
@@ -89,7 +101,7 @@ class IngestService:
             try:
                 if item.error is not None:
                     raise RecordRejected([("", item.error)])
-                record = validate_record(feed, item.data)
+                record = validate_record(feed, item.data, window)
                 raw = build_raw(record, partner=partner, feed=feed,
                                 record_id_key=self.record_id_key, sealer=self.sealer, now=now)
             except RecordRejected as rej:

@@ -10,6 +10,7 @@ import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
@@ -34,17 +35,46 @@ def problems_of(exc: ValidationError) -> list[Problem]:
     return out
 
 
-def validate_record(feed: str, data: Any) -> FeedModel:
-    """Validate one record of ``feed``; raise RecordRejected listing every bad field."""
+@dataclass(frozen=True)
+class TimeWindow:
+    """When an event can plausibly have happened, as ingest sees it now: not after ``now`` plus
+    the clock skew allowed between partner systems and the hub, and not before ``floor``."""
+
+    now: datetime
+    max_future: timedelta = timedelta(minutes=5)
+    floor: date = date(2000, 1, 1)
+
+    def problem(self, value: datetime) -> str | None:
+        if value > self.now + self.max_future:
+            return (f"{value.isoformat()} is in the future (more than "
+                    f"{self.max_future.total_seconds():g} s after the hub's clock, "
+                    f"{self.now.isoformat(timespec='seconds')})")
+        floor = datetime(self.floor.year, self.floor.month, self.floor.day, tzinfo=UTC)
+        if value < floor:
+            return (f"{value.isoformat()} is before {self.floor.isoformat()}, the earliest "
+                    "plausible event time")
+        return None
+
+
+def validate_record(feed: str, data: Any, window: TimeWindow | None = None) -> FeedModel:
+    """Validate one record of ``feed``; raise RecordRejected listing every bad field. With a
+    ``window``, every date-time field must also fall inside it."""
     model = FEEDS.get(feed)
     if model is None:
         raise RecordRejected([("", f"unknown feed {feed!r}; known: {', '.join(FEEDS)}")])
     if not isinstance(data, dict):
         raise RecordRejected([("", f"a record must be a JSON object, not {type(data).__name__}")])
     try:
-        return model.model_validate(data)
+        record = model.model_validate(data)
     except ValidationError as exc:
         raise RecordRejected(problems_of(exc)) from None
+    if window is not None:
+        problems = [(pointer((name,)), why) for name in model.model_fields
+                    if isinstance(value := getattr(record, name), datetime)
+                    and (why := window.problem(value)) is not None]
+        if problems:
+            raise RecordRejected(problems)
+    return record
 
 
 @dataclass

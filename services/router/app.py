@@ -63,6 +63,7 @@ class Router:
                                  "Redelivered records not sent again to a group.", ["group"])
         self.ledger = DeliveryLedger(settings.router_ledger_ids_per_group)
         self.subs: list[Subscription] = []
+        self.group_names: dict[str, str] = {}  # read by the group page for its title
         self.live: dict[str, frozenset[str]] = {}
         self.follower = ConfigFollower(settings, self._on_config, metrics=m, service="router")
         self.audit_terms = ProtocolTerms()
@@ -78,6 +79,7 @@ class Router:
         county = state.county
         # Polygons and county-wide groups resolve against the boundaries (cached per process).
         self.subs = subscriptions_for(county, AreaIndex.load(self.settings.boundaries_dir))
+        self.group_names = {g.id: g.name for g in county.groups} if county else {}
         self.live = live_recipients(state)
         self.hotspots.on_config(state)
         self.audit_terms.update(state)

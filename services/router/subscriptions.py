@@ -75,8 +75,9 @@ def wards_in_polygon(geometry: object, areas: AreaIndex, min_overlap: float = 0.
 
 
 def county_districts(county_name: str, areas: AreaIndex) -> list[str]:
-    want = county_name.casefold()
-    return sorted(d for d, c in areas.district_county.items() if c.casefold() == want)
+    # Not a literal match: "Halton" must find the boundary file's "Halton (unitary)"
+    # (`s115hub config check` refuses a county that still matches nothing).
+    return areas.districts_of_county(county_name)
 
 
 def subscription_for(g: Group, county_name: str, areas: AreaIndex | None) -> Subscription:

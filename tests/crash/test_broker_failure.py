@@ -114,12 +114,15 @@ class ArrivalWatch:
 def full_isr(settings: Settings) -> bool:
     """Every partition of every topic has all three replicas in sync again."""
     from kafka.admin import KafkaAdminClient
+    from kafka.errors import KafkaError
 
     admin = KafkaAdminClient(**kafka_python_common(settings), client_id="s115hub-test-isr")
     try:
-        return all(len(p["isr"]) == 3 for t in admin.describe_topics() for p in t["partitions"])
-    except Exception:
-        return False
+        # kafka-python 3 names the field after the protocol schema (IsrNodes -> isr_nodes).
+        return all(len(p["isr_nodes"]) == 3
+                   for t in admin.describe_topics() for p in t["partitions"])
+    except KafkaError:
+        return False  # a broker still coming back: ask again
     finally:
         admin.close()
 

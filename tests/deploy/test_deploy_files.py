@@ -78,7 +78,7 @@ def test_dockerfile_copies_the_code_exposes_the_settings_ports_and_sets_real_set
     assert env_names, "the image should set its listen address and state dir"
     assert all(valid_env_name(n) for n in env_names), env_names
     # The CLI entry point named in the image must be the console script pyproject declares.
-    assert 's115hub = "services.cli.main:app"' in (REPO_ROOT / "pyproject.toml").read_text()
+    assert 's115hub = "services.cli.main:main"' in (REPO_ROOT / "pyproject.toml").read_text()
     assert '"s115hub"' in text
 
 

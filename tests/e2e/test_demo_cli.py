@@ -51,7 +51,9 @@ def test_demo_delivers_within_a_minute_and_ctrl_c_leaves_nothing_running(tmp_pat
     proc = subprocess.Popen(
         [sys.executable, "-m", "services.cli.main", "up", "--demo", "--rate", "40",
          "--state-dir", str(tmp_path / "demo")],
-        cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        # A test run started in the background inherits SIGINT ignored; Ctrl-C is under test.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     lines: list[str] = []
     delivered: dict[str, int] = {}
     seen = threading.Event()

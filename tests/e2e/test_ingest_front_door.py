@@ -349,3 +349,16 @@ def test_given_dead_letters_then_dlq_lists_and_replays_corrections_once(
     final = run.invoke(cli, ["dlq", "list", "--json", "--partner", "herts-police"], env=env)
     mine = next(json.loads(line) for line in final.output.splitlines() if rid in line)
     assert len(mine["replayed"]) == 1
+
+
+def test_the_partner_api_reference_is_served_offline(ingest: Ingest) -> None:
+    """/docs is the hub's own page (no CDN the council network cannot reach); the stock
+    CDN-loaded pages are off; openapi.json is still there for tools."""
+    r = ingest.client.get("/docs")
+    assert r.status_code == 200
+    assert "openapi.json" in r.text
+    assert "http://" not in r.text
+    assert "https://" not in r.text
+    assert ingest.client.get("/redoc").status_code == 404
+    spec = ingest.client.get("/openapi.json").json()
+    assert "/v1/feeds/{feed}/records" in spec["paths"]

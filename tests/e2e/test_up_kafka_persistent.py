@@ -33,6 +33,10 @@ def _needs_local_kafka() -> None:
         pytest.skip("needs Java 17+ and the Apache Kafka distribution")
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Up:
     """``s115hub up --broker kafka`` as a child process, its output collected."""
 
@@ -40,9 +44,14 @@ class Up:
         env = {k: v for k, v in os.environ.items()
                if k not in ("KAFKA_BOOTSTRAP_SERVERS", "S115HUB_KAFKA_BOOTSTRAP_SERVERS")}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "services.cli.main", "up", "--broker", "kafka",
-             "--state-dir", str(state)],
-            cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            # --demo: generated credentials (demo-api-keys.json) on a persistent broker; without
+            # it `up` is production mode and issues none (issue 16).
+            [sys.executable, "-m", "services.cli.main", "up", "--demo", "--rate", "1",
+             "--broker", "kafka", "--state-dir", str(state)],
+            cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            # A test run started in the background inherits SIGINT ignored, and so would `up`;
+            # Ctrl-C is what is under test, so give it the default disposition.
+            preexec_fn=_default_sigint)
         self.lines: list[str] = []
         self.ready = threading.Event()
         threading.Thread(target=self._read, daemon=True).start()
@@ -51,7 +60,7 @@ class Up:
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
             self.lines.append(line.rstrip("\n"))
-            if line.startswith("Ctrl-C stops everything"):
+            if "Ctrl-C stops everything" in line:
                 self.ready.set()
 
     def wait_ready(self) -> tuple[str, str]:

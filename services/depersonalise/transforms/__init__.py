@@ -13,7 +13,8 @@ location       ``to``: ward | district | grid | ward_centre | snap; ``metres``: 
 time           ``to``: hour | day | week | month. Event times only (not for personal fields).
 age_band       ``bands``: optional ascending list of ages, default [0, 10, 18, 25, 35, 50, 65].
 postcode       ``to``: outward | sector.
-free_text      ``mode``: drop (default) | scrub.
+free_text      ``mode``: drop (default) | vocabulary (``vocabulary``: id@version) | tags
+               (``tagset``: id@version). ``scrub`` is refused.
 =============  ================================================================================
 
 Unknown parameters are refused: a misspelt ``meters`` must not silently mean "no generalisation".

@@ -20,7 +20,6 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from html import escape
 from importlib import resources
 from typing import Annotated, Any, Literal, Protocol
 
@@ -28,14 +27,20 @@ from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request, Res
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, StreamingResponse
 from pydantic import ValidationError
 
+from schemas.alert import HotspotAlert
 from schemas.shared import SharedRecord
 from services.core.areas import AreaIndex
+from services.core.hashed_tokens import Bearer
 from services.core.metrics import ServiceMetrics
 from services.core.settings import Settings
 from services.core.topic_scan import scan
 from services.core.topics import topics_for
 from services.router.subscriptions import Subscription
 from services.router.web import kafka_io, positions, records
+from services.router.web.access_audit import FactSink, KafkaFactSink, read_fact
+from services.router.web.docs import add_docs
+from services.router.web.page_html import group_page, token_form
+from services.router.web.page_routes import OptFrom, OptTo, make_page_router, period
 from services.router.web.svgmap import ward_svg
 from services.router.web.tally import WardTally
 from services.router.web.tokens import group_token_store
@@ -47,9 +52,6 @@ STATIC = resources.files("services.router.web") / "static"
 STATIC_FILES = {"group.js": "text/javascript", "group.css": "text/css"}
 
 
-From = Annotated[datetime, Query(alias="from", description="Start, inclusive (ISO 8601; "
-                                                           "no offset means UTC).")]
-To = Annotated[datetime, Query(alias="to", description="End, exclusive.")]
 By = Annotated[records.TimeBasis, Query(description="event: when it happened (records "
                                                     "without a released event time are "
                                                     "left out); released: when it left "
@@ -79,15 +81,27 @@ def group_wards(sub: Subscription, areas: AreaIndex) -> list[str]:
 
 @dataclass
 class _GroupTally:
+    """The router's own state for one group's page: the week tally and the delivered records
+    (first copy of each hub record id), caught up from the group's topic at most every
+    ``TALLY_REFRESH_SECONDS`` and served to the page, exports and pack from memory."""
     tally: WardTally = field(default_factory=WardTally)
     positions: dict[int, int] = field(default_factory=dict)
     refreshed: float = 0.0
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    records: dict[str, SharedRecord] = field(default_factory=dict)
+    #: Records dropped (oldest first) to stay under MAX_RECORDS: exports then re-read the topic.
+    dropped: int = 0
+
+
+#: Delivered records held per group for the page and exports (~2 kB each).
+MAX_RECORDS = 100_000
 
 
 class GroupWeb:
-    def __init__(self, settings: Settings, source: GroupSource, metrics: ServiceMetrics) -> None:
+    def __init__(self, settings: Settings, source: GroupSource, metrics: ServiceMetrics,
+                 audit_sink: FactSink | None = None) -> None:
         self.settings = settings
+        self.audit_sink: FactSink = audit_sink or KafkaFactSink(settings)
         self.source = source
         self.topics = topics_for(settings)
         self.tokens = group_token_store(settings)
@@ -117,8 +131,9 @@ class GroupWeb:
     def authorise(self, request: Request, group: str, endpoint: str) -> Subscription:
         """The group's subscription, or an HTTPException naming why not."""
         token = self.token_of(request)
-        holder = self.tokens.authenticate(token) if token else None
-        if holder is None:
+        bearer = self.tokens.identify(token) if token else None
+        holder = bearer.holder if bearer else None
+        if bearer is None:
             self.m_requests.labels(endpoint, "unauthorised").inc()
             raise HTTPException(
                 401, "no token" if not token else "unknown or revoked token",
@@ -135,7 +150,27 @@ class GroupWeb:
             self.m_requests.labels(endpoint, "unknown_group").inc()
             raise HTTPException(404, f"group {group!r} is not in the county configuration")
         self.m_requests.labels(endpoint, "ok").inc()
+        request.state.bearer = bearer
         return sub
+
+    async def audit(self, request: Request, group: str, what: str,
+                    detail: dict[str, Any] | None = None) -> None:
+        """Put "this member read ``what``" on the audit chain before serving it; 503 if the
+        fact cannot be recorded (access_audit.py)."""
+        bearer: Bearer = request.state.bearer
+        try:
+            await self.audit_sink.send(read_fact(group, bearer, what, detail))
+        except Exception as exc:
+            self.m_requests.labels(what, "unaudited").inc()
+            raise HTTPException(503, "the read cannot be recorded on the audit chain; try "
+                                     "again shortly", headers={"Retry-After": "5"}) from exc
+
+    def group_name(self, group: str) -> str:
+        names = getattr(self.source, "group_names", None) or {}
+        return str(names.get(group, group))
+
+    def ward_names(self, sub: Subscription) -> dict[str, str]:
+        return {c: self.areas.wards[c].name for c in group_wards(sub, self.areas)}
 
     def still_allowed(self, token: str | None, group: str) -> bool:
         return token is not None and self.tokens.authenticate(token) == group
@@ -157,15 +192,23 @@ class GroupWeb:
                 out.append(rec)
         return out
 
-    async def tally(self, group: str) -> WardTally:
+    async def tally(self, group: str, *, fresh: bool = False) -> WardTally:
+        """The group's state, caught up from its topic at most every TALLY_REFRESH_SECONDS;
+        ``fresh``: catch up now (exports and record lists must include what was just
+        delivered; a catch-up reads only the messages since the last one)."""
         gt = self.tallies.setdefault(group, _GroupTally())
         async with gt.lock:
-            if time.monotonic() - gt.refreshed >= TALLY_REFRESH_SECONDS:
+            if fresh or time.monotonic() - gt.refreshed >= TALLY_REFRESH_SECONDS:
                 values, gt.positions = await kafka_io.catch_up(
                     self.settings, self.topics.deliver(group), gt.positions)
                 now = datetime.now(UTC)
                 for value in values:
                     rec = self.parse_delivery(value)
+                    if rec is not None and rec.hub_record_id not in gt.records:
+                        gt.records[rec.hub_record_id] = rec
+                        if len(gt.records) > MAX_RECORDS:
+                            del gt.records[next(iter(gt.records))]
+                            gt.dropped += 1
                     when = records.event_time(rec) if rec else None
                     if rec is not None and when is not None:
                         # Generalised past the ward (risk gate, county protocols): counted
@@ -173,6 +216,28 @@ class GroupWeb:
                         gt.tally.add(rec.ward_code or "", when, now)
                 gt.refreshed = time.monotonic()
         return gt.tally
+
+    async def records(self, group: str, *, fresh: bool = False) -> list[SharedRecord]:
+        """The group's delivered records, from the router's state (caught up first)."""
+        await self.tally(group, fresh=fresh)
+        return list(self.tallies[group].records.values())
+
+    async def alerts(self, group: str) -> list[HotspotAlert]:
+        """The group's alerts (latest version of each alert id), read from its hot-spot topic."""
+        out: dict[str, HotspotAlert] = {}
+        async for msg in scan(self.settings, self.topics.hotspots(group)):
+            try:
+                alert = HotspotAlert.model_validate_json(msg.value)
+            except ValidationError:
+                self.m_bad.labels("alert").inc()
+                continue
+            out[alert.alert_id] = alert
+        return list(out.values())
+
+    async def export_records(self, group: str) -> list[SharedRecord]:
+        """Records for an export: the state when it holds them all, else the whole topic."""
+        recs = await self.records(group, fresh=True)
+        return recs if not self.tallies[group].dropped else await self.deliveries(group)
 
     def svg(self, wards: list[str]) -> str:
         key = tuple(wards)
@@ -191,7 +256,8 @@ def _authorised(group: str, request: Request) -> Subscription:
 
 
 Authorised = Annotated[Subscription, Depends(_authorised)]
-ENDPOINTS = frozenset({"wards.svg", "wards.json", "stream", "export.csv", "export.geojson"})
+ENDPOINTS = frozenset({"wards.svg", "wards.json", "stream", "export.csv", "export.geojson",
+                       "summary.json", "trend.json", "records.json", "pack.pdf", "pack.html"})
 
 def _sse(event: str, data: str, event_id: str | None = None) -> str:
     lines = [f"id: {event_id}"] if event_id else []
@@ -200,51 +266,20 @@ def _sse(event: str, data: str, event_id: str | None = None) -> str:
     return "\n".join(lines) + "\n\n"
 
 
-def _page(group: str, root: str) -> str:
-    g, r = escape(group), escape(root)
-    b = f"{r}/{g}"
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<title>{g}: hot spots</title>
-<link rel="stylesheet" href="{r}/_static/group.css">
-</head><body data-group="{g}" data-base="{b}">
-<header><h1>{g}</h1><span id="status" class="status">connecting</span>
-<span id="window" class="window"></span>
-<a href="{b}/logout" class="logout">forget token</a></header>
-<main>
-<section class="map"><div id="map" aria-live="polite">loading wards</div>
-<ul class="legend">
-<li><i class="band-below"></i>below expected</li>
-<li><i class="band-as-expected"></i>as expected</li>
-<li><i class="band-above"></i>above</li><li><i class="band-well-above"></i>well above</li>
-<li><i class="band-no-baseline"></i>no baseline yet</li><li><i class="alerting"></i>alert</li>
-</ul></section>
-<section class="alerts"><h2>Alerts <small id="alert-count">0</small></h2>
-<ol id="alerts"></ol>
-<div id="evidence" hidden></div></section>
-</main>
-<script src="{r}/_static/group.js"></script>
-</body></html>"""
-
-
-def _token_form(group: str, message: str) -> str:
-    g = escape(group)
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{g}: sign in</title></head>
-<body><h1>{g}</h1><p>{escape(message)}</p>
-<form method="get"><label>Group token <input name="token" type="password" size="60"
-autocomplete="off" required></label> <button>Open</button></form>
-<p>Your information-sharing officer issues tokens with <code>s115hub group token issue</code>.</p>
-</body></html>"""
-
-
-def make_web_app(settings: Settings, source: GroupSource, metrics: ServiceMetrics) -> FastAPI:
-    web = GroupWeb(settings, source, metrics)
+def make_web_app(settings: Settings, source: GroupSource, metrics: ServiceMetrics, *,
+                 audit_sink: FactSink | None = None) -> FastAPI:
+    web = GroupWeb(settings, source, metrics, audit_sink)
 
     app = FastAPI(title="s115hub: delivery to tasking groups",
-                  description="Live stream (server-sent events), export and the group's web page. "
-                              "Every route needs the group's own token.")
+                  description="Live stream (server-sent events), export, the group's web page and "
+                              "its tasking pack. Every route needs a member's own token "
+                              "(`s115hub group member add`), sent as `Authorization: Bearer`; "
+                              "page views, streams, exports, record lists and packs are audited "
+                              "by member. See docs/api.md.",
+                  docs_url=None, redoc_url=None)
     app.state.web = web
+    app.include_router(make_page_router())
+    add_docs(app)
 
     @app.get("/_static/{name}", include_in_schema=False)
     def static(name: str) -> Response:
@@ -254,7 +289,7 @@ def make_web_app(settings: Settings, source: GroupSource, metrics: ServiceMetric
                         headers={"Cache-Control": "no-cache"})
 
     @app.get("/{group}/", response_class=HTMLResponse, summary="The group's web page")
-    def page(group: str, request: Request) -> Response:
+    async def page(group: str, request: Request) -> Response:
         base = f"{request.scope.get('root_path', '')}/{group}"
         try:
             web.authorise(request, group, "page")
@@ -262,7 +297,7 @@ def make_web_app(settings: Settings, source: GroupSource, metrics: ServiceMetric
             if exc.status_code == 401:
                 msg = ("That token is unknown or has been revoked." if web.token_of(request)
                        else "Enter your group's token to open its page.")
-                return HTMLResponse(_token_form(group, msg), status_code=401)
+                return HTMLResponse(token_form(group, msg), status_code=401)
             raise
         token = request.query_params.get("token")
         if token:
@@ -270,7 +305,10 @@ def make_web_app(settings: Settings, source: GroupSource, metrics: ServiceMetric
             resp.set_cookie(COOKIE, token, httponly=True, samesite="strict", path=base,
                             secure=request.url.scheme == "https")
             return resp
-        return HTMLResponse(_page(group, request.scope.get("root_path", "")),
+        await web.audit(request, group, "page")
+        bearer: Bearer = request.state.bearer
+        return HTMLResponse(group_page(group, web.group_name(group),
+                                       request.scope.get("root_path", ""), bearer.member),
                             headers={"Cache-Control": "no-store"})
 
     @app.get("/{group}", include_in_schema=False)
@@ -308,7 +346,10 @@ def make_web_app(settings: Settings, source: GroupSource, metrics: ServiceMetric
                 "window_start": window[0].isoformat() if window else None,
                 "window_end": window[1].isoformat() if window else None,
                 "suppress_below": n, "wards": out,
-                "district_only": tally.status("").public_count(n)}
+                # Records this week the group received without a ward (the risk gate placed
+                # them only at the district): the true count, and as the page may show it.
+                "district_only": tally.status("").count,
+                "district_only_shown": tally.status("").public_count(n)}
 
     @app.get("/{group}/stream", summary="Live deliveries and alerts (server-sent events)",
              response_description="text/event-stream: `delivery` events carry a SharedRecord, "
@@ -335,6 +376,8 @@ def make_web_app(settings: Settings, source: GroupSource, metrics: ServiceMetric
             topics["h"] = web.topics.hotspots(group)
         token = web.token_of(request)
         names = {"d": "delivery", "h": "alert"}
+        await web.audit(request, group, "stream", {"kinds": sorted(wanted), "from": start,
+                                                    "resume": bool(resume)})
 
         async def events() -> AsyncIterator[str]:
             web.m_streams.inc()
@@ -368,36 +411,37 @@ def make_web_app(settings: Settings, source: GroupSource, metrics: ServiceMetric
         return StreamingResponse(events(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
-    async def _export(group: str, fmt: str, start: datetime, end: datetime,
-                      by: records.TimeBasis) -> list[SharedRecord]:
-        if records.as_utc(end) <= records.as_utc(start):
-            raise HTTPException(400, f"to ({end.isoformat()}) must be after from "
-                                     f"({start.isoformat()})")
-        rows = list(records.select(await web.deliveries(group), start, end, by))
+    async def _export(request: Request, group: str, fmt: str, start: datetime | None,
+                      end: datetime | None, by: records.TimeBasis
+                      ) -> tuple[list[SharedRecord], datetime, datetime]:
+        s, e = period(start, end)
+        rows = list(records.select(await web.export_records(group), s, e, by))
+        await web.audit(request, group, f"export.{fmt}", {
+            "from": s.isoformat(), "to": e.isoformat(), "by": by, "records": len(rows)})
         web.m_exported.labels(fmt).inc(len(rows))
-        return rows
+        return rows, s, e
 
     def _filename(group: str, start: datetime, end: datetime, ext: str) -> dict[str, str]:
         stamp = f"{records.as_utc(start):%Y%m%dT%H%M}-{records.as_utc(end):%Y%m%dT%H%M}"
         return {"Content-Disposition": f'attachment; filename="{group}-{stamp}.{ext}"'}
 
     @app.get("/{group}/export.csv", summary="The group's deliveries in a time range, as CSV")
-    async def export_csv(group: str, _: Authorised,
-                         start: From, end: To, by: By = "event") -> Response:
-        rows = await _export(group, "csv", start, end, by)
+    async def export_csv(group: str, request: Request, _: Authorised,
+                         start: OptFrom = None, end: OptTo = None, by: By = "event") -> Response:
+        rows, s, e = await _export(request, group, "csv", start, end, by)
         return Response(records.to_csv(rows), media_type="text/csv; charset=utf-8",
-                        headers=_filename(group, start, end, "csv"))
+                        headers=_filename(group, s, e, "csv"))
 
     @app.get("/{group}/export.geojson",
              summary="The group's deliveries in a time range, as GeoJSON (ward points)")
-    async def export_geojson(group: str, _: Authorised,
-                             start: From, end: To, by: By = "event") -> Response:
-        rows = await _export(group, "geojson", start, end, by)
+    async def export_geojson(group: str, request: Request, _: Authorised,
+                             start: OptFrom = None, end: OptTo = None,
+                             by: By = "event") -> Response:
+        rows, s, e = await _export(request, group, "geojson", start, end, by)
         doc = records.to_geojson(rows, web.areas, {
-            "group": group, "from": records.as_utc(start).isoformat(),
-            "to": records.as_utc(end).isoformat(), "by": by,
+            "group": group, "from": s.isoformat(), "to": e.isoformat(), "by": by,
             "geometry": "ward representative point (locations were generalised to the ward)"})
         return JSONResponse(doc, media_type="application/geo+json",
-                            headers=_filename(group, start, end, "geojson"))
+                            headers=_filename(group, s, e, "geojson"))
 
     return app

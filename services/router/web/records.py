@@ -27,9 +27,13 @@ EVENT_TIME_FIELDS = ("occurred_at", "assault_at", "reported_at", "arrival_at")
 
 TimeBasis = Literal["event", "released"]
 
+#: The one column set every group's CSV has, whatever its protocols release (docs/api.md):
+#: ``area_level`` says whether the record was placed in its ward or only its district;
+#: ``released_fields`` is every field the protocol released, as one compact JSON object, so the
+#: columns never depend on which feeds a group receives.
 CSV_COLUMNS = ("hub_record_id", "event_time", "released_at", "feed", "partner", "category",
-               "ward_code", "ward_name", "district_code", "district_name", "protocol",
-               "key_epoch")
+               "ward_code", "ward_name", "district_code", "district_name", "area_level",
+               "protocol", "key_epoch", "released_fields")
 
 
 def as_utc(moment: datetime) -> datetime:
@@ -89,22 +93,20 @@ def _flat(rec: SharedRecord) -> dict[str, Any]:
         "feed": rec.feed, "partner": rec.partner, "category": rec.category,
         "ward_code": rec.ward_code, "ward_name": rec.ward_name,
         "district_code": rec.district_code, "district_name": rec.district_name,
+        "area_level": "ward" if rec.ward_code else "district" if (
+            rec.district_code or rec.district_name) else "none",
         "protocol": rec.protocol, "key_epoch": rec.key_epoch,
     }
 
 
 def to_csv(records: Iterable[SharedRecord]) -> str:
-    """One row per record: the fixed columns, then ``field.<name>`` for every released field
-    seen in the export (sorted), structured values as compact JSON."""
-    rows = list(records)
-    field_names = sorted({name for rec in rows for name in rec.fields})
+    """One row per record, ``CSV_COLUMNS`` for every group; structured values as compact JSON."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow([*CSV_COLUMNS, *(f"field.{n}" for n in field_names)])
-    for rec in rows:
-        flat = _flat(rec)
-        writer.writerow([_cell(flat[c]) for c in CSV_COLUMNS]
-                        + [_cell(rec.fields.get(n)) for n in field_names])
+    writer.writerow(CSV_COLUMNS)
+    for rec in records:
+        flat = {**_flat(rec), "released_fields": rec.fields}
+        writer.writerow([_cell(flat[c]) for c in CSV_COLUMNS])
     return out.getvalue()
 
 

@@ -50,13 +50,25 @@ def ward_svg(areas: AreaIndex, ward_codes: Iterable[str]) -> str:
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="ward-map" '
              f'viewBox="-2 -2 {WIDTH + 4:.0f} {height + 4:.0f}" role="img" '
              f'aria-label="Wards of the group">']
+    labels = []
+    # Label size from the ward count: a district's dozen wards get legible names, a county's
+    # two hundred get small ones rather than a pile-up.
+    size = max(6.0, min(14.0, 60.0 / math.sqrt(len(wards))))
     for w in wards:
         geom = w.geometry.simplify(SIMPLIFY_DEGREES, preserve_topology=True)
         d = " ".join("M" + " L".join(xy(x, y) for x, y in ring[:-1]) + " Z"
                      for ring in _rings(geom))
         parts.append(f'<path class="ward band-no-baseline" id="ward-{escape(w.code)}" '
                      f'data-code="{escape(w.code)}" data-name="{escape(w.name)}" '
+                     f'tabindex="0" role="button" aria-label="{escape(w.name)}" '
                      f'fill-rule="evenodd" d="{d}"><title>{escape(w.name)} ({escape(w.code)})'
                      f'</title></path>')
+        # The representative point is inside the ward (a centroid may not be).
+        lx, ly = xy(w.point[1], w.point[0]).split(",")
+        labels.append(f'<text class="ward-label" id="label-{escape(w.code)}" x="{lx}" '
+                      f'y="{ly}" font-size="{size:.1f}" text-anchor="middle">'
+                      f'<tspan class="name" x="{lx}">{escape(w.name)}</tspan>'
+                      f'<tspan class="count" x="{lx}" dy="1.1em"></tspan></text>')
+    parts.append('<g class="labels" aria-hidden="true">' + "".join(labels) + "</g>")
     parts.append("</svg>")
     return "".join(parts)

@@ -64,8 +64,8 @@ class TestGateKeys:
     def test_given_equal_points_written_in_another_key_order_then_they_count_together(
             self) -> None:
         gate = self._gate()
-        a = gate._key(0, {"location": {"lat": 51.9, "lon": -0.2}, "band": "18-24"})
-        b = gate._key(0, {"band": "18-24", "location": {"lon": -0.2, "lat": 51.9}})
+        a = gate._key({"location": {"lat": 51.9, "lon": -0.2}, "band": "18-24"})
+        b = gate._key({"band": "18-24", "location": {"lon": -0.2, "lat": 51.9}})
         assert a == b
 
     @pytest.mark.parametrize(("x", "y"), [
@@ -74,8 +74,8 @@ class TestGateKeys:
     ])
     def test_given_different_values_then_their_keys_differ(self, x: object, y: object) -> None:
         gate = self._gate()
-        assert gate._key(0, {"location": x}) != gate._key(0, {"location": y})
+        assert gate._key({"location": x}) != gate._key({"location": y})
 
     def test_given_a_value_json_cannot_hold_then_it_still_gets_a_key(self) -> None:
         gate = self._gate()
-        assert gate._key(0, {"location": {1, 2}}) != gate._key(0, {"location": {1, 3}})
+        assert gate._key({"location": {1, 2}}) != gate._key({"location": {1, 3}})

@@ -4,9 +4,10 @@ end-to-end tests repeat the isolation check against the real broker."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi import FastAPI
@@ -20,7 +21,8 @@ from services.router.web import make_web_app
 from services.router.web.tokens import group_token_store
 
 Q = "from=2026-03-01T00:00:00Z&to=2026-03-02T00:00:00Z"
-DATA_ROUTES = ["wards.svg", "wards.json", "stream", f"export.csv?{Q}", f"export.geojson?{Q}"]
+DATA_ROUTES = ["wards.svg", "wards.json", "stream", f"export.csv?{Q}", f"export.geojson?{Q}",
+               "export.csv", "summary.json", "trend.json", "records.json", "pack.pdf"]
 
 
 @dataclass
@@ -36,12 +38,30 @@ def _sub(gid: str, district: str) -> Subscription:
     return Subscription.of(Group(id=gid, name=gid, districts=[district], officer="x"))
 
 
+@dataclass
+class Facts:
+    """Audit facts as the web app hands them over (the Kafka path is tested end to end)."""
+    sent: list[dict[str, Any]] = field(default_factory=list)
+    broken: bool = False
+
+    async def send(self, fact: Mapping[str, Any]) -> None:
+        if self.broken:
+            raise ConnectionError("broker down")
+        self.sent.append(dict(fact))
+
+
+FACTS = Facts()
+
+
 @pytest.fixture
 def env(tmp_path: Path) -> Iterator[tuple[TestClient, Settings, Source]]:
     settings = Settings(state_dir=tmp_path, kafka_bootstrap_servers="127.0.0.1:1")
     source = Source([_sub("grp-a", "E07000103"), _sub("grp-b", "E07000096")])
     root = FastAPI()
-    root.mount("/groups", make_web_app(settings, source, ServiceMetrics("router")))
+    FACTS.sent.clear()
+    FACTS.broken = False
+    root.mount("/groups", make_web_app(settings, source, ServiceMetrics("router"),
+                                       audit_sink=FACTS))
     with TestClient(root, follow_redirects=False) as client:
         yield client, settings, source
 
@@ -166,3 +186,58 @@ def test_static_assets_need_no_token_and_hold_no_group_data(
     assert client.get("/groups/_static/group.js").status_code == 200
     assert client.get("/groups/_static/app.py").status_code == 404
     assert client.get("/groups/_static/secret.json").status_code == 404
+
+
+def test_a_page_view_is_an_audit_fact_naming_the_member_and_group(
+        env: tuple[TestClient, Settings, Source]) -> None:
+    client, settings, _ = env
+    issued = group_token_store(settings).issue("grp-a", member="ann@watford.gov.uk")
+    r = client.get("/groups/grp-a/", headers={"Authorization": f"Bearer {issued.token}"})
+    assert r.status_code == 200
+    assert "signed in as ann@watford.gov.uk" in r.text
+    [fact] = FACTS.sent
+    assert fact["kind"] == "config"
+    assert fact["detail"]["action"] == "group.read"
+    assert fact["detail"]["actor"] == "ann@watford.gov.uk@grp-a"
+    assert fact["detail"]["member"] == "ann@watford.gov.uk"
+    assert fact["detail"]["what"] == "page"
+    assert fact["detail"]["token_id"] == issued.token_id
+
+
+def test_when_the_read_cannot_be_audited_then_nothing_is_shown(
+        env: tuple[TestClient, Settings, Source]) -> None:
+    client, settings, _ = env
+    issued = group_token_store(settings).issue("grp-a", member="bob")
+    FACTS.broken = True
+    r = client.get("/groups/grp-a/", headers={"Authorization": f"Bearer {issued.token}"})
+    assert r.status_code == 503
+    assert "audit" in r.json()["detail"]
+    assert FACTS.sent == []
+
+
+def test_a_revoked_member_is_refused_while_another_member_still_reads(
+        env: tuple[TestClient, Settings, Source]) -> None:
+    client, settings, _ = env
+    store = group_token_store(settings)
+    ann = store.issue("grp-a", member="ann")
+    bob = store.issue("grp-a", member="bob")
+    store.revoke("grp-a", member="ann")
+    assert client.get("/groups/grp-a/wards.svg",
+                      headers={"Authorization": f"Bearer {ann.token}"}).status_code == 401
+    assert client.get("/groups/grp-a/wards.svg",
+                      headers={"Authorization": f"Bearer {bob.token}"}).status_code == 200
+
+
+def test_offline_api_docs_load_nothing_from_elsewhere(
+        env: tuple[TestClient, Settings, Source]) -> None:
+    client, _, _ = env
+    r = client.get("/groups/docs")
+    assert r.status_code == 200
+    assert "openapi.json" in r.text
+    assert "http://" not in r.text
+    assert "https://" not in r.text
+    assert "<script src" not in r.text
+    assert "<link" not in r.text
+    spec = client.get("/groups/openapi.json").json()
+    assert "/{group}/summary.json" in spec["paths"]
+    assert "/{group}/export.csv" in spec["paths"]

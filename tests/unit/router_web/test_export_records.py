@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from datetime import UTC, datetime
 
 from shapely.geometry import Point
 
 from services.core.areas import AreaIndex
-from services.router.web.records import event_time, select, to_csv, to_geojson
+from services.router.web.records import CSV_COLUMNS, event_time, select, to_csv, to_geojson
 from tests.unit.router_web.conftest import shared
 
 T0 = datetime(2026, 3, 2, tzinfo=UTC)
@@ -40,15 +41,18 @@ def test_released_basis_uses_the_release_time() -> None:
     assert [r.hub_record_id for r in select([late, early], T0, T1, "event")] == ["early"]
 
 
-def test_csv_has_fixed_columns_then_every_released_field() -> None:
+def test_csv_has_one_column_set_whatever_fields_are_released() -> None:
     a = shared("a", "2026-03-02T10:00:00Z", victim="p:1a2b", victim_dob="30-39")
     b = shared("b", "2026-03-03T11:00:00Z", ward=None, tags=["x", "y"])
     rows = list(csv.DictReader(io.StringIO(to_csv([a, b]))))
     assert [r["hub_record_id"] for r in rows] == ["a", "b"]
     assert rows[0]["event_time"] == "2026-03-02T10:00:00+00:00"
-    assert rows[0]["field.victim"] == "p:1a2b"
-    assert rows[1]["field.victim"] == ""
-    assert rows[1]["field.tags"] == '["x","y"]'
+    assert list(rows[0]) == list(CSV_COLUMNS)
+    assert json.loads(rows[0]["released_fields"])["victim"] == "p:1a2b"
+    assert "victim" not in json.loads(rows[1]["released_fields"])
+    assert json.loads(rows[1]["released_fields"])["tags"] == ["x", "y"]
+    assert rows[0]["area_level"] == "ward"
+    assert rows[1]["area_level"] == "district"
     assert rows[1]["ward_code"] == ""
     assert rows[1]["district_code"] == "E07000103"
     assert rows[0]["protocol"] == "police-district@1"

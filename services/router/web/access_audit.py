@@ -1,0 +1,73 @@
+"""Reads by group members on the audit chain: every page view, stream connection, export, records
+list and tasking pack is a ``group.read`` fact naming the member, the group and what was read.
+
+Emitted through ``config_fact`` (kind ``config``, action ``group.read``) so the facts travel the
+same path as every other fact: ``s115.audit.facts`` -> the router's chainer -> ``s115.audit``.
+The actor is ``<member>@<group>``; a token issued before members existed has no member and is
+named ``token:<id>`` instead, so even a shared token's reads are attributable to that token.
+
+Fail closed: the read is served only once its fact is acknowledged by the broker. A hub that
+cannot record who read what does not show it (the caller answers 503). Aggregates the page
+refreshes every few seconds (ward counts, trend) are covered by the page-view event, not one
+event per refresh, which would bury the chain in noise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from services.core.audit_facts import config_fact, encode_fact, fact_key
+from services.core.hashed_tokens import Bearer
+from services.core.settings import Settings
+from services.core.topics import topics_for
+
+
+class FactSink(Protocol):
+    async def send(self, fact: Mapping[str, Any]) -> None: ...
+
+
+def reader_name(bearer: Bearer) -> str:
+    return bearer.member or f"token:{bearer.token_id}"
+
+
+def read_fact(group: str, bearer: Bearer, what: str,
+              detail: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The fact "``bearer``'s member read ``what`` of ``group``" (``what``: page, stream,
+    export.csv, export.geojson, records, pack)."""
+    return config_fact("group.read", group, f"{reader_name(bearer)}@{group}", detail={
+        "group": group, "member": bearer.member, "token_id": bearer.token_id, "what": what,
+        **dict(detail or {})})
+
+
+class KafkaFactSink:
+    """One idempotent-enough producer for the web app's facts, started on first use (a web app
+    that is never read from opens no connection). The chainer dedupes by fact id."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.topic = topics_for(settings).audit_facts
+        self._producer: Any = None
+        self._lock = asyncio.Lock()
+
+    async def send(self, fact: Mapping[str, Any]) -> None:
+        from services.core.kafka import make_producer
+
+        async with self._lock:
+            if self._producer is None:
+                producer = make_producer(self.settings)
+                try:
+                    await producer.start()
+                except BaseException:
+                    await producer.stop()  # else it is left unclosed; the next read retries
+                    raise
+                self._producer = producer
+        await asyncio.wait_for(
+            self._producer.send_and_wait(self.topic, encode_fact(fact), key=fact_key(fact)),
+            timeout=15)
+
+    async def close(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None

@@ -1,0 +1,67 @@
+"""The tasking pack outside the router: ``s115hub group pack`` reads the group's own topics (its
+deliveries and alerts) with the officer's hub settings and builds the same HTML as the page's
+button. Kept apart from pack.py so the HTML builder stays pure."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from pydantic import ValidationError
+
+from schemas.alert import HotspotAlert
+from schemas.shared import SharedRecord
+from services.core.areas import AreaIndex
+from services.core.county import load_county
+from services.core.errors import ConfigError, HubError
+from services.core.settings import Settings
+from services.core.topic_scan import scan
+from services.core.topics import topics_for
+from services.router.subscriptions import subscription_for
+from services.router.web.app import group_wards
+from services.router.web.pack import fields_by_protocol, pack_html
+from services.router.web.page_routes import period_bounds
+from services.router.web.svgmap import ward_svg
+
+
+async def build_pack(settings: Settings, group: str, start: datetime | None,
+                     end: datetime | None) -> tuple[str, datetime, datetime, int]:
+    """(HTML, from, to, records in the period) for ``group``."""
+    try:
+        county = load_county(settings.config_dir / "county.yaml")
+    except (HubError, OSError) as exc:
+        raise ConfigError(f"cannot read the county configuration: {exc}") from exc
+    g = next((x for x in county.groups if x.id == group), None)
+    if g is None:
+        raise ConfigError(f"{group!r} is not a group in {settings.config_dir}/county.yaml "
+                          f"(groups: {', '.join(x.id for x in county.groups)})")
+    s, e = period_bounds(start, end)
+    areas = AreaIndex.load(settings.boundaries_dir)
+    sub = subscription_for(g, county.county, areas)
+    wards = {c: areas.wards[c].name for c in group_wards(sub, areas)}
+    topics = topics_for(settings)
+    records: dict[str, SharedRecord] = {}
+    async for msg in scan(settings, topics.deliver(group)):
+        try:
+            rec = SharedRecord.model_validate_json(msg.value)
+        except ValidationError:
+            continue
+        records.setdefault(rec.hub_record_id, rec)
+    alerts: dict[str, HotspotAlert] = {}
+    async for msg in scan(settings, topics.hotspots(group)):
+        try:
+            alert = HotspotAlert.model_validate_json(msg.value)
+        except ValidationError:
+            continue
+        alerts[alert.alert_id] = alert
+    recs = list(records.values())
+    from services.core.audit_facts import default_actor
+    from services.router.web.records import event_time
+
+    html = pack_html(group=group, name=g.name, start=s, end=e, records=recs,
+                     alerts=list(alerts.values()), wards=wards, svg=ward_svg(areas, wards),
+                     suppress_below=settings.group_page_suppress_below,
+                     protocol_fields=fields_by_protocol(recs),
+                     generated_at=datetime.now(UTC), generated_by=default_actor())
+    n = sum(1 for r in recs if (t := event_time(r)) is not None and s <= t < e)
+    return html, s, e, n
+
