@@ -17,7 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 #: unrouted, withheld and generalised account for records that reached no one or reached them
 #: coarsened (issue 16; services/core/accounting_facts.py).
-FactKind = Literal["disclosure", "alert", "config", "unrouted", "withheld", "generalised"]
+#: access: a group member read something (page, stream, export, records, pack).
+FactKind = Literal["disclosure", "alert", "config", "unrouted", "withheld", "generalised",
+                   "access"]
 _HEX64 = r"^[0-9a-f]{64}$"
 
 

@@ -158,7 +158,6 @@ def pack(group: str,
     from datetime import UTC, datetime
     from pathlib import Path
 
-    from services.cli.audit_cmds import record_change
     from services.core.errors import HubError
     from services.router.web.pack_source import build_pack
 
@@ -190,6 +189,20 @@ def pack(group: str,
     path.write_bytes(body)
     typer.echo(f"wrote {path} ({len(body):,} bytes): {group}, {s:%Y-%m-%d} to {e:%Y-%m-%d}, "
                f"{n} records")
-    record_change("group.read", group, {"group": group, "what": "pack", "member": None,
-                                        "from": s.isoformat(), "to": e.isoformat(),
-                                        "records": n, "file": path.name})
+    _audit_read(settings, group, "pack.pdf" if not html else "pack.html", {
+        "group": group, "member": None, "from": s.isoformat(), "to": e.isoformat(),
+        "records": n, "file": path.name})
+
+
+def _audit_read(settings: Settings, group: str, what: str, detail: dict[str, object]) -> None:
+    """The officer's read of a group's data, on the chain like a member's (kind access)."""
+    from services.core.audit_facts import access_fact, default_actor
+    from services.core.audit_io import publish_facts
+
+    try:
+        publish_facts(settings, [access_fact(group, default_actor(), what, detail=detail)])
+    except Exception as exc:  # kafka-python's errors share no base with ours
+        typer.echo(f"error: {what} of {group}: written, but NOT audited: the broker at "
+                   f"{settings.kafka_bootstrap_servers} did not take the audit fact ({exc})",
+                   err=True)
+        raise typer.Exit(2) from exc

@@ -52,7 +52,9 @@ __all__ = [
 GENESIS_HASH = "0" * 64
 #: disclosure, alert and config say what left the hub or changed; unrouted, withheld and
 #: generalised account for records that reached no one or reached them coarsened (issue 16).
-EventKind = Literal["disclosure", "alert", "config", "unrouted", "withheld", "generalised"]
+#: access: a group member read something (services/router/web/access_audit.py).
+EventKind = Literal["disclosure", "alert", "config", "unrouted", "withheld", "generalised",
+                    "access"]
 #: Kinds that account for one record, each needing the record's id (see accounting_facts).
 ACCOUNTING_KINDS = ("unrouted", "withheld", "generalised")
 
@@ -122,6 +124,10 @@ class AuditEvent(BaseModel):
                 raise ValueError(f"a disclosure must record {', '.join(missing)}")
         elif self.kind == "config" and not isinstance(self.detail.get("action"), str):
             raise ValueError('a config event must say what happened in detail["action"]')
+        elif self.kind == "access" and (self.recipient is None
+                                        or not isinstance(self.detail.get("actor"), str)):
+            raise ValueError("an access event must name the group (recipient) and who read "
+                             'it (detail["actor"])')
         elif self.kind in ACCOUNTING_KINDS and (self.hub_record_id is None
                                                 or self.partner is None):
             raise ValueError(f"a {self.kind} event must record hub_record_id and partner")

@@ -36,7 +36,7 @@ from services.core.audit_chain import ACCOUNTING_KINDS, AuditError, AuditEvent
 from services.core.canonical import canonical_bytes, format_utc
 
 __all__ = [
-    "CONFIG_ACTIONS", "alert_fact", "config_fact", "config_facts_for", "decode_fact",
+    "CONFIG_ACTIONS", "access_fact", "alert_fact", "config_fact", "config_facts_for", "decode_fact",
     "default_actor",
     "disclosure_fact", "encode_fact", "event_identity", "fact_append_kwargs", "fact_key",
     "payload_digest", "protocol_terms",
@@ -227,6 +227,36 @@ def _config_identity(body: Mapping[str, Any]) -> str:
         {k: v for k, v in body.items() if k != "at"})).hexdigest()
 
 
+def access_fact(group: str, actor: str, what: str, *, at: datetime | None = None,
+                detail: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The fact "``actor`` (a group member) read ``what`` of ``group``'s data" (page, stream,
+    export.csv, export.geojson, records, pack.pdf, pack.html). Published by the router on the
+    facts topic: a read is not a configuration change, so it needs no officer topic. Each read is
+    its own event (the producer's time is in ``detail["requested_at"]``)."""
+    if not group or not actor or not what:
+        raise AuditError("an access fact needs a group, an actor and what was read")
+    when = _at(at)
+    fact: dict[str, Any] = {
+        "kind": "access", "at": when, "hub_record_id": None, "partner": None, "feed": None,
+        "recipient": group, "protocol": None, "lawful_basis": None, "fields": {},
+        "payload_digest": None,
+        "detail": {**dict(detail or {}), "action": "group.read", "actor": actor,
+                   "what": what, "requested_at": when},
+    }
+    try:
+        identity = _content_identity("access", fact)
+    except (TypeError, ValueError) as exc:
+        raise AuditError(f"access fact {what} of {group}: detail cannot be hashed: "
+                         f"{exc}") from exc
+    return {"fact_id": identity, **fact}
+
+
+def _content_identity(prefix: str, body: Mapping[str, Any]) -> str:
+    # Without ``at``: the chainer stamps the event's time (see _config_identity).
+    return f"{prefix}/" + hashlib.sha256(canonical_bytes(
+        {k: v for k, v in body.items() if k != "at"})).hexdigest()
+
+
 def event_identity(event: AuditEvent) -> str:
     """The ``fact_id`` of the fact ``event`` was chained from, recomputed from hashed content only.
 
@@ -237,6 +267,8 @@ def event_identity(event: AuditEvent) -> str:
         return f"disclosure/{event.recipient}/{event.hub_record_id}"
     if event.kind == "alert":
         return f"alert/{event.recipient}/{event.detail.get('alert_id')}"
+    if event.kind == "access":
+        return _content_identity("access", event.model_dump(exclude={"seq", "prev_hash", "hash"}))
     if event.kind in ACCOUNTING_KINDS:
         return accounting_identity(event.kind, event.hub_record_id, event.protocol, event.detail)
     return _config_identity(event.model_dump(exclude={"seq", "prev_hash", "hash"}))

@@ -68,6 +68,9 @@ def describe_rule(rule: FieldRule) -> str:
         return ("cut to the outward code (e.g. SG1)" if p.get("to") == "outward"
                 else "cut to the postcode sector (e.g. SG1 2)")
     if t == "free_text":
+        if p.get("mode") == "tags":
+            return (f"released only as tags from the tag set {p.get('tagset')} (no words of "
+                    "the text)")
         return ("never leaves the hub" if p.get("mode", "drop") == "drop" else
                 f"released only after {p.get('mode')} (allow-list vocabulary; anything not "
                 "known to be safe is removed)")

@@ -64,6 +64,7 @@ class Router:
         self.ledger = DeliveryLedger(settings.router_ledger_ids_per_group)
         self.subs: list[Subscription] = []
         self.group_names: dict[str, str] = {}  # read by the group page for its title
+        self._stop: asyncio.Event | None = None
         self.live: dict[str, frozenset[str]] = {}
         self.follower = ConfigFollower(settings, self._on_config, metrics=m, service="router")
         self.audit_terms = ProtocolTerms()
@@ -84,7 +85,14 @@ class Router:
         self.hotspots.on_config(state)
         self.audit_terms.update(state)
 
+    def feed_status(self) -> list[dict[str, Any]]:
+        """Partner feeds' watermark state, for the group page's feed note (issue 17)."""
+        return self.hotspots.feed_status()
+
     def ready(self) -> tuple[bool, str]:
+        if self._stop is not None and self._stop.is_set():
+            # Also ends the groups' SSE streams, which uvicorn's graceful shutdown waits for.
+            return False, "stopping"
         ok, why = self.follower.alive()
         if not ok:
             return ok, why
@@ -109,6 +117,7 @@ class Router:
         return entitled_groups(rec, self.subs, self.live)
 
     async def run(self, stop: asyncio.Event) -> None:
+        self._stop = stop
         await self.follower.start()
         try:
             await self._seed_ledger()

@@ -127,12 +127,20 @@ class HotspotRunner:
         self.m_alert_dupes = m.counter("hotspot_alerts_duplicate_total",
                                        "Re-raised alerts (after a restart) not sent again.")
         self.m_state = m.gauge("hotspot_state_keys", "Keys held by the hot-spot detectors.")
-        self.m_late = m.gauge("hotspot_late_events", "Events that arrived after their window "
-                                                     "had closed (not counted).")
+        self.m_late = m.gauge("hotspot_late_events", "Records counted in no window: stamped "
+                                                     "too far ahead or older than the history.")
         self.m_snap_bytes = m.gauge("hotspot_snapshot_bytes", "Compressed size of the last "
                                                               "state snapshot.")
         self.m_snap = m.histogram("hotspot_snapshot_duration_seconds",
                                   "Time to encode and write one state snapshot.")
+        # Label values are feed names (schemas.feeds.FeedName), a small fixed set.
+        self.m_feed_lag = m.gauge("hotspot_feed_lag_seconds", "Wall clock minus the latest "
+                                  "event time of each partner feed.", ["feed"])
+        self.m_feed_silent = m.gauge("hotspot_feed_silent", "1 when a feed has sent nothing for "
+                                     "longer than allowed (its counts may be incomplete).",
+                                     ["feed"])
+        self.m_feed_late = m.gauge("hotspot_feed_late_records", "Records counted into past "
+                                   "weeks because they came after allowed lateness.", ["feed"])
 
     # -- config -------------------------------------------------------------------------------
 
@@ -182,8 +190,16 @@ class HotspotRunner:
         self._slot = 1 - self._slot
         self.m_snap_bytes.set(sum(len(v) for _, v in chunks))
         self.m_snap.observe(time.perf_counter() - t0)
+        for feed in self.feed_status():
+            self.m_feed_lag.labels(feed["feed"]).set(feed["lag_seconds"] or 0)
+            self.m_feed_silent.labels(feed["feed"]).set(1 if feed["state"] == "silent" else 0)
+            self.m_feed_late.labels(feed["feed"]).set(feed["late_counted"])
         return [[Out(topic, v, key=k, partition=0) for k, v in chunks],
                 [Out(topic, head[1], key=head[0], partition=0)]]
+
+    def feed_status(self) -> list[dict[str, Any]]:
+        """Per partner feed: watermark, lag, ok/late/silent (hotspot_stage.feed_status)."""
+        return [] if self.stage is None else self.stage.feed_status(datetime.now(UTC))
 
     # -- per record and per batch (called by the router's shared stage) -------------------------
 
@@ -267,7 +283,7 @@ class HotspotRunner:
         rows = []
         for row in self.stage.current(kind):  # type: ignore[arg-type]
             ward = row["ward_code"]
-            district = self.stage.detectors[kind].district_of(ward)  # type: ignore[index]
+            district = self.stage.district_of(ward)
             if not (row["protocol_id"] in sub.protocols and sub.covers_ward(ward, district)
                     and sub.covers_category(row["category"])):
                 continue

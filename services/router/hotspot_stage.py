@@ -14,7 +14,15 @@ Event time and precision
     only in the week window, because the gate's ladder turns a day into its week's Monday and a
     Monday date cannot say which it is; a month (police.uk), a withheld time or
     ``time_precision: month`` is counted nowhere, since no hour/day/week window can place it.
-    One detector per window kind, so a record can join only the kinds its precision supports.
+    Each event carries the window kinds its precision supports.
+
+Watermarks and late records (issue 17)
+    The engine (services/router/hotspots/engine.py) keeps a watermark per feed (the record's
+    ``feed``), tests a window when its feed's watermark passes it and keeps it open for late
+    records until the county's clock is ``allowed_lateness`` (48 h) past it; later records go
+    into the week history the baselines are fitted from, and are counted per feed. Event times
+    more than FUTURE_TOLERANCE ahead of the wall clock are refused ("future"); those within it
+    are counted but move the clock no further than ``now`` + 15 minutes.
 
 Exactly-once counting across restarts
     The stage keeps, per partition of ``s115.shared``, the next offset it has yet to count, in
@@ -45,10 +53,10 @@ from services.router.hotspots.detector import (
     WINDOW_KINDS,
     Alert,
     DetectorConfig,
-    HotspotDetector,
     WindowKind,
     window_index,
 )
+from services.router.hotspots.engine import CountEngine, EngineConfig, Event
 from services.router.subscriptions import Subscription
 
 Precision = Literal["hour", "week"]
@@ -60,7 +68,7 @@ _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 #: window up to it and make all honest records late.
 FUTURE_TOLERANCE = timedelta(days=1)
 CELL_SEP = "|"
-STATE_VERSION = 1
+STATE_VERSION = 2  # 2: one CountEngine (issue 17) instead of a detector per kind
 
 
 def event_time(rec: SharedRecord) -> tuple[datetime, Precision] | None:
@@ -116,7 +124,18 @@ def to_hotspot_alert(alert: Alert, group: str, *, suppress_below: int,
         window_end=alert.window_end, count=alert.public_count(suppress_below),
         expected=round(alert.expected, 6), p_value=alert.p_value,
         bh_threshold=alert.bh_threshold, gi_z=alert.gi_z, neighbours=list(alert.neighbours),
-        protocol=alert.protocol or f"{protocol_id}@1", raised_at=raised_at)
+        protocol=alert.protocol or f"{protocol_id}@1", raised_at=raised_at,
+        method=alert.method, dispersion=alert.dispersion, cluster_wards=list(alert.cluster),
+        late=alert.late, why=_public_why(alert, suppress_below) or None)
+
+
+def _public_why(alert: Alert, suppress_below: int) -> str:
+    """The explanation as it may leave the hub: with a suppressed count the sentence must not
+    state it, so it is rebuilt around the public count."""
+    if not alert.why or alert.count >= suppress_below:
+        return alert.why
+    return alert.why.replace(f"{alert.count} incidents", f"fewer than {suppress_below} incidents",
+                             1)
 
 
 RECENT_IDS = 10_000  # five times the default batch of a depersonalise consumer
@@ -131,25 +150,27 @@ class ObserveResult:
 
 
 class HotspotStage:
-    """One detector per window kind plus the offsets already counted."""
+    """The county's :class:`~services.router.hotspots.engine.CountEngine` plus the offsets and
+    record ids already counted. The runner needs only :meth:`observe` (or :meth:`add` for a
+    batch), :meth:`to_state`/:meth:`restore` and the read-outs below."""
 
     def __init__(self, config: DetectorConfig | None = None, *,
                  adjacency: Mapping[str, frozenset[str]] | None = None,
                  districts: Mapping[str, str] | None = None,
                  wards: Iterable[str] | None = None,
-                 kinds: tuple[WindowKind, ...] = WINDOW_KINDS) -> None:
+                 kinds: tuple[WindowKind, ...] = WINDOW_KINDS,
+                 engine: EngineConfig | None = None) -> None:
         base = config or DetectorConfig()
-        study = list(wards) if wards is not None else None
-        self.detectors: dict[WindowKind, HotspotDetector] = {
-            kind: HotspotDetector(
-                DetectorConfig(alpha=base.alpha, min_count=base.min_count,
-                               ewma_halflife_windows=base.halflife(kind),
-                               warmup_windows=base.warmup(kind),
-                               suppress_below=base.suppress_below,
-                               min_expected=base.min_expected,
-                               neighbour_alpha=base.neighbour_alpha, window_kinds=(kind,)),
-                adjacency=adjacency, districts=districts, wards=study)
-            for kind in kinds}
+        self.config = base
+        if engine is None:
+            # The old tuning knobs still mean what they said: the error rate per close and how
+            # many weeks of history come before any test.
+            engine = EngineConfig(kinds=kinds, alpha=base.alpha,
+                                  warmup_weeks=max(3, base.warmup("week")
+                                                   if "week" in base.window_kinds else 6))
+        self.engine = CountEngine(engine, adjacency=adjacency, districts=districts,
+                                  wards=list(wards) if wards is not None else None)
+        self._districts = dict(districts or {})
         self.offsets: dict[int, int] = {}
         self.counted = 0
         # A depersonalise crash re-emits its last uncommitted batch onto s115.shared with new
@@ -175,53 +196,65 @@ class HotspotStage:
         if when > now + FUTURE_TOLERANCE:
             return ObserveResult(False, "future")
         if not entitled or rec.ward_code is None:
-            # Not counted, but its time is real: it proves earlier windows are over. Without
-            # this a week whose next records all lost their ward to the risk gate never closes.
-            alerts = [a for d in self.detectors.values() for a in d.advance(when)]
-            return ObserveResult(False, "not_entitled" if not entitled else "no_ward", alerts)
-        alerts = []
-        kinds = KINDS_BY_PRECISION[precision]
-        category = cell_category(rec)
-        for kind, detector in self.detectors.items():
-            if kind in kinds:
-                alerts += detector.observe(rec.ward_code, category, when, protocol=rec.protocol)
-            else:
-                # A coarse time still proves that finer windows before it are over.
-                alerts += detector.advance(when)
+            # Not counted, but its time is real: it proves earlier windows of its feed are over.
+            # Without this a week whose next records all lost their ward never closes.
+            self.engine.see_time(rec.feed, when, now)
+            return ObserveResult(False, "not_entitled" if not entitled else "no_ward",
+                                 self.engine.tick(now))
+        event = Event(rec.ward_code, cell_category(rec), rec.feed, when,
+                      KINDS_BY_PRECISION[precision], rec.protocol)
+        alerts = self.engine.add([event], now)
         self.counted += 1
         return ObserveResult(True, "counted", alerts)
 
+    def add(self, records: Iterable[tuple[SharedRecord, int, int, bool]],
+            now: datetime) -> list[Alert]:
+        """A batch of (record, partition, offset, entitled): the alerts it raises."""
+        alerts: list[Alert] = []
+        for rec, partition, offset, entitled in records:
+            alerts += self.observe(rec, partition, offset, entitled=entitled, now=now).alerts
+        return alerts
+
     def late_events(self) -> int:
-        return sum(sum(d.late_events.values()) for d in self.detectors.values())
+        """Records counted nowhere (stamped too far ahead, or older than the whole history).
+        Records merely late are counted (into a settling window or the history)."""
+        return self.engine.dropped()
+
+    def feed_status(self, now: datetime) -> list[dict[str, Any]]:
+        """Per feed: watermark, lag, "ok"/"late"/"silent", late and refused counts (for the
+        page note and the metrics)."""
+        return self.engine.feed_status(now)
+
+    def district_of(self, ward: str) -> str | None:
+        return self._districts.get(ward)
 
     def state_size(self) -> int:
-        return sum(d.state_size() for d in self.detectors.values())
+        return self.engine.state_size()
 
     def open_counts(self) -> dict[tuple[str, int, str, str], int]:
-        """(kind, window index, ward, protocol id|category) -> count of the open windows."""
-        out: dict[tuple[str, int, str, str], int] = {}
-        for d in self.detectors.values():
-            for key, count in d.open_counts().items():
-                out[key] = count
-        return out
+        """(kind, window index, ward, protocol id|category) -> count of windows not retired."""
+        return self.engine.open_counts()
 
     def current(self, kind: WindowKind = "week") -> list[dict[str, Any]]:
         """Open-window count and expected count per (ward, protocol id, category), for pages."""
-        detector = self.detectors.get(kind)
-        if detector is None:
-            return []
+        latest: dict[tuple[str, str], tuple[int, int]] = {}
+        for (k, index, ward, cell), count in self.engine.open_counts().items():
+            if k == kind and index >= latest.get((ward, cell), (index, 0))[0]:
+                latest[(ward, cell)] = (index, count)
         rows = []
-        for (_, index, ward, cell), count in sorted(detector.open_counts().items()):
+        for (ward, cell), (index, count) in sorted(latest.items()):
             protocol_id, category = split_cell(cell)
             rows.append({"ward_code": ward, "protocol_id": protocol_id, "category": category,
                          "window": kind, "window_index": index, "count": count,
-                         "expected": detector.expected_now(ward, cell, kind)})
+                         "expected": self.engine.expected_now(ward, cell, kind),
+                         # The NB alpha this cell is tested with (variance mu + alpha mu^2).
+                         "dispersion": self.engine.dispersion_of(ward, cell)})
         return rows
 
     def to_state(self) -> dict[str, Any]:
         return {"version": STATE_VERSION, "offsets": {str(p): o for p, o in self.offsets.items()},
                 "counted": self.counted, "recent": list(self.recent),
-                "detectors": {k: d.to_state() for k, d in self.detectors.items()}}
+                "engine": self.engine.to_state()}
 
     def restore(self, state: Mapping[str, Any]) -> None:
         if state.get("version") != STATE_VERSION:
@@ -229,9 +262,7 @@ class HotspotStage:
         self.offsets = {int(p): int(o) for p, o in state["offsets"].items()}
         self.counted = int(state.get("counted", 0))
         self.recent = dict.fromkeys(state.get("recent", []))
-        for kind, detector in self.detectors.items():
-            if kind in state["detectors"]:
-                detector.restore(state["detectors"][kind])
+        self.engine.restore(state["engine"])
 
 
 def recount(records: Iterable[Mapping[str, Any]]) -> Counter[tuple[str, int, str, str]]:

@@ -410,7 +410,7 @@ def test_group_page_periods_table_records_exports_pack_and_the_members_audited_v
     topic = f"{settings.topic_prefix}.audit"
     events = wait_for(
         lambda: [e for e in read_json(settings, topic)
-                 if e.get("kind") == "config" and e["detail"].get("action") == "group.read"
+                 if e.get("kind") == "access" and e["detail"].get("action") == "group.read"
                  and e["detail"].get("member") == MEMBER],
         lambda evs: {"page", "stream", "records", "export.csv", "export.geojson",
                      "pack.pdf"} <= {e["detail"]["what"] for e in evs},

@@ -164,12 +164,14 @@ def test_given_a_broker_then_the_controller_killed_mid_replay_then_no_group_lose
              what="all partitions to have 3 in-sync replicas")
     note("ISR full again")
 
-    # 2. kill -9 the active controller.
+    # 2. kill -9 the active controller. Named before the wait: asking the quorum starts a JVM,
+    # which took ~20 s on a loaded machine, long enough for a short replay to finish meanwhile.
+    controller = cluster.active_controller()
     wait_for(lambda: processed(hub, "router"), lambda n: n >= second_at, timeout=DRAIN_TIMEOUT,
              interval=0.1, what=f"router to pass {second_at} records")
-    controller = cluster.active_controller()
     cluster.kill_node(controller)
     note("kill -9 active controller", node=controller, router_read=processed(hub, "router"))
+    assert processed(hub, "router") < N, "the controller kill was not mid-replay"
     new_controller = cluster.active_controller(timeout=60)
     note("new active controller", node=new_controller)
     cluster.start_node(controller, timeout=180)

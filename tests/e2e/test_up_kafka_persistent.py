@@ -1,5 +1,7 @@
-"""``s115hub up --broker kafka``: the hub on a local Apache Kafka whose data, and the hub's keys and
-state, survive a restart of the whole thing (Ctrl-C, then ``up`` again on the same directory)."""
+"""``s115hub up --demo --broker kafka``: the hub on a local Apache Kafka whose data, and the hub's
+keys and state, survive a restart of the whole thing (Ctrl-C, then ``up`` again on the same
+directory). The demo mode is used because it issues its own partner keys; production mode runs
+the same broker code with the officers' own config."""
 
 from __future__ import annotations
 

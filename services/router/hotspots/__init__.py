@@ -21,6 +21,7 @@ from .detector import (
     window_bounds,
     window_index,
 )
+from .engine import CountEngine, EngineConfig, Event
 from .getis_ord import gi_star
 from .stats import (
     BHResult,
@@ -36,7 +37,10 @@ __all__ = [
     "WINDOW_KINDS",
     "Alert",
     "BHResult",
+    "CountEngine",
     "DetectorConfig",
+    "EngineConfig",
+    "Event",
     "EwmaState",
     "HotspotDetector",
     "WardFeature",

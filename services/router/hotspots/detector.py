@@ -1,5 +1,10 @@
 """Event-time hot-spot detection over hour, day and week windows (pure; no broker code).
 
+Since issue 17 the router uses :mod:`.engine` (negative-binomial baselines, CUSUM, space-time
+scan, per-feed watermarks); this EWMA/Poisson detector is kept as the benchmark's "before"
+reference (bench/hotspot_sim.py --detector old), and its window arithmetic and :class:`Alert`
+are shared with the engine.
+
 What it does
     Counts events per (ward, category) in tumbling UTC windows (hour; day; week starting Monday
     00:00 UTC). When event time moves past a window's end the window closes and every
@@ -77,7 +82,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Any, Literal
@@ -195,6 +200,31 @@ class Alert:
     neighbours: tuple[str, ...]
     # "id@version" of the sharing protocol the counts derive from, so onward use can be audited.
     protocol: str | None
+    # Issue 17 (engine.py); the defaults describe the EWMA/Poisson detector of this module.
+    # "poisson" (this module), "nb-window", "nb-cusum", "nb-window+cusum" or "scan".
+    method: str = "poisson"
+    # Negative-binomial alpha (variance = mu + alpha mu^2) the test used; 0 is Poisson.
+    dispersion: float | None = None
+    # Other wards of a space-time cluster (the alert's ward is the cluster's centre).
+    cluster: tuple[str, ...] = ()
+    # CUSUM sum or scan score behind the alert, when the method has one.
+    evidence: float | None = None
+    # Raised when a window was re-tested after late records arrived.
+    late: bool = False
+    # Why it was raised, in words an analyst can repeat (explain.py).
+    why: str = ""
+
+    @property
+    def method_kind(self) -> str:
+        """The window kind for window tests, else "cusum" or "scan" (benchmark breakdown)."""
+        if self.method == "scan":
+            return "scan"
+        if self.method == "nb-cusum":
+            return "cusum"
+        return self.window
+
+    def with_why(self, why: str) -> Alert:
+        return replace(self, why=why)
 
     def public_count(self, suppress_below: int) -> str:
         """Count for onward publication with small-number suppression ("<N" below N)."""
@@ -216,6 +246,12 @@ class Alert:
             "gi_z": self.gi_z,
             "neighbours": list(self.neighbours),
             "protocol": self.protocol,
+            "method": self.method,
+            "dispersion": self.dispersion,
+            "cluster": list(self.cluster),
+            "evidence": self.evidence,
+            "late": self.late,
+            "why": self.why,
         }
 
 

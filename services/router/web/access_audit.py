@@ -1,8 +1,11 @@
 """Reads by group members on the audit chain: every page view, stream connection, export, records
-list and tasking pack is a ``group.read`` fact naming the member, the group and what was read.
+list and tasking pack is an ``access`` fact (action ``group.read``) naming the member, the group
+and what was read.
 
-Emitted through ``config_fact`` (kind ``config``, action ``group.read``) so the facts travel the
-same path as every other fact: ``s115.audit.facts`` -> the router's chainer -> ``s115.audit``.
+Built by ``access_fact`` in the shared audit-fact helpers and sent on ``s115.audit.facts``, the
+path every router fact takes: the chainer validates it with the typed ``AuditFact`` contract and
+appends it to ``s115.audit``. Not kind ``config``: the chainer takes config facts only from the
+officer's topic, and a read is not a configuration change.
 The actor is ``<member>@<group>``; a token issued before members existed has no member and is
 named ``token:<id>`` instead, so even a shared token's reads are attributable to that token.
 
@@ -18,7 +21,7 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from services.core.audit_facts import config_fact, encode_fact, fact_key
+from services.core.audit_facts import access_fact, encode_fact, fact_key
 from services.core.hashed_tokens import Bearer
 from services.core.settings import Settings
 from services.core.topics import topics_for
@@ -36,8 +39,8 @@ def read_fact(group: str, bearer: Bearer, what: str,
               detail: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The fact "``bearer``'s member read ``what`` of ``group``" (``what``: page, stream,
     export.csv, export.geojson, records, pack)."""
-    return config_fact("group.read", group, f"{reader_name(bearer)}@{group}", detail={
-        "group": group, "member": bearer.member, "token_id": bearer.token_id, "what": what,
+    return access_fact(group, f"{reader_name(bearer)}@{group}", what, detail={
+        "group": group, "member": bearer.member, "token_id": bearer.token_id,
         **dict(detail or {})})
 
 

@@ -49,7 +49,8 @@ COOKIE = "s115hub_group_token"
 KEEPALIVE_SECONDS = 15.0
 TALLY_REFRESH_SECONDS = 2.0
 STATIC = resources.files("services.router.web") / "static"
-STATIC_FILES = {"group.js": "text/javascript", "group.css": "text/css"}
+STATIC_FILES = {"group.js": "text/javascript", "group.css": "text/css",
+                "alert_why.js": "text/javascript"}
 
 
 By = Annotated[records.TimeBasis, Query(description="event: when it happened (records "
@@ -327,6 +328,15 @@ def make_web_app(settings: Settings, source: GroupSource, metrics: ServiceMetric
     @app.get("/{group}/wards.svg", summary="The group's wards from the real boundaries")
     def wards_svg(sub: Authorised) -> Response:
         return Response(web.svg(group_wards(sub, web.areas)), media_type="image/svg+xml")
+
+    @app.get("/{group}/feeds.json", summary="Whether each partner feed is current (issue 17)")
+    def feeds_json(group: str, _: Authorised) -> dict[str, Any]:
+        # Feed names and lags only: no counts, no wards, so nothing a group may not see.
+        status = getattr(source, "feed_status", None)
+        rows = status() if callable(status) else []
+        return {"group": group, "feeds": [
+            {k: f.get(k) for k in ("feed", "state", "lag_seconds", "late_counted")}
+            for f in rows]}
 
     @app.get("/{group}/wards.json", summary="This week's count against expected, per ward")
     async def wards_json(group: str, sub: Authorised

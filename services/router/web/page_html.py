@@ -58,7 +58,9 @@ def group_page(group: str, name: str, root: str, member: str | None) -> str:
 <table id="records-table"><thead><tr><th scope="col">When</th><th scope="col">Time precision</th>
 <th scope="col">Category</th><th scope="col">Feed</th><th scope="col">Area</th>
 <th scope="col">Released tags and text</th></tr></thead><tbody></tbody></table></section>
+<aside id="feed-notes" class="feed-notes" hidden></aside>
 </main>
+<script src="{r}/_static/alert_why.js"></script>
 <script src="{r}/_static/group.js"></script>
 </body></html>"""
 

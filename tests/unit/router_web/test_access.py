@@ -21,8 +21,9 @@ from services.router.web import make_web_app
 from services.router.web.tokens import group_token_store
 
 Q = "from=2026-03-01T00:00:00Z&to=2026-03-02T00:00:00Z"
-DATA_ROUTES = ["wards.svg", "wards.json", "stream", f"export.csv?{Q}", f"export.geojson?{Q}",
-               "export.csv", "summary.json", "trend.json", "records.json", "pack.pdf"]
+DATA_ROUTES = ["wards.svg", "wards.json", "feeds.json", "stream", f"export.csv?{Q}",
+               f"export.geojson?{Q}", "export.csv", "summary.json", "trend.json", "records.json",
+               "pack.pdf"]
 
 
 @dataclass
@@ -196,7 +197,7 @@ def test_a_page_view_is_an_audit_fact_naming_the_member_and_group(
     assert r.status_code == 200
     assert "signed in as ann@watford.gov.uk" in r.text
     [fact] = FACTS.sent
-    assert fact["kind"] == "config"
+    assert fact["kind"] == "access"
     assert fact["detail"]["action"] == "group.read"
     assert fact["detail"]["actor"] == "ann@watford.gov.uk@grp-a"
     assert fact["detail"]["member"] == "ann@watford.gov.uk"
@@ -241,3 +242,18 @@ def test_offline_api_docs_load_nothing_from_elsewhere(
     spec = client.get("/groups/openapi.json").json()
     assert "/{group}/summary.json" in spec["paths"]
     assert "/{group}/export.csv" in spec["paths"]
+
+
+def test_an_access_fact_chains_and_its_identity_is_recovered_from_the_chain() -> None:
+    """The chainer dedupes by identity recomputed from the chained event: an access fact must
+    come back with the id it was sent with, and two reads are two events."""
+    from services.core.audit_chain import ChainWriter
+    from services.core.audit_facts import access_fact, event_identity, fact_append_kwargs
+
+    writer = ChainWriter()
+    a = access_fact("grp-a", "ann@grp-a", "export.csv", detail={"records": 3})
+    b = access_fact("grp-a", "ann@grp-a", "export.csv", detail={"records": 3})
+    assert a["fact_id"] != b["fact_id"]  # each read is its own event
+    event = writer.append(**fact_append_kwargs(a))
+    assert event.kind == "access"
+    assert event_identity(event) == a["fact_id"]

@@ -81,7 +81,8 @@ def test_members_get_their_own_tokens_and_issue_and_revoke_are_audited(
     assert r.exit_code == 0, r.output
     assert store.identify(tokens["ann@watford.gov.uk"]) is None
     assert store.identify(tokens["bob@watford.gov.uk"]) is not None
-    facts = wait_for(lambda: read_json(settings, topics_for(settings).audit_facts),
+    # Member changes are officer (kind=config) facts: they travel on the officer facts topic.
+    facts = wait_for(lambda: read_json(settings, topics_for(settings).audit_officer),
                      lambda fs: len(fs) >= 3, timeout=30, what="the member facts")
     actions = [(f["detail"]["action"], f["detail"]["member"]) for f in facts]
     # The topic was auto-created here (no provisioning), so it may have several partitions.

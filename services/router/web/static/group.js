@@ -328,7 +328,8 @@
     const box = $("evidence");
     const dl = document.createElement("dl");
     for (const [k, v] of rows) dl.append(text("dt", k), text("dd", String(v)));
-    box.replaceChildren(text("h3", "Evidence"), dl);
+    box.replaceChildren(text("h3", "Evidence"), dl,
+                        ...(window.s115AlertWhy ? [window.s115AlertWhy(a)] : []));
     box.hidden = false;
     box.dataset.alertId = alertId;
     renderList();

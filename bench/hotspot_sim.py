@@ -1,0 +1,572 @@
+"""Seeded simulation benchmark for the hot-spot detector (issue 17). Minutes, not hours.
+
+    python -m bench.hotspot_sim --detector old   # the detector as it was (EWMA + Poisson)
+    python -m bench.hotspot_sim --detector new   # NB baseline + CUSUM + scan + watermarks
+    python -m bench.hotspot_sim --detector new --worlds null-moderate --weeks 20   # quick look
+
+Worlds (186 real Hertfordshire wards x 3 categories, one seed each; ``--seed`` shifts all):
+    null-poisson / null-moderate / null-strong
+        no planted excess; counts negative binomial with size k = inf / 10 / 2.5, i.e. a weekly
+        dispersion index of 1 / (1.5 at 5 a week, 4 at 30) / (3 at 5, 13 at 30). Half of the
+        extra variance is shared by the whole week of a cell, half is per day, so day windows
+        are overdispersed too. Weekday, hour-of-day and a linear trend shape every category.
+    clusters-moderate / clusters-strong
+        the same plus planted clusters: single wards and groups of adjacent wards, x1.5-x5,
+        lasting 1-4 weeks, in the evaluated weeks.
+    shift-moderate
+        level shifts: 12 cells x2 from one week on, and one category x1.5 county-wide (a
+        recording change) from a later week on.
+    late-moderate
+        null counts with real-world feeds: police clock one hour ahead, fire uploaded in a daily
+        batch at 06:00, health 48 hours late, a three-day police outage backfilled with true
+        times, and one police record stamped 23 hours ahead.
+
+Measures (evaluated weeks only: the first ``burn_in`` weeks train the baselines):
+    false alerts per 100 ward-weeks (per window kind and in total), precision, recall on clusters
+    a known-rate test would catch, detection delay per window kind, the number of weeks a level
+    shift keeps alerting, and records dropped (not counted in any window).
+
+An *alert* is one unit an analyst reads: a cell alert of any window, an accumulated-evidence
+alert, or one multi-ward cluster. It is true when it shares a category and a ward with a
+planted cluster (or shift) and its window overlaps the plant (plus one week for the tail).
+
+The known-rate oracle: a planted cluster is *catchable* when, knowing the true null means and
+dispersion and the cluster's wards, the summed count of the cluster over its first j weeks
+(any j) has a negative-binomial upper tail p <= 0.01 / (cells per week). Recall is measured on
+those only: the target is to catch what a test with perfect knowledge of the rates would.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+from scipy.special import betainc, pdtrc
+
+from services.router.hotspots.adjacency import build_adjacency, load_ward_features
+
+HERTS_LAD_CODES = frozenset({
+    "E07000095", "E07000096", "E07000098", "E07000099", "E07000102",
+    "E07000103", "E07000240", "E07000241", "E07000242", "E07000243",
+})
+START = datetime(2026, 1, 5, tzinfo=UTC)  # a Monday
+START_S = int(START.timestamp())
+DAY = 86400
+WEEK = 7 * DAY
+RESULTS = Path(__file__).resolve().parent / "results"
+
+# Three categories on three feeds, with their own shapes. Rates are per ward per week.
+CATEGORIES = ("police|asb", "fire|deliberate_fire", "health|assault")
+FEEDS = ("police", "fire", "health")
+RATE_SCALE = (7.0, 2.5, 4.0)  # median weekly rate per ward
+TREND = (0.004, -0.003, 0.0)  # per week, log scale
+DOW = (  # Monday..Sunday, relative
+    (0.85, 0.85, 0.85, 0.9, 1.2, 1.4, 0.95),
+    (0.9, 0.9, 0.95, 0.95, 1.05, 1.15, 1.1),
+    (0.7, 0.7, 0.75, 0.8, 1.1, 1.7, 1.25),
+)
+
+
+def _hod(peak: float, width: float, floor: float) -> np.ndarray:
+    h = np.arange(24)
+    d = np.minimum(np.abs(h - peak), 24 - np.abs(h - peak))
+    shape = floor + np.exp(-0.5 * (d / width) ** 2)
+    return shape / shape.sum()
+
+
+HOD = (_hod(17, 4, 0.3), _hod(21, 3, 0.15), _hod(23, 2.5, 0.1))
+
+
+@dataclass
+class Plant:
+    category: int
+    wards: frozenset[int]
+    start_week: int
+    weeks: int | None  # None: a permanent level shift
+    factor: float
+    kind: str  # "single", "group", "shift", "county-shift"
+    catchable: bool = False
+
+    def start_s(self) -> int:
+        return START_S + self.start_week * WEEK
+
+    def end_s(self) -> float:
+        return math.inf if self.weeks is None else START_S + (self.start_week + self.weeks) * WEEK
+
+
+@dataclass
+class World:
+    name: str
+    k: float  # NB size at the week level (inf = Poisson)
+    weeks: int
+    burn_in: int
+    plants: list[Plant] = field(default_factory=list)
+    late_feeds: bool = False
+
+
+@dataclass
+class Records:
+    ward: np.ndarray  # int index
+    cat: np.ndarray
+    event_s: np.ndarray  # stamped event time (epoch seconds)
+    arrive_s: np.ndarray  # when the hub receives it
+    counts: np.ndarray  # [cells, weeks] realised counts by true week
+    null_mu: np.ndarray  # [cells, weeks] true null weekly means
+
+
+@dataclass(frozen=True)
+class BenchAlert:
+    method: str  # window kind ("hour", "day", "week") or "cusum" / "scan"
+    category: str
+    wards: frozenset[str]
+    start_s: int
+    end_s: int
+    raised_s: int
+
+
+class Adapter(Protocol):
+    name: str
+
+    def add(self, batch: Sequence[tuple[str, str, str, int]], now_s: int) -> list[BenchAlert]: ...
+
+    def finish(self, now_s: int) -> list[BenchAlert]: ...
+
+    def dropped(self) -> int: ...
+
+
+def herts_wards() -> tuple[list[str], dict[str, frozenset[str]]]:
+    features = [f for f in load_ward_features() if f.lad_code in HERTS_LAD_CODES]
+    return [f.ward_code for f in features], build_adjacency(features)
+
+
+# -- world generation ---------------------------------------------------------------------------
+
+def plant_clusters(rng: np.random.Generator, world: World, adj_idx: list[list[int]],
+                   n_single: int = 12, n_group: int = 12) -> list[Plant]:
+    plants: list[Plant] = []
+    used: set[tuple[int, int]] = set()
+    factors = (1.5, 2.0, 3.0, 5.0)
+    for i in range(n_single + n_group):
+        for _ in range(100):
+            cat = int(rng.integers(len(CATEGORIES)))
+            centre = int(rng.integers(len(adj_idx)))
+            if i < n_single or not adj_idx[centre]:
+                wards = {centre}
+            else:
+                nb = list(adj_idx[centre])
+                rng.shuffle(nb)
+                wards = {centre, *nb[: int(rng.integers(1, 4))]}
+            if any((cat, w) in used for w in wards):
+                continue
+            used.update((cat, w) for w in wards)
+            # Also keep neighbours clean so clusters do not touch each other.
+            used.update((cat, n) for w in wards for n in adj_idx[w])
+            weeks = int(rng.integers(1, 5))
+            start = int(rng.integers(world.burn_in + 1, world.weeks - weeks))
+            plants.append(Plant(cat, frozenset(wards), start, weeks,
+                                float(factors[i % len(factors)]),
+                                "single" if len(wards) == 1 else "group"))
+            break
+    return plants
+
+
+def plant_shifts(rng: np.random.Generator, world: World, n_wards: int) -> list[Plant]:
+    plants = []
+    chosen = rng.choice(n_wards, size=12, replace=False)
+    shift_week = world.burn_in + 2
+    for j, w in enumerate(chosen):
+        plants.append(Plant(int(j % 2), frozenset({int(w)}), shift_week, None, 2.0, "shift"))
+    county_week = world.burn_in + 6
+    plants.append(Plant(2, frozenset(range(n_wards)), county_week, None, 1.5, "county-shift"))
+    return plants
+
+
+def simulate(world: World, wards: list[str], seed: int) -> Records:
+    rng = np.random.default_rng(seed)
+    n_w, n_c = len(wards), len(CATEGORIES)
+    cells = n_w * n_c
+    days = world.weeks * 7
+    base = np.empty((n_c, n_w))
+    for c in range(n_c):
+        base[c] = np.clip(RATE_SCALE[c] * np.exp(rng.normal(0.0, 0.75, n_w)), 0.3, 60.0)
+    # Factor per (category, ward, day) from plants.
+    factor = np.ones((n_c, n_w, days))
+    for p in world.plants:
+        d0 = p.start_week * 7
+        d1 = days if p.weeks is None else (p.start_week + p.weeks) * 7
+        for w in p.wards:
+            factor[p.category, w, d0:d1] *= p.factor
+    day_idx = np.arange(days)
+    week_of_day = day_idx // 7
+    dow = day_idx % 7
+    mu_day = np.empty((n_c, n_w, days))
+    for c in range(n_c):
+        shape = np.asarray(DOW[c])[dow] / sum(DOW[c])
+        trend = np.exp(TREND[c] * week_of_day)
+        mu_day[c] = base[c][:, None] * (shape * trend)[None, :]
+    null_mu = mu_day.reshape(n_c, n_w, world.weeks, 7).sum(axis=3).reshape(cells, world.weeks)
+    lam = mu_day * factor
+    if math.isfinite(world.k):
+        # Half of 1/k from a weekly factor, half from daily factors (see module docstring).
+        k_week, k_day = 2 * world.k, 2 * world.k / 7
+        g_week = rng.gamma(k_week, 1 / k_week, (n_c, n_w, world.weeks))
+        g_day = rng.gamma(k_day, 1 / k_day, (n_c, n_w, days))
+        lam = lam * np.repeat(g_week, 7, axis=2) * g_day
+    day_counts = rng.poisson(lam)
+    counts = day_counts.reshape(n_c, n_w, world.weeks, 7).sum(axis=3).reshape(cells, world.weeks)
+    # Records: hour of day from the category's hour shape, minute uniform.
+    c_idx, w_idx, d_idx = np.nonzero(day_counts)
+    reps = day_counts[c_idx, w_idx, d_idx]
+    c_rec = np.repeat(c_idx, reps)
+    w_rec = np.repeat(w_idx, reps)
+    d_rec = np.repeat(d_idx, reps)
+    hours = np.empty(len(c_rec), dtype=np.int64)
+    for c in range(n_c):
+        sel = c_rec == c
+        hours[sel] = rng.choice(24, size=int(sel.sum()), p=HOD[c])
+    true_s = START_S + d_rec * DAY + hours * 3600 + rng.integers(0, 3600, len(c_rec))
+    event_s = true_s.copy()
+    arrive_s = true_s + rng.exponential(1800, len(c_rec)).astype(np.int64)
+    if world.late_feeds:
+        police, fire, health = (c_rec == 0), (c_rec == 1), (c_rec == 2)
+        event_s[police] += 3600  # the police clock runs an hour ahead
+        # Fire uploads yesterday's incidents at 06:00.
+        arrive_s[fire] = START_S + (d_rec[fire] + 1) * DAY + 6 * 3600
+        # Health arrives 40 to 48 hours after the event.
+        arrive_s[health] = true_s[health] + rng.integers(40 * 3600, 48 * 3600, int(health.sum()))
+        # A three-day police outage, backfilled with true times when it ends.
+        out0 = START_S + (world.burn_in + 4) * WEEK + 2 * DAY
+        out1 = out0 + 3 * DAY
+        in_outage = police & (true_s >= out0) & (true_s < out1)
+        arrive_s[in_outage] = out1 + rng.integers(0, 1800, int(in_outage.sum()))
+        # One record stamped 23 hours ahead.
+        stray = int(np.flatnonzero(police & (true_s > START_S + (world.burn_in + 2) * WEEK))[0])
+        event_s[stray] += 23 * 3600
+    return Records(w_rec, c_rec, event_s, arrive_s, counts, null_mu)
+
+
+def mark_catchable(world: World, rec: Records, n_wards: int) -> None:
+    """The known-rate oracle (module docstring)."""
+    cells_per_week = n_wards * len(CATEGORIES)
+    level = 0.01 / cells_per_week
+    alpha = 0.0 if not math.isfinite(world.k) else 1.0 / world.k
+    for p in world.plants:
+        if p.kind not in ("single", "group") or p.weeks is None:
+            continue
+        rows = [p.category * n_wards + w for w in p.wards]
+        y = mu = mu2 = 0.0
+        best = 1.0
+        for j in range(p.weeks):
+            wk = p.start_week + j
+            y += float(rec.counts[rows, wk].sum())
+            m = rec.null_mu[rows, wk]
+            mu += float(m.sum())
+            mu2 += float((m ** 2).sum())
+            best = min(best, nb_upper(int(y), mu, alpha * mu2 / mu ** 2 if mu > 0 else 0.0))
+        p.catchable = best <= level
+
+
+def nb_upper(y: int, mu: float, alpha: float) -> float:
+    """P(Y >= y), Y with mean mu and variance mu + alpha mu^2 (Poisson when alpha = 0)."""
+    if y <= 0:
+        return 1.0
+    if alpha <= 1e-12:
+        return float(pdtrc(y - 1, mu))
+    size = 1.0 / alpha
+    return float(betainc(y, size, mu / (size + mu)))
+
+
+# -- detectors ----------------------------------------------------------------------------------
+
+class OldAdapter:
+    """The detector before issue 17: one HotspotDetector over hour, day and week, fed records in
+    arrival order (as the stage was), future records beyond a day refused as the stage did."""
+
+    name = "old"
+
+    def __init__(self, wards: list[str], adjacency: dict[str, frozenset[str]]) -> None:
+        from services.router.hotspots.detector import HotspotDetector
+
+        self.det = HotspotDetector(adjacency=adjacency, wards=wards)
+        self.refused = 0
+        self.counted = 0
+
+    def _conv(self, alerts: Iterable[Any], now_s: int) -> list[BenchAlert]:
+        return [BenchAlert(a.window, a.category, frozenset({a.ward_code}),
+                           int(a.window_start.timestamp()), int(a.window_end.timestamp()), now_s)
+                for a in alerts]
+
+    def add(self, batch: Sequence[tuple[str, str, str, int]], now_s: int) -> list[BenchAlert]:
+        out = []
+        for ward, cat, _feed, ev in batch:
+            if ev > now_s + DAY:
+                self.refused += 1
+                continue
+            self.counted += 1
+            out += self.det.observe(ward, cat, datetime.fromtimestamp(ev, UTC))
+        return self._conv(out, now_s)
+
+    def finish(self, now_s: int) -> list[BenchAlert]:
+        return self._conv(self.det.advance(datetime.fromtimestamp(now_s, UTC)), now_s)
+
+    def dropped(self) -> int:
+        # A record late for its hour, day and week windows counts three times in late_events;
+        # report records that missed at least their day window (the hour is a subset).
+        return self.refused + self.det.late_events.get("day", 0)
+
+    def dropped_by_kind(self) -> dict[str, int]:
+        return {k: v + self.refused for k, v in self.det.late_events.items()}
+
+
+class NewAdapter:
+    """The issue-17 detector through the same narrow interface the stage uses."""
+
+    name = "new"
+
+    def __init__(self, wards: list[str], adjacency: dict[str, frozenset[str]]) -> None:
+        from services.router.hotspots.engine import CountEngine
+
+        self.engine = CountEngine(adjacency=adjacency, wards=wards)
+
+    def _conv(self, alerts: Iterable[Any], now_s: int) -> list[BenchAlert]:
+        return [BenchAlert(a.method_kind, a.category, frozenset({a.ward_code, *a.cluster}),
+                           int(a.window_start.timestamp()), int(a.window_end.timestamp()), now_s)
+                for a in alerts]
+
+    def add(self, batch: Sequence[tuple[str, str, str, int]], now_s: int) -> list[BenchAlert]:
+        now = datetime.fromtimestamp(now_s, UTC)
+        events = [(w, c, f, datetime.fromtimestamp(ev, UTC)) for w, c, f, ev in batch]
+        return self._conv(self.engine.add(events, now), now_s)
+
+    def finish(self, now_s: int) -> list[BenchAlert]:
+        return self._conv(self.engine.tick(datetime.fromtimestamp(now_s, UTC)), now_s)
+
+    def dropped(self) -> int:
+        return self.engine.dropped()
+
+    def dropped_by_kind(self) -> dict[str, int]:
+        return {"late_counted": self.engine.late_counted_total(), "dropped": self.dropped()}
+
+
+ADAPTERS: dict[str, Callable[[list[str], dict[str, frozenset[str]]], Any]] = {
+    "old": OldAdapter, "new": NewAdapter}
+
+
+# -- running and scoring ------------------------------------------------------------------------
+
+def run_world(world: World, adapter: Any, wards: list[str], rec: Records
+              ) -> tuple[list[BenchAlert], float]:
+    order = np.argsort(rec.arrive_s, kind="stable")
+    hour_of = rec.arrive_s[order] // 3600
+    bounds = np.flatnonzero(np.diff(hour_of)) + 1
+    alerts: list[BenchAlert] = []
+    t0 = time.perf_counter()
+    for chunk in np.split(order, bounds):
+        if not len(chunk):
+            continue
+        now_s = int((rec.arrive_s[chunk[-1]] // 3600 + 1) * 3600)
+        batch = [(wards[rec.ward[i]], CATEGORIES[rec.cat[i]], FEEDS[rec.cat[i]],
+                  int(rec.event_s[i])) for i in chunk]
+        alerts += adapter.add(batch, now_s)
+    end = START_S + world.weeks * WEEK + 3 * DAY
+    alerts += adapter.finish(end)
+    return alerts, time.perf_counter() - t0
+
+
+def score(world: World, alerts: list[BenchAlert], wards: list[str], rec: Records,
+          adapter: Any) -> dict[str, Any]:
+    code = {w: i for i, w in enumerate(wards)}
+    eval_s = START_S + world.burn_in * WEEK
+    end_s = START_S + world.weeks * WEEK
+    ward_weeks = len(wards) * (world.weeks - world.burn_in)
+    evaluated = [a for a in alerts if eval_s <= a.start_s < end_s]
+
+    def matches(a: BenchAlert, p: Plant) -> bool:
+        if a.category != CATEGORIES[p.category]:
+            return False
+        if not any(code[w] in p.wards for w in a.wards if w in code):
+            return False
+        return a.end_s > p.start_s() and a.start_s < p.end_s() + WEEK
+
+    true_alerts = [a for a in evaluated if any(matches(a, p) for p in world.plants)]
+    false_alerts = [a for a in evaluated if not any(matches(a, p) for p in world.plants)]
+    by_method: dict[str, int] = defaultdict(int)
+    for a in false_alerts:
+        by_method[a.method] += 1
+    out: dict[str, Any] = {
+        "world": world.name, "k": world.k if math.isfinite(world.k) else None,
+        "weeks": world.weeks, "burn_in": world.burn_in, "ward_weeks": ward_weeks,
+        "records": len(rec.ward), "alerts": len(evaluated),
+        "false_alerts": len(false_alerts),
+        "false_per_100_ward_weeks": round(100 * len(false_alerts) / ward_weeks, 3),
+        "false_per_100_by_method": {m: round(100 * n / ward_weeks, 3)
+                                    for m, n in sorted(by_method.items())},
+        "dropped_records": adapter.dropped(),
+        "dropped_detail": adapter.dropped_by_kind(),
+    }
+    clusters = [p for p in world.plants if p.kind in ("single", "group")]
+    if clusters:
+        out["precision"] = round(len(true_alerts) / len(evaluated), 3) if evaluated else None
+        catchable = [p for p in clusters if p.catchable]
+        found = []
+        delays: dict[str, list[float]] = defaultdict(list)
+        for p in catchable:
+            hits = [a for a in evaluated if matches(a, p)]
+            if hits:
+                found.append(p)
+            first: dict[str, int] = {}
+            for a in hits:
+                first[a.method] = min(first.get(a.method, a.raised_s), a.raised_s)
+            for m, t in first.items():
+                delays[m].append((t - p.start_s()) / DAY)
+            if hits:
+                delays["any"].append((min(first.values()) - p.start_s()) / DAY)
+        out["clusters"] = len(clusters)
+        out["catchable"] = len(catchable)
+        out["recall_catchable"] = round(len(found) / len(catchable), 3) if catchable else None
+        out["recall_all"] = round(
+            sum(any(matches(a, p) for a in evaluated) for p in clusters) / len(clusters), 3)
+        out["delay_days_median_by_method"] = {m: round(float(np.median(v)), 2)
+                                              for m, v in sorted(delays.items())}
+        out["missed"] = [{"kind": p.kind, "wards": len(p.wards), "factor": p.factor,
+                          "weeks": p.weeks} for p in catchable if p not in found]
+    shifts = [p for p in world.plants if p.kind in ("shift", "county-shift")]
+    if shifts:
+        runs = []
+        weeks_alerting = []
+        for p in shifts:
+            for w in p.wards:
+                ws = sorted({(a.start_s - START_S) // WEEK for a in evaluated
+                             if a.category == CATEGORIES[p.category]
+                             and w in {code.get(x, -1) for x in a.wards}
+                             and (a.start_s - START_S) // WEEK >= p.start_week})
+                weeks_alerting.append(len(ws))
+                best = cur = 0
+                prev = None
+                for x in ws:
+                    cur = cur + 1 if prev is not None and x == prev + 1 else 1
+                    best = max(best, cur)
+                    prev = x
+                runs.append(best)
+        out["shift_cells"] = len(runs)
+        out["shift_max_consecutive_alert_weeks"] = max(runs)
+        out["shift_mean_weeks_alerting"] = round(float(np.mean(weeks_alerting)), 2)
+        out["shift_cells_over_two_weeks"] = int(sum(r > 2 for r in runs))
+    return out
+
+
+def worlds(weeks: int, burn_in: int) -> dict[str, World]:
+    return {
+        "null-poisson": World("null-poisson", math.inf, weeks, burn_in),
+        "null-moderate": World("null-moderate", 10.0, weeks, burn_in),
+        "null-strong": World("null-strong", 2.5, weeks, burn_in),
+        "clusters-moderate": World("clusters-moderate", 10.0, weeks, burn_in),
+        "clusters-strong": World("clusters-strong", 2.5, weeks, burn_in),
+        "shift-moderate": World("shift-moderate", 10.0, weeks, burn_in),
+        "late-moderate": World("late-moderate", 10.0, weeks, burn_in, late_feeds=True),
+    }
+
+
+def markdown_table(paths: list[Path]) -> str:
+    """Markdown table comparing result files (one column pair per file)."""
+    runs = [json.loads(p.read_text()) for p in paths]
+    rows = [
+        ("false alerts /100 ward-weeks", "false_per_100_ward_weeks"),
+        ("  of which hour", ("false_per_100_by_method", "hour")),
+        ("  of which day", ("false_per_100_by_method", "day")),
+        ("  of which week", ("false_per_100_by_method", "week")),
+        ("  of which CUSUM", ("false_per_100_by_method", "cusum")),
+        ("  of which scan", ("false_per_100_by_method", "scan")),
+        ("precision", "precision"),
+        ("recall (catchable clusters)", "recall_catchable"),
+        ("catchable / planted clusters", None),
+        ("median delay, any method (days)", ("delay_days_median_by_method", "any")),
+        ("median delay, hour windows", ("delay_days_median_by_method", "hour")),
+        ("median delay, day windows", ("delay_days_median_by_method", "day")),
+        ("median delay, week windows", ("delay_days_median_by_method", "week")),
+        ("median delay, CUSUM", ("delay_days_median_by_method", "cusum")),
+        ("median delay, scan", ("delay_days_median_by_method", "scan")),
+        ("step: most consecutive alerting weeks", "shift_max_consecutive_alert_weeks"),
+        ("step: cells alerting > 2 weeks running", "shift_cells_over_two_weeks"),
+        ("step: mean weeks alerting per shifted cell", "shift_mean_weeks_alerting"),
+        ("records dropped", "dropped_records"),
+        ("seconds", "seconds"),
+    ]
+    worlds_ = [r["world"] for r in runs[0]["results"]]
+    out = []
+    for world in worlds_:
+        cols = [next((r for r in run["results"] if r["world"] == world), {}) for run in runs]
+        out.append(f"\n**{world}**\n")
+        out.append("| measure | " + " | ".join(run["detector"] for run in runs) + " |")
+        out.append("|---" * (len(runs) + 1) + "|")
+        for label, key in rows:
+            vals = []
+            for c in cols:
+                if key is None:
+                    v = f"{c.get('catchable')} / {c.get('clusters')}" if "clusters" in c else None
+                elif isinstance(key, tuple):
+                    v = c.get(key[0], {}).get(key[1]) if key[0] in c else None
+                    if v is None and key[0] in c and key[0].startswith("false"):
+                        v = 0.0
+                else:
+                    v = c.get(key)
+                vals.append("" if v is None else str(v))
+            if any(vals):
+                out.append(f"| {label} | " + " | ".join(vals) + " |")
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--detector", choices=sorted(ADAPTERS), default="new")
+    ap.add_argument("--worlds", nargs="*", default=None)
+    ap.add_argument("--weeks", type=int, default=30)
+    ap.add_argument("--burn-in", type=int, default=12)
+    ap.add_argument("--seed", type=int, default=17)
+    ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--table", nargs="+", type=Path, default=None,
+                    help="print a markdown table of these result files and exit")
+    args = ap.parse_args(argv)
+    if args.table:
+        print(markdown_table(args.table))
+        return 0
+    wards, adjacency = herts_wards()
+    adj_idx = [[wards.index(n) for n in sorted(adjacency[w])] for w in wards]
+    table = worlds(args.weeks, args.burn_in)
+    names = args.worlds or list(table)
+    results = []
+    for i, name in enumerate(names):
+        world = table[name]
+        rng = np.random.default_rng(args.seed * 1000 + i)
+        if name.startswith("clusters"):
+            world.plants = plant_clusters(rng, world, adj_idx)
+        elif name.startswith("shift"):
+            world.plants = plant_shifts(rng, world, len(wards))
+        rec = simulate(world, wards, args.seed * 1000 + 100 + i)
+        mark_catchable(world, rec, len(wards))
+        adapter = ADAPTERS[args.detector](wards, adjacency)
+        alerts, seconds = run_world(world, adapter, wards, rec)
+        row = score(world, alerts, wards, rec, adapter)
+        row["seconds"] = round(seconds, 1)
+        results.append(row)
+        print(json.dumps(row), flush=True)
+    out = args.out or RESULTS / f"hotspot-sim-{args.detector}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"detector": args.detector, "seed": args.seed,
+                               "weeks": args.weeks, "burn_in": args.burn_in,
+                               "results": results}, indent=2) + "\n")
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
