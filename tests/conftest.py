@@ -1,4 +1,4 @@
-"""One real Kafka-protocol broker for the whole session, chosen in the order DESIGN.md gives:
+"""One real Kafka-protocol broker for the whole session, chosen in the order ../shared/DESIGN.md (the project map) gives:
 
 1. an external broker named by ``KAFKA_BOOTSTRAP_SERVERS``;
 2. Apache Kafka through testcontainers, where a Docker engine answers;
