@@ -62,16 +62,24 @@ class ConfigFollower:
         self.runner = StageRunner(settings, self.stage, metrics or ServiceMetrics(service),
                                   service=service)
         self._stop = asyncio.Event()
+        self._linked: asyncio.Task[None] | None = None
         self.task: asyncio.Task[None] | None = None
 
-    async def start(self) -> None:
-        """Return once the topic has been read to its end and applied."""
+    async def start(self, stop: asyncio.Event | None = None) -> None:
+        """Return once the topic has been read to its end and applied. ``stop``: the service's
+        stop event; the follower stops when it is set. Services wait for ``task`` beside their
+        stages (run_until_first_stops) before they call ``stop()``, so without this link a
+        stopping service waited for a follower nothing stopped, until it was SIGKILLed."""
+        if stop is not None:
+            self._linked = asyncio.create_task(self._stop_with(stop))
         self.task = asyncio.create_task(self.runner.run(self._stop))
         waiter = asyncio.create_task(self.runner.caught_up.wait())
         await asyncio.wait([self.task, waiter], return_when=asyncio.FIRST_COMPLETED)
         if not waiter.done():
             waiter.cancel()
             await self.task  # raises what stopped it
+            if self._stop.is_set():
+                return  # the service is stopping during start-up: not a config failure
             raise ConfigRejected("config follower stopped before it had read the topic")
         self.stage.changed = False
         self.on_change(self.state)
@@ -85,8 +93,14 @@ class ConfigFollower:
             return False, "config follower stopped"
         return self.runner.ready()
 
+    async def _stop_with(self, stop: asyncio.Event) -> None:
+        await stop.wait()
+        self._stop.set()
+
     async def stop(self) -> None:
         self._stop.set()
+        if self._linked is not None:
+            self._linked.cancel()
         self.ready.clear()
         if self.task is not None:
             with contextlib.suppress(Exception, asyncio.CancelledError):

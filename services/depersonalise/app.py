@@ -119,7 +119,7 @@ class DepersonaliseService:
         return self.runner.ready()
 
     async def run(self, stop: asyncio.Event) -> None:
-        await self.follower.start()
+        await self.follower.start(stop)
         try:
             task = asyncio.create_task(self.runner.run(stop))
             follower = self.follower.task

@@ -229,7 +229,8 @@ def make_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await hub.follower.start()
+        stop = asyncio.Event()
+        await hub.follower.start(stop)
         # Batches not acknowledged in time expire in the producer rather than being sent after
         # the partner has been told 503 (and has retried).
         hub.producer = make_producer(settings, request_timeout_ms=settings.ingest_ack_timeout_ms)
@@ -242,7 +243,6 @@ def make_app(settings: Settings) -> FastAPI:
                                     **time_limits(settings))
         with contextlib.suppress(BrokerUnavailable):
             await hub.ensure_broker(ack_timeout)
-        stop = asyncio.Event()
         tasks: dict[str, asyncio.Task[Any]] = {}
         if hub.follower.task is not None:
             tasks["config"] = hub.follower.task

@@ -121,7 +121,7 @@ class Router:
 
     async def run(self, stop: asyncio.Event) -> None:
         self._stop = stop
-        await self.follower.start()
+        await self.follower.start(stop)
         try:
             await self._seed_ledger()
             await self.hotspots.prepare()
