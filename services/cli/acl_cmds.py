@@ -82,7 +82,7 @@ def show(config_dir: Path = typer.Option(None, help="Holds county.yaml (default:
     try:
         county = load_county(_county_file(config_dir))
     except HubError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo(f"s115hub: error: {exc}", err=True)
         raise typer.Exit(1) from None
     for g in acl_table(county, Settings().topic_prefix):
         typer.echo(_describe(g))
@@ -113,10 +113,10 @@ def apply(
             return
         n = apply_grants(settings, grants, passwords)
     except (HubError, OSError, ValueError) as exc:
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo(f"s115hub: error: {exc}", err=True)
         raise typer.Exit(1) from None
     except Exception as exc:  # kafka-python's errors are not HubErrors; keep it one line
-        typer.echo(f"error: the brokers refused: {type(exc).__name__}: {exc}", err=True)
+        typer.echo(f"s115hub: error: the brokers refused: {type(exc).__name__}: {exc}", err=True)
         raise typer.Exit(1) from None
     typer.echo(f"applied {n} ACLs for {len(users_of(county))} principals"
                + (f"; set {len(passwords)} SCRAM users" if passwords else ""))
@@ -153,6 +153,6 @@ def revoke_partner_cmd(partner: str) -> None:
         finally:
             admin.close()
     except Exception as exc:  # one line, whatever the client raised
-        typer.echo(f"error: {type(exc).__name__}: {exc}", err=True)
+        typer.echo(f"s115hub: error: {type(exc).__name__}: {exc}", err=True)
         raise typer.Exit(1) from None
     typer.echo(f"removed {removed} ACLs and the SCRAM credential of {user}")

@@ -80,7 +80,7 @@ def member_revoke(group: str, member: str) -> None:
     try:
         revoked = group_token_store(Settings()).revoke(group, member=member)
     except ConfigError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo(f"s115hub: error: {exc}", err=True)
         raise typer.Exit(1) from exc
     typer.echo(f"revoked {', '.join(revoked)} of {member} in {group}")
     record_change("group.member.revoked", group, {"member": member, "token_ids": revoked})
@@ -125,7 +125,7 @@ def revoke(group: str,
     try:
         revoked = group_token_store(Settings()).revoke(group, token_id)
     except ConfigError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo(f"s115hub: error: {exc}", err=True)
         raise typer.Exit(1) from exc
     typer.echo(f"revoked {', '.join(revoked)} for {group}")
 
@@ -182,7 +182,7 @@ def pack(group: str,
 
             body = render_pdf(doc, settings.chromium_path)
     except HubError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo(f"s115hub: error: {exc}", err=True)
         raise typer.Exit(1) from exc
     ext = "html" if html else "pdf"
     path = Path(out or f"{group}-tasking-pack-{s:%Y%m%d}-{e:%Y%m%d}.{ext}")
@@ -202,7 +202,7 @@ def _audit_read(settings: Settings, group: str, what: str, detail: dict[str, obj
     try:
         publish_facts(settings, [access_fact(group, default_actor(), what, detail=detail)])
     except Exception as exc:  # kafka-python's errors share no base with ours
-        typer.echo(f"error: {what} of {group}: written, but NOT audited: the broker at "
+        typer.echo(f"s115hub: error: {what} of {group}: written, but NOT audited: the broker at "
                    f"{settings.kafka_bootstrap_servers} did not take the audit fact ({exc})",
                    err=True)
         raise typer.Exit(2) from exc

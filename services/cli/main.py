@@ -178,7 +178,7 @@ def config_apply(
             cdir, protocols_dir or protocols,
             officer_keys or settings.resolved_officer_keys_file())
     except HubError as exc:  # e.g. a key file the county does not pin: one line, nothing sent
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo(f"s115hub: error: {exc}", err=True)
         raise typer.Exit(1) from None
     provision_topics(settings, topic_specs(settings, [g.id for g in county.groups],
                                            [p.id for p in county.partners]))

@@ -27,7 +27,7 @@ def _one_line() -> Iterator[None]:
     try:
         yield
     except HubError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo(f"s115hub: error: {exc}", err=True)
         raise typer.Exit(1) from None
 
 

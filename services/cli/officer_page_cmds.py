@@ -44,7 +44,7 @@ def revoke(name: str, token_id: str = typer.Option(None, "--token-id", help="Onl
     try:
         revoked = officer_token_store(Settings()).revoke(name, token_id)
     except ConfigError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo(f"s115hub: error: {exc}", err=True)
         raise typer.Exit(1) from exc
     typer.echo(f"revoked {', '.join(revoked)} for {name}")
     record_change("officer.action", f"officer-token/{name}",

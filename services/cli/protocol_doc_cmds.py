@@ -13,8 +13,9 @@ import typer
 from services.core.settings import Settings
 
 
-def _context_from_state(state: Any, protocol: Any, today: Any) -> Any:
-    """Names, officers, signature checks and status as the live hub sees them."""
+def _context_from_state(state: Any, protocol: Any, today: Any, anchors: Any) -> Any:
+    """Names, officers, signature checks and status as the live hub sees them: signatures are
+    checked against the pinned officer key file (``anchors``), as the services check them."""
     from services.depersonalise.policy import protocol_set_of
     from services.depersonalise.protocol_document import DocumentContext
     from services.depersonalise.signing import valid_signers
@@ -24,7 +25,7 @@ def _context_from_state(state: Any, protocol: Any, today: Any) -> Any:
              if county else {})
     officers = ({p.id: p.officer for p in county.partners}
                 | {g.id: g.officer for g in county.groups} if county else {})
-    pset, _ = protocol_set_of(state)
+    pset, _ = protocol_set_of(state, anchors)
     valid = valid_signers(protocol, pset.officer_keys)
     verified = {s.party: "valid" if s.party in valid else "DOES NOT VERIFY"
                 for s in protocol.signatures}
@@ -67,14 +68,18 @@ def render(
                 g.id: g.officer for g in county.groups}
             ctx = DocumentContext(names, officers, None, today)
     else:
-        state = asyncio.run(read_config_state(Settings()))
+        from services.core.officer_trust import AnchorFile
+
+        settings = Settings()
+        state = asyncio.run(read_config_state(settings))
         text = state.protocol_texts.get(source)
         if text is None:
             known = ", ".join(sorted(state.protocol_texts)) or "none"
             raise typer.BadParameter(f"no file {source!r} and no protocol {source!r} on the hub "
                                      f"(known: {known})", param_hint="SOURCE")
         protocol = parse_protocol(text, source=f"protocol/{source}")
-        ctx = _context_from_state(state, protocol, today)
+        ctx = _context_from_state(state, protocol, today,
+                                  AnchorFile(settings.resolved_officer_keys_file()))
     doc = render_html(protocol, ctx) if fmt == "html" else render_markdown(protocol, ctx)
     if out is None:
         typer.echo(doc, nl=False)

@@ -15,7 +15,7 @@ vocabulary_app = typer.Typer(help="Free-text vocabularies and tag sets: list, sh
 
 
 def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
+    typer.echo(f"s115hub: error: {message}", err=True)
     return typer.Exit(2)
 
 

@@ -270,8 +270,9 @@ def test_given_oversized_body_or_batch_then_413_with_a_message(ingest: Ingest) -
 
 def test_given_partner_over_its_rate_then_429_with_retry_after(
         kafka_broker: BrokerInfo, tmp_path: Path) -> None:
+    # One token per 100 s: no refill can land between the three posts, however slow the machine.
     settings, boot = hub_settings(kafka_broker.bootstrap, kafka_broker.idempotent_producer,
-                                  tmp_path, ingest_rate_per_partner=0.2, ingest_rate_burst=2,
+                                  tmp_path, ingest_rate_per_partner=0.01, ingest_rate_burst=2,
                                   ingest_inbound=False)
     with running_ingest(settings, boot) as ing:
         codes = [ing.client.post("/v1/feeds/police/records", json=police_record(f"rate-{i}"),
