@@ -228,6 +228,7 @@ def test_given_router_killed_during_a_county_change_then_counts_are_exact_and_th
 
     from services.core.config_publish import county_messages, publish
     from services.core.county import load_county
+    from services.core.officer_trust import fingerprint, load_log
 
     assert hub.boot is not None
     assert hub.settings is not None
@@ -237,6 +238,11 @@ def test_given_router_killed_during_a_county_change_then_counts_are_exact_and_th
     doc = yaml.safe_load((HERTS / "county.yaml").read_text())
     grp = next(g for g in doc["groups"] if g["id"] == "grp-stevenage")
     grp["districts"] = [*grp["districts"], EAST_HERTS]
+    # The changed county must pin the officer key file the hub trusts, as an officer's would:
+    # a county without the pin trusts no key, and every protocol stops (fail-closed).
+    anchors = load_log(hub.settings.resolved_officer_keys_file())
+    assert anchors is not None
+    doc["officer_keys_sha256"] = fingerprint(anchors)
     changed = tmp_path / "county.yaml"
     changed.write_text(yaml.safe_dump(doc, sort_keys=False))
     new_county = load_county(changed)

@@ -216,7 +216,7 @@ def test_given_planted_identifiers_in_good_and_bad_input_then_none_appear_in_cle
     s_ids = {"leak-1", "leak-5", "leak-7"}
     wait_for(lambda: raw_source_ids(s), lambda ids: s_ids <= set(ids), timeout=30,
              what="planted good records on raw topics")
-    wait_for(lambda: letters(s), lambda ls: len([m for m, _ in ls if m["partner"] in (
+    wait_for(lambda: letters(s), lambda ls: len([m for m, _ in ls if m.get("partner") in (
         "herts-police", "enherts-nhs", "watford-bc")]) >= 5, timeout=30, what="dead letters")
     topics = [f"{s.topic_prefix}.raw.{f}" for f in FEEDS] + [f"{s.topic_prefix}.rejected"]
     scanned = 0
