@@ -187,7 +187,12 @@ def broker_answers(bootstrap_servers: str, timeout: float = 3.0) -> bool:
 
 def _provision(settings: Settings, specs: Sequence[TopicSpec]) -> list[str]:
     from kafka.admin import KafkaAdminClient, NewTopic
-    from kafka.errors import BrokerResponseError, KafkaConnectionError, TopicAlreadyExistsError
+    from kafka.errors import (
+        BrokerResponseError,
+        KafkaConnectionError,
+        TopicAlreadyExistsError,
+        TopicAuthorizationFailedError,
+    )
 
     from services.core.kafka import kafka_python_common
 
@@ -197,6 +202,7 @@ def _provision(settings: Settings, specs: Sequence[TopicSpec]) -> list[str]:
     try:
         existing = set(admin.list_topics())
         created: list[str] = []
+        unseen: set[str] = set()
         for s in specs:
             if s.name in existing:
                 continue
@@ -206,6 +212,11 @@ def _provision(settings: Settings, specs: Sequence[TopicSpec]) -> list[str]:
                 created.append(s.name)
             except TopicAlreadyExistsError:
                 pass  # another service won the race; its shape is checked below
+            except TopicAuthorizationFailedError:
+                # Under ACLs a principal lists only the topics it may describe, and READ or
+                # WRITE imply DESCRIBE: a topic hidden from it is one it never uses. The officer
+                # (`config apply`) provisions it; this service has nothing to check there.
+                unseen.add(s.name)
             except BrokerResponseError as exc:
                 # The broker answered, so this is not "unavailable": with ACLs, only some
                 # principals may create topics (deploy/README.md).
@@ -213,7 +224,7 @@ def _provision(settings: Settings, specs: Sequence[TopicSpec]) -> list[str]:
                     f"topic {s.name} does not exist and could not be created "
                     f"({type(exc).__name__}); create it as `s115hub config apply` does, or "
                     "allow this principal to create topics") from None
-        problems = _check(admin, specs)
+        problems = _check(admin, [s for s in specs if s.name not in unseen])
     finally:
         admin.close()
     if problems:

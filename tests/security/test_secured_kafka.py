@@ -431,10 +431,9 @@ def test_every_officer_command_works_under_the_officer_principal(hub: Hub) -> No
     ran.append("audit query")
     assert cli("audit", "verify", "--public-key",
                str(hub.router_dir / "audit-key.pem.pub")).startswith("OK topic s115.audit")
-    status = cli("status", "--sample", "0", "--ingest-url", hub.url("ingest"),
-                 "--depersonalise-url", hub.url("depersonalise"), "--router-url",
-                 hub.url("router"), ok=0)
-    assert "GROUPS" in status
+    # `status` reads durable facts (topics and the chain), not the services (issue 16).
+    status = cli("status", ok=0)
+    assert "grp-" in status
     print("officer commands run:", ran)
 
 
