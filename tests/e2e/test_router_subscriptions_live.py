@@ -54,6 +54,13 @@ def set_watford_districts(hub: LocalHub, districts: list[str]) -> None:
     for g in county["groups"]:
         if g["id"] == "grp-watford":
             g["districts"] = districts
+    # As an officer's county would, it pins the officer key file the hub trusts: a county
+    # without the pin trusts no key and every protocol stops (fail-closed, issue 13).
+    from services.core.officer_trust import fingerprint, load_log
+
+    anchors = load_log(hub.settings.resolved_officer_keys_file())
+    assert anchors is not None
+    county["officer_keys_sha256"] = fingerprint(anchors)
     publish(hub.settings, [("county", county)], actor="test")
 
 
