@@ -41,6 +41,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
@@ -95,6 +96,7 @@ class Plant:
     factor: float
     kind: str  # "single", "group", "shift", "county-shift"
     catchable: bool = False
+    oracle_p: float = 1.0  # the known-rate test's best p over the plant's first j weeks
 
     def start_s(self) -> int:
         return START_S + self.start_week * WEEK
@@ -131,6 +133,9 @@ class BenchAlert:
     start_s: int
     end_s: int
     raised_s: int
+    count: int = 0
+    expected: float = 0.0
+    p: float = 1.0
 
 
 class Adapter(Protocol):
@@ -272,6 +277,7 @@ def mark_catchable(world: World, rec: Records, n_wards: int) -> None:
             mu += float(m.sum())
             mu2 += float((m ** 2).sum())
             best = min(best, nb_upper(int(y), mu, alpha * mu2 / mu ** 2 if mu > 0 else 0.0))
+        p.oracle_p = best
         p.catchable = best <= level
 
 
@@ -339,7 +345,8 @@ class NewAdapter:
 
     def _conv(self, alerts: Iterable[Any], now_s: int) -> list[BenchAlert]:
         return [BenchAlert(a.method_kind, a.category, frozenset({a.ward_code, *a.cluster}),
-                           int(a.window_start.timestamp()), int(a.window_end.timestamp()), now_s)
+                           int(a.window_start.timestamp()), int(a.window_end.timestamp()), now_s,
+                           a.count, round(a.expected, 2), a.p_value)
                 for a in alerts]
 
     def add(self, batch: Sequence[tuple[str, str, str, int]], now_s: int) -> list[BenchAlert]:
@@ -410,11 +417,17 @@ def score(world: World, alerts: list[BenchAlert], wards: list[str], rec: Records
         "false_per_100_ward_weeks": round(100 * len(false_alerts) / ward_weeks, 3),
         "false_per_100_by_method": {m: round(100 * n / ward_weeks, 3)
                                     for m, n in sorted(by_method.items())},
+        # What the false alerts were (to see which part of the detector to fix).
+        "false_detail": [{"method": a.method, "category": a.category, "wards": len(a.wards),
+                          "week": (a.start_s - START_S) // WEEK, "count": a.count,
+                          "expected": a.expected, "p": float(f"{a.p:.3g}")}
+                         for a in false_alerts[:20]],
         "dropped_records": adapter.dropped(),
         "dropped_detail": adapter.dropped_by_kind(),
     }
     clusters = [p for p in world.plants if p.kind in ("single", "group")]
     if clusters:
+        out["true_alerts"] = len(true_alerts)
         out["precision"] = round(len(true_alerts) / len(evaluated), 3) if evaluated else None
         catchable = [p for p in clusters if p.catchable]
         found = []
@@ -432,13 +445,16 @@ def score(world: World, alerts: list[BenchAlert], wards: list[str], rec: Records
                 delays["any"].append((min(first.values()) - p.start_s()) / DAY)
         out["clusters"] = len(clusters)
         out["catchable"] = len(catchable)
+        out["found_catchable"] = len(found)
         out["recall_catchable"] = round(len(found) / len(catchable), 3) if catchable else None
         out["recall_all"] = round(
             sum(any(matches(a, p) for a in evaluated) for p in clusters) / len(clusters), 3)
         out["delay_days_median_by_method"] = {m: round(float(np.median(v)), 2)
                                               for m, v in sorted(delays.items())}
-        out["missed"] = [{"kind": p.kind, "wards": len(p.wards), "factor": p.factor,
-                          "weeks": p.weeks} for p in catchable if p not in found]
+        out["missed"] = [{"kind": p.kind, "category": CATEGORIES[p.category],
+                          "wards": len(p.wards), "factor": p.factor, "weeks": p.weeks,
+                          "week": p.start_week, "oracle_p": float(f"{p.oracle_p:.3g}")}
+                         for p in catchable if p not in found]
     shifts = [p for p in world.plants if p.kind in ("shift", "county-shift")]
     if shifts:
         runs = []
@@ -525,13 +541,61 @@ def markdown_table(paths: list[Path]) -> str:
     return "\n".join(out)
 
 
+def pooled(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """One world over several seeds: sums pooled (not a mean of ratios), worst seed kept."""
+    first = rows[0]
+    ward_weeks = sum(r["ward_weeks"] for r in rows)
+    false = sum(r["false_alerts"] for r in rows)
+    by_method: dict[str, int] = defaultdict(int)
+    for r in rows:
+        for m, v in r["false_per_100_by_method"].items():
+            by_method[m] += round(v * r["ward_weeks"] / 100)
+    out: dict[str, Any] = {
+        "world": first["world"], "k": first["k"], "seeds": [r["seed"] for r in rows],
+        "ward_weeks": ward_weeks, "alerts": sum(r["alerts"] for r in rows),
+        "false_alerts": false,
+        "false_per_100_ward_weeks": round(100 * false / ward_weeks, 3),
+        "false_per_100_worst_seed": max(r["false_per_100_ward_weeks"] for r in rows),
+        "false_per_100_by_method": {m: round(100 * n / ward_weeks, 3)
+                                    for m, n in sorted(by_method.items())},
+        "dropped_records": sum(r["dropped_records"] for r in rows),
+        "seconds": round(sum(r["seconds"] for r in rows), 1),
+    }
+    if "precision" in first:
+        alerts = out["alerts"]
+        true = sum(r["true_alerts"] for r in rows)
+        catchable = sum(r["catchable"] for r in rows)
+        found = sum(r["found_catchable"] for r in rows)
+        out["precision"] = round(true / alerts, 3) if alerts else None
+        out["precision_worst_seed"] = min((r["precision"] for r in rows
+                                           if r["precision"] is not None), default=None)
+        out["recall_catchable"] = round(found / catchable, 3) if catchable else None
+        out["recall_worst_seed"] = min((r["recall_catchable"] for r in rows
+                                        if r["recall_catchable"] is not None), default=None)
+        out["clusters"] = sum(r["clusters"] for r in rows)
+        out["catchable"] = catchable
+        delays: dict[str, list[float]] = defaultdict(list)
+        for r in rows:
+            for m, v in r["delay_days_median_by_method"].items():
+                delays[m].append(v)
+        out["delay_days_median_by_method"] = {  # median over seeds of each seed's median
+            m: round(float(np.median(v)), 2) for m, v in sorted(delays.items())}
+    if "shift_cells" in first:
+        out["shift_max_consecutive_alert_weeks"] = max(
+            r["shift_max_consecutive_alert_weeks"] for r in rows)
+        out["shift_cells_over_two_weeks"] = sum(r["shift_cells_over_two_weeks"] for r in rows)
+        out["shift_mean_weeks_alerting"] = round(float(np.mean(
+            [r["shift_mean_weeks_alerting"] for r in rows])), 2)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--detector", choices=sorted(ADAPTERS), default="new")
     ap.add_argument("--worlds", nargs="*", default=None)
     ap.add_argument("--weeks", type=int, default=30)
     ap.add_argument("--burn-in", type=int, default=12)
-    ap.add_argument("--seed", type=int, default=17)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[17, 18, 19])
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--table", nargs="+", type=Path, default=None,
                     help="print a markdown table of these result files and exit")
@@ -543,28 +607,40 @@ def main(argv: list[str] | None = None) -> int:
     adj_idx = [[wards.index(n) for n in sorted(adjacency[w])] for w in wards]
     table = worlds(args.weeks, args.burn_in)
     names = args.worlds or list(table)
-    results = []
-    for i, name in enumerate(names):
-        world = table[name]
-        rng = np.random.default_rng(args.seed * 1000 + i)
-        if name.startswith("clusters"):
-            world.plants = plant_clusters(rng, world, adj_idx)
-        elif name.startswith("shift"):
-            world.plants = plant_shifts(rng, world, len(wards))
-        rec = simulate(world, wards, args.seed * 1000 + 100 + i)
-        mark_catchable(world, rec, len(wards))
-        adapter = ADAPTERS[args.detector](wards, adjacency)
-        alerts, seconds = run_world(world, adapter, wards, rec)
-        row = score(world, alerts, wards, rec, adapter)
-        row["seconds"] = round(seconds, 1)
-        results.append(row)
-        print(json.dumps(row), flush=True)
+    runs: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    t0 = time.perf_counter()
+    for seed in args.seeds:
+        for name in names:
+            # Seeded by the world's place in the fixed table, not in --worlds: a world run
+            # alone is the same world as in a full run.
+            i = list(table).index(name)
+            world = worlds(args.weeks, args.burn_in)[name]
+            rng = np.random.default_rng(seed * 1000 + i)
+            if name.startswith("clusters"):
+                world.plants = plant_clusters(rng, world, adj_idx)
+            elif name.startswith("shift"):
+                world.plants = plant_shifts(rng, world, len(wards))
+            rec = simulate(world, wards, seed * 1000 + 100 + i)
+            mark_catchable(world, rec, len(wards))
+            adapter = ADAPTERS[args.detector](wards, adjacency)
+            alerts, seconds = run_world(world, adapter, wards, rec)
+            row = score(world, alerts, wards, rec, adapter)
+            row["seed"] = seed
+            row["seconds"] = round(seconds, 1)
+            runs[name].append(row)
+            print(json.dumps(row), flush=True)
+    wall = time.perf_counter() - t0
+    results = [pooled(runs[name]) for name in names]
+    for row in results:
+        print(json.dumps({k: v for k, v in row.items() if "by_method" not in k}), flush=True)
     out = args.out or RESULTS / f"hotspot-sim-{args.detector}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"detector": args.detector, "seed": args.seed,
-                               "weeks": args.weeks, "burn_in": args.burn_in,
-                               "results": results}, indent=2) + "\n")
-    print(f"wrote {out}")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    out.write_text(json.dumps({
+        "detector": args.detector, "seeds": args.seeds, "weeks": args.weeks,
+        "burn_in": args.burn_in, "wall_seconds": round(wall, 1), "load_average_1m_at_end": load,
+        "results": results, "per_seed": runs}, indent=2) + "\n")
+    print(f"wrote {out} in {wall:.0f} s")
     return 0
 
 
