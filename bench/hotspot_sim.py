@@ -338,10 +338,12 @@ class NewAdapter:
 
     name = "new"
 
-    def __init__(self, wards: list[str], adjacency: dict[str, frozenset[str]]) -> None:
-        from services.router.hotspots.engine import CountEngine
+    def __init__(self, wards: list[str], adjacency: dict[str, frozenset[str]],
+                 overrides: dict[str, Any] | None = None) -> None:
+        from services.router.hotspots.engine import CountEngine, EngineConfig
 
-        self.engine = CountEngine(adjacency=adjacency, wards=wards)
+        self.engine = CountEngine(EngineConfig(**(overrides or {})), adjacency=adjacency,
+                                  wards=wards)
 
     def _conv(self, alerts: Iterable[Any], now_s: int) -> list[BenchAlert]:
         return [BenchAlert(a.method_kind, a.category, frozenset({a.ward_code, *a.cluster}),
@@ -597,6 +599,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--burn-in", type=int, default=12)
     ap.add_argument("--seeds", type=int, nargs="+", default=[17, 18, 19])
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--set", nargs="*", default=[], metavar="NAME=NUMBER",
+                    help="override an EngineConfig number (new detector; for experiments)")
     ap.add_argument("--table", nargs="+", type=Path, default=None,
                     help="print a markdown table of these result files and exit")
     args = ap.parse_args(argv)
@@ -607,6 +611,8 @@ def main(argv: list[str] | None = None) -> int:
     adj_idx = [[wards.index(n) for n in sorted(adjacency[w])] for w in wards]
     table = worlds(args.weeks, args.burn_in)
     names = args.worlds or list(table)
+    overrides = {k: float(v) if "." in v else int(v)
+                 for k, v in (item.split("=", 1) for item in args.set)}
     runs: dict[str, list[dict[str, Any]]] = defaultdict(list)
     t0 = time.perf_counter()
     for seed in args.seeds:
@@ -622,7 +628,8 @@ def main(argv: list[str] | None = None) -> int:
                 world.plants = plant_shifts(rng, world, len(wards))
             rec = simulate(world, wards, seed * 1000 + 100 + i)
             mark_catchable(world, rec, len(wards))
-            adapter = ADAPTERS[args.detector](wards, adjacency)
+            adapter = (NewAdapter(wards, adjacency, overrides) if args.detector == "new"
+                       else ADAPTERS[args.detector](wards, adjacency))
             alerts, seconds = run_world(world, adapter, wards, rec)
             row = score(world, alerts, wards, rec, adapter)
             row["seed"] = seed
@@ -637,7 +644,7 @@ def main(argv: list[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     out.write_text(json.dumps({
-        "detector": args.detector, "seeds": args.seeds, "weeks": args.weeks,
+        "detector": args.detector, "overrides": overrides, "seeds": args.seeds, "weeks": args.weeks,
         "burn_in": args.burn_in, "wall_seconds": round(wall, 1), "load_average_1m_at_end": load,
         "results": results, "per_seed": runs}, indent=2) + "\n")
     print(f"wrote {out} in {wall:.0f} s")

@@ -132,6 +132,10 @@ class Protocol(_Strict):
     #: reached k yet, before it gives up the ward. Hours, not days: tasking meets every few weeks
     #: but alerts are live. None (the default, and absent from the signed digest) holds nothing.
     hold_hours: float | None = Field(default=None, gt=0, le=24)
+    #: Hot-spot windows of this protocol's records stay open this long past their end for late
+    #: records (a daily batch, an upload after an outage). None (the default, and absent from the
+    #: signed digest) is the router's default of 48 hours. At most a week: held windows are state.
+    allowed_lateness_hours: float | None = Field(default=None, gt=0, le=168)
     retention_days: int = Field(ge=1)
     valid_from: date
     valid_until: date

@@ -137,9 +137,10 @@ def protocol_digest(protocol: Protocol) -> bytes:
     voids the signature exactly as an edited rule does). A protocol that names no list has the
     digest it always had."""
     doc = protocol.model_dump(mode="json", exclude={"signatures"})
-    if doc.get("hold_hours") is None:
-        # Added later with no default hold: protocols signed before it keep their digest.
-        doc.pop("hold_hours", None)
+    for optional in ("hold_hours", "allowed_lateness_hours"):
+        if doc.get(optional) is None:
+            # Added later, unset by default: protocols signed before it keep their digest.
+            doc.pop(optional, None)
     lists = protocol.list_hashes()
     if lists:
         doc["free_text_lists_sha256"] = lists

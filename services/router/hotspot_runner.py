@@ -33,7 +33,7 @@ import logging
 import time
 import zlib
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from schemas.alert import HotspotAlert
@@ -45,7 +45,12 @@ from services.core.settings import Settings
 from services.core.stage_runner import Out
 from services.core.topic_scan import scan
 from services.core.topics import topics_for
-from services.router.hotspot_stage import HotspotStage, alert_recipients, to_hotspot_alert
+from services.router.hotspot_stage import (
+    HotspotStage,
+    alert_recipients,
+    lateness_by_protocol,
+    to_hotspot_alert,
+)
 from services.router.hotspots.adjacency import build_adjacency, load_ward_features
 from services.router.hotspots.detector import Alert, DetectorConfig
 from services.router.ledger import DeliveryLedger
@@ -112,6 +117,7 @@ class HotspotRunner:
         self.stage: HotspotStage | None = None
         self.ward_names: dict[str, str] = {}
         self.suppress: dict[str, int] = {}
+        self.lateness: dict[str, timedelta] = {}
         self.sent = DeliveryLedger()
         self.ready = asyncio.Event()
         self._slot = 0
@@ -149,6 +155,9 @@ class HotspotRunner:
 
         pset, _ = protocol_set_of(state)
         self.suppress = {p.id: p.suppress_below for p in pset}
+        self.lateness = lateness_by_protocol(pset)
+        if self.stage is not None:
+            self.stage.set_lateness(self.lateness)
 
     def _build_stage(self) -> HotspotStage:
         """Study area: the wards of the config's county in the boundaries (adjacency from them);
@@ -160,8 +169,10 @@ class HotspotRunner:
                     if areas.district_county.get(f.lad_code, "").casefold() == name]
         self.ward_names = {w.code: w.name for w in areas.wards.values()}
         districts = {w.code: w.district_code for w in areas.wards.values()}
-        return HotspotStage(self.config, adjacency=build_adjacency(features),
-                            districts=districts, wards=[f.ward_code for f in features])
+        stage = HotspotStage(self.config, adjacency=build_adjacency(features),
+                             districts=districts, wards=[f.ward_code for f in features])
+        stage.set_lateness(self.lateness)
+        return stage
 
     # -- state --------------------------------------------------------------------------------
 
@@ -190,10 +201,20 @@ class HotspotRunner:
         self._slot = 1 - self._slot
         self.m_snap_bytes.set(sum(len(v) for _, v in chunks))
         self.m_snap.observe(time.perf_counter() - t0)
+        # Watermarks are per partner feed; the metrics stay per feed (a fixed label set): the
+        # slowest partner's lag, silent if any partner is, late records summed.
+        lag: dict[str, int] = {}
+        silent: dict[str, int] = {}
+        late: dict[str, int] = {}
         for feed in self.feed_status():
-            self.m_feed_lag.labels(feed["feed"]).set(feed["lag_seconds"] or 0)
-            self.m_feed_silent.labels(feed["feed"]).set(1 if feed["state"] == "silent" else 0)
-            self.m_feed_late.labels(feed["feed"]).set(feed["late_counted"])
+            name = feed["feed"]
+            lag[name] = max(lag.get(name, 0), feed["lag_seconds"] or 0)
+            silent[name] = max(silent.get(name, 0), 1 if feed["state"] == "silent" else 0)
+            late[name] = late.get(name, 0) + feed["late_counted"]
+        for name in lag:
+            self.m_feed_lag.labels(name).set(lag[name])
+            self.m_feed_silent.labels(name).set(silent[name])
+            self.m_feed_late.labels(name).set(late[name])
         return [[Out(topic, v, key=k, partition=0) for k, v in chunks],
                 [Out(topic, head[1], key=head[0], partition=0)]]
 

@@ -17,10 +17,12 @@ Event time and precision
     Each event carries the window kinds its precision supports.
 
 Watermarks and late records (issue 17)
-    The engine (services/router/hotspots/engine.py) keeps a watermark per feed (the record's
-    ``feed``), tests a window when its feed's watermark passes it and keeps it open for late
-    records until the county's clock is ``allowed_lateness`` (48 h) past it; later records go
-    into the week history the baselines are fitted from, and are counted per feed. Event times
+    The engine (services/router/hotspots/engine.py) keeps a watermark per partner feed (the
+    record's ``partner`` and ``feed``), tests a window when the watermarks of every partner feed
+    that sends its category have passed it, and keeps it open for late records until the
+    county's clock is the protocol's allowed lateness past it (``allowed_lateness_hours`` in the
+    protocol, default 48 h; :func:`lateness_by_protocol`); later records go into the week
+    history the baselines are fitted from, and are counted per partner feed. Event times
     more than FUTURE_TOLERANCE ahead of the wall clock are refused ("future"); those within it
     are counted but move the clock no further than ``now`` + 15 minutes.
 
@@ -69,6 +71,22 @@ _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 FUTURE_TOLERANCE = timedelta(days=1)
 CELL_SEP = "|"
 STATE_VERSION = 2  # 2: one CountEngine (issue 17) instead of a detector per kind
+
+
+def lateness_by_protocol(protocols: Iterable[Any]) -> dict[str, timedelta]:
+    """Protocol id -> allowed lateness, for protocols that set ``allowed_lateness_hours``.
+
+    Protocols without it get the engine's default (48 h). When two live versions of one
+    protocol disagree, the longer wins: a record sent under either may be that late.
+    """
+    out: dict[str, timedelta] = {}
+    for protocol in protocols:
+        hours = getattr(protocol, "allowed_lateness_hours", None)
+        if hours is None:
+            continue
+        value = timedelta(hours=float(hours))
+        out[protocol.id] = max(out.get(protocol.id, value), value)
+    return out
 
 
 def event_time(rec: SharedRecord) -> tuple[datetime, Precision] | None:
@@ -198,11 +216,11 @@ class HotspotStage:
         if not entitled or rec.ward_code is None:
             # Not counted, but its time is real: it proves earlier windows of its feed are over.
             # Without this a week whose next records all lost their ward never closes.
-            self.engine.see_time(rec.feed, when, now)
+            self.engine.see_time(rec.feed, when, now, partner=rec.partner)
             return ObserveResult(False, "not_entitled" if not entitled else "no_ward",
                                  self.engine.tick(now))
         event = Event(rec.ward_code, cell_category(rec), rec.feed, when,
-                      KINDS_BY_PRECISION[precision], rec.protocol)
+                      KINDS_BY_PRECISION[precision], rec.protocol, rec.partner)
         alerts = self.engine.add([event], now)
         self.counted += 1
         return ObserveResult(True, "counted", alerts)
@@ -214,6 +232,10 @@ class HotspotStage:
         for rec, partition, offset, entitled in records:
             alerts += self.observe(rec, partition, offset, entitled=entitled, now=now).alerts
         return alerts
+
+    def set_lateness(self, lateness: Mapping[str, timedelta]) -> None:
+        """Allowed lateness per protocol id (see :func:`lateness_by_protocol`)."""
+        self.engine.set_lateness(lateness)
 
     def late_events(self) -> int:
         """Records counted nowhere (stamped too far ahead, or older than the whole history).

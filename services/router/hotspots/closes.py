@@ -138,13 +138,16 @@ class WindowTests:
         alpha = cat.alpha + cat.pred_v
         cell_hits: dict[int, dict[str, Any]] = {}
         if warm:
-            rows = np.flatnonzero(y >= cfg.min_count)
-            p = nb_upper_p_array(y[rows], mu[rows], alpha[rows])
+            p_all, run, y_run, mu_run = self._week_runs(cat, idx, y, mu)
+            rows = np.flatnonzero(p_all < 1.0)
+            p = p_all[rows]
             result = benjamini_hochberg(list(p), self._family_alpha("week"), family_size=n)
             for j, rejected in enumerate(result.rejected):
                 if rejected:
-                    cell_hits[int(rows[j])] = {"method": "nb-window", "p": float(p[j]),
-                                               "threshold": result.threshold, "from": idx}
+                    i = int(rows[j])
+                    cell_hits[i] = {"method": "nb-window", "p": float(p[j]),
+                                    "threshold": result.threshold, "from": idx - int(run[i]) + 1,
+                                    "count": int(y_run[i]), "expected": float(mu_run[i])}
             # Shift confirmation: last week alerted and this week is still above the old level.
             confirm = np.flatnonzero(cat.pending == idx - 1)
             if len(confirm):
@@ -221,6 +224,8 @@ class WindowTests:
             window.alerted.add(ward)
             since = int(hit["from"])
             ys, ms = self._since(cat, i, since, idx, y, mu)
+            if "count" in hit:
+                ys, ms = hit["count"], hit["expected"]
             alerts.append(self._alert(
                 "week", name, ward, start_of("week", since), end, ys, ms, hit["p"],
                 hit["threshold"], hit["method"], float(alpha[i]), window.protocols.get(ward),
@@ -234,6 +239,43 @@ class WindowTests:
             alerts = [replace(a, gi_z=gi.get(a.ward_code)) for a in alerts]
         append_week(self.config, cat, y, idx)
         return alerts
+
+    def _week_runs(self, cat: CategoryCells, idx: int, y: np.ndarray, mu: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Per cell, the most unusual run of the last 1..``evidence_weeks`` weeks ending now
+        that contains no week already alerted: (p Bonferroni-adjusted for the runs looked at,
+        run length, observed and expected count of that run). p = 1 where no run has
+        ``min_count`` records.
+
+        A sustained moderate excess (x1.5-x2 for weeks) is invisible week by week and found
+        by its sum; the variance of a sum of j weeks is the sum of the weeks' variances (their
+        random levels are independent) plus the shared uncertainty of the fitted mean.
+        """
+        cfg = self.config
+        n = len(y)
+        longest = min(cfg.evidence_weeks, cat.recent_mu.shape[1] + 1, cat.hist_weeks + 1)
+        sum_y, sum_mu, sum_m2 = y.astype(float), mu.copy(), mu * mu
+        best_p, best_run = np.ones(n), np.ones(n)
+        best_y, best_mu = y.astype(float), mu.copy()
+        looked = np.zeros(n)
+        h, r_cols = cat.hist.shape[1], cat.recent_mu.shape[1]
+        for run in range(1, longest + 1):
+            if run > 1:
+                sum_y = sum_y + cat.hist[:, h - run + 1]
+                m = np.maximum(cat.recent_mu[:, r_cols - run + 1], 1e-6)
+                sum_mu, sum_m2 = sum_mu + m, sum_m2 + m * m
+            fresh = cat.last_alert < idx - run + 1
+            live = np.flatnonzero(fresh & (sum_y >= cfg.min_count))
+            looked[fresh] += 1
+            if not len(live):
+                continue
+            a_run = cat.alpha[live] * sum_m2[live] / sum_mu[live] ** 2 + cat.pred_v[live]
+            p = nb_upper_p_array(sum_y[live], sum_mu[live], a_run)
+            better = p < best_p[live]
+            rows = live[better]
+            best_p[rows], best_run[rows] = p[better], run
+            best_y[rows], best_mu[rows] = sum_y[rows], sum_mu[rows]
+        return np.minimum(best_p * np.maximum(looked, 1), 1.0), best_run, best_y, best_mu
 
     @staticmethod
     def _since(cat: CategoryCells, i: int, since: int, idx: int, y: np.ndarray,

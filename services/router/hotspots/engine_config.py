@@ -69,6 +69,8 @@ class EngineConfig:
     future_bound: timedelta = timedelta(minutes=15)
     max_future: timedelta = timedelta(days=1)
     silent_after: timedelta = timedelta(hours=48)
+    #: Longest run of recent weeks whose sum is tested per cell (closes.WindowTests._week_runs).
+    evidence_weeks: int = 4
     cusum_ratio: float = 2.0
     cusum_threshold: float = 7.5
     #: Factor on the estimated alpha of hour and day windows (see closes.close_short).
