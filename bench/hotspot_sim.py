@@ -497,15 +497,19 @@ def worlds(weeks: int, burn_in: int) -> dict[str, World]:
 def markdown_table(paths: list[Path]) -> str:
     """Markdown table comparing result files (one column pair per file)."""
     runs = [json.loads(p.read_text()) for p in paths]
-    rows = [
+    out: list[str] = []
+    rows: list[tuple[str, str | tuple[str, str] | None]] = [
         ("false alerts /100 ward-weeks", "false_per_100_ward_weeks"),
+        ("  worst seed", "false_per_100_worst_seed"),
         ("  of which hour", ("false_per_100_by_method", "hour")),
         ("  of which day", ("false_per_100_by_method", "day")),
         ("  of which week", ("false_per_100_by_method", "week")),
         ("  of which CUSUM", ("false_per_100_by_method", "cusum")),
         ("  of which scan", ("false_per_100_by_method", "scan")),
         ("precision", "precision"),
+        ("  worst seed", "precision_worst_seed"),
         ("recall (catchable clusters)", "recall_catchable"),
+        ("  worst seed", "recall_worst_seed"),
         ("catchable / planted clusters", None),
         ("median delay, any method (days)", ("delay_days_median_by_method", "any")),
         ("median delay, hour windows", ("delay_days_median_by_method", "hour")),
@@ -520,15 +524,18 @@ def markdown_table(paths: list[Path]) -> str:
         ("seconds", "seconds"),
     ]
     worlds_ = [r["world"] for r in runs[0]["results"]]
-    out = []
+    out.append("seeds: " + " | ".join(f"{run['detector']} {run.get('seeds', run.get('seed'))}"
+                                      for run in runs))
     for world in worlds_:
-        cols = [next((r for r in run["results"] if r["world"] == world), {}) for run in runs]
+        cols: list[dict[str, Any]] = [
+            next((r for r in run["results"] if r["world"] == world), {}) for run in runs]
         out.append(f"\n**{world}**\n")
         out.append("| measure | " + " | ".join(run["detector"] for run in runs) + " |")
         out.append("|---" * (len(runs) + 1) + "|")
         for label, key in rows:
             vals = []
             for c in cols:
+                v: Any
                 if key is None:
                     v = f"{c.get('catchable')} / {c.get('clusters')}" if "clusters" in c else None
                 elif isinstance(key, tuple):

@@ -6,20 +6,24 @@ Interface (narrow on purpose; the stage and the benchmark use only this):
 ``open_counts()``, ``feed_status(now)``, ``dropped()``.
 
 Time
-    Every record belongs to a feed (police, fire, ...) and every category to the feed its records
-    come from. A feed's *watermark* is the latest event time it has sent, minus ``grace`` for
-    records that arrive slightly out of order; event times are capped at ``now +
+    Every record comes from a partner feed (a partner's police, fire, ... feed; ``Event.source``)
+    and each partner feed keeps its own *watermark*: the latest event time it has sent, minus
+    ``grace`` for records that arrive slightly out of order. Event times are capped at ``now +
     future_bound`` before they may move it, so a clock running ahead (or one record stamped 23 h
     ahead) cannot make honest records late. Records stamped beyond ``now + max_future`` are
     refused and counted (``refused_future``), never silently dropped.
-    A window of a category is *tested* when its feed's watermark passes its end, or when the
-    county's event clock (the latest watermark of any feed) is ``allowed_lateness`` past its end
-    (a silent or late feed cannot hold every window open forever). It then *settles*: records
-    that arrive until the clock is ``allowed_lateness`` past its end are still counted into it,
-    and the window is re-tested when it retires if they changed it. A record later than that is
-    counted into the week history its baseline is fitted from (the window that can still
-    change), and counted in ``late_counted`` per feed: reported, never dropped. Only a record
-    older than the whole history is dropped, and counted (``too_old``).
+    A window of a category is *tested* when the watermarks of every partner feed that has sent
+    records of the category have passed its end (the slowest decides: one force's fast clock
+    closes no window on another force's records), or when the county's event clock (the latest
+    watermark of any feed) is the allowed lateness past its end (a silent or late partner cannot
+    hold every window open forever). The allowed lateness is the protocol's (``allowed_lateness_
+    hours``, set with :meth:`CountEngine.set_lateness`; the category's part before "|" names the
+    protocol), else ``allowed_lateness`` (48 h). A window then *settles*: records that arrive
+    until the clock is the allowed lateness past its end are still counted into it, and the
+    window is re-tested when it retires if they changed it. A record later than that is counted
+    into the week history its baseline is fitted from (the window that can still change), and
+    counted in ``late_counted`` per partner feed: reported, never dropped. Only a record older
+    than the whole history is dropped, and counted (``too_old``).
 
 Baseline (week windows)
     Per cell, the last ``history_weeks`` weekly counts; at each week close every cell of the
@@ -41,6 +45,10 @@ Level shifts
     down-weighted.
 
 Accumulating evidence
+    At each week close every cell is also tested on the sum of its last 1..``evidence_weeks``
+    weeks that hold no alerted week (:meth:`.closes.WindowTests._week_runs`; a generalised
+    likelihood ratio over run lengths, Bonferroni-adjusted for the runs looked at): a sustained
+    x1.5-x2 excess is found by its sum and raised once, since the next run starts after it.
     A negative-binomial CUSUM per cell (:func:`.nb.nb_cusum_llr`) for a ``cusum_ratio`` excess
     over the baseline; it alarms once when the sum passes ``cusum_threshold`` and restarts.
 
@@ -61,6 +69,10 @@ Error rates
     per week of time are the same for every window kind.
 
 Everything is deterministic: the scan's random stream is seeded from its category and week.
+
+Modules (split by job): :mod:`.timeline` window arithmetic, :mod:`.engine_config` the event and
+the tuning, :mod:`.cells` per-category arrays, :mod:`.baseline` the weekly refit and dispersion,
+:mod:`.closes` the tests and alerts, this module counting, watermarks, retirement and snapshots.
 """
 
 from __future__ import annotations

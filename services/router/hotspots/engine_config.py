@@ -71,6 +71,9 @@ class EngineConfig:
     silent_after: timedelta = timedelta(hours=48)
     #: Longest run of recent weeks whose sum is tested per cell (closes.WindowTests._week_runs).
     evidence_weeks: int = 4
+    #: Tail calibration (closes.WindowTests._tail_factor): weeks looked back, and the level.
+    calibration_weeks: int = 12
+    calibration_level: float = 0.005
     cusum_ratio: float = 2.0
     cusum_threshold: float = 7.5
     #: Factor on the estimated alpha of hour and day windows (see closes.close_short).
