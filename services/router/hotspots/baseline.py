@@ -27,7 +27,7 @@ def append_week(cfg: EngineConfig, cat: CategoryCells, y: np.ndarray, idx: int) 
     cat.hist = np.roll(cat.hist, -1, axis=1)
     cat.hist[:, -1] = y
     cat.hist_weeks = min(cat.hist_weeks + 1, cat.hist.shape[1])
-    keep = max(cfg.scan_weeks - 1, cfg.evidence_weeks - 1, cfg.calibration_weeks, 1)
+    keep = max(cfg.scan_weeks - 1, cfg.evidence_weeks - 1, 1)
     cat.recent_mu = np.column_stack([cat.recent_mu, np.maximum(cat.pred, 1e-6)])[:, -keep:]
     cat.recent_a = np.column_stack([cat.recent_a, cat.alpha + cat.pred_v])[:, -keep:]
     cat.last_week = idx

@@ -37,7 +37,6 @@ class CategoryCells:
         self.last_alert = np.full(len(self.wards), -10, dtype=np.int64)
         self.recent_mu = np.zeros((len(self.wards), 0))  # predictions of the last scan weeks
         self.recent_a = np.zeros((len(self.wards), 0))
-        self.tail = 1.0  # the tail factor of the last week close (closes._tail_factor)
         self.profile = np.zeros(HOURS_OF_WEEK)
         self.disp: dict[str, list[float]] = {}  # kind -> [num, den] decayed moment sums
         # Partner feeds that have sent records of this category: a window is tested when every

@@ -5,7 +5,6 @@ windows that late records changed, and the alerts they raise. Reasons: :mod:`.en
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -23,9 +22,6 @@ from .nb import nb_cusum_llr, nb_upper_p, nb_upper_p_array
 from .scan import build_zones, scan
 from .stats import benjamini_hochberg
 from .timeline import LENGTH, start_of
-
-#: Factors tried, in order, by WindowTests._tail_factor.
-_TAIL_LADDER = (1.0, 1.25, 1.5, 2.0, 2.5, 3.0)
 
 
 @dataclass(slots=True)
@@ -139,12 +135,11 @@ class WindowTests:
         end = start + LENGTH["week"]
         warm = cat.hist_weeks >= cfg.warmup_weeks
         mu = np.maximum(cat.pred, 1e-6)
-        tail = self._tail_factor(cat, idx) if warm else 1.0
-        cat.tail = tail
-        alpha = (cat.alpha + cat.pred_v) * tail
+        # week_tail widens the NB tail of every week test (see EngineConfig.week_tail).
+        alpha = (cat.alpha + cat.pred_v) * cfg.week_tail
         cell_hits: dict[int, dict[str, Any]] = {}
         if warm:
-            p_all, run, y_run, mu_run = self._week_runs(cat, idx, y, mu, tail)
+            p_all, run, y_run, mu_run = self._week_runs(cat, idx, y, mu)
             rows = np.flatnonzero(p_all < 1.0)
             p = p_all[rows]
             result = benjamini_hochberg(list(p), self._family_alpha("week"), family_size=n)
@@ -171,6 +166,12 @@ class WindowTests:
                 since = int(cat.cusum_from[i])
                 ys, ms = self._since(cat, i, since, idx, y, mu)
                 pc_ = nb_upper_p(ys, ms, float(alpha[i]))
+                if pc_ > cfg.cusum_confirm_p:
+                    # The CUSUM's likelihood ratio alarms on heavy-tailed noise too (one wild
+                    # week counts fully); an alarm whose run is not even unusual as a whole
+                    # under the NB is not raised, and the sum restarts.
+                    cat.cusum[i] = 0.0
+                    continue
                 prior_hit = cell_hits.get(i)
                 if prior_hit is None:
                     cell_hits[i] = {"method": "nb-cusum", "p": pc_, "threshold": 0.0,
@@ -246,38 +247,8 @@ class WindowTests:
         append_week(self.config, cat, y, idx)
         return alerts
 
-    def _tail_factor(self, cat: CategoryCells, idx: int) -> float:
-        """How much to widen the NB tail so it matches the category's recent weeks.
-
-        The moment estimate of alpha gets the variance right, but real (and simulated) counts
-        are mixtures of several random levels (a week's, a day's), heavier-tailed than one NB
-        of the same variance. Out-of-sample, over the last ``calibration_weeks`` weeks of
-        every cell that raised no alert in them (and expects at least 2 a week, where a small
-        p is possible at all), the share of weeks with p below ``calibration_level`` is
-        compared with that level; the factor is the smallest on a fixed ladder whose share is
-        within Poisson noise of it. A calibrated model keeps 1.
-        """
-        cfg = self.config
-        k = min(cfg.calibration_weeks, cat.recent_mu.shape[1], cat.hist_weeks)
-        if k < 4:
-            return 1.0
-        y = cat.hist[:, cat.hist.shape[1] - k:]
-        mu = cat.recent_mu[:, cat.recent_mu.shape[1] - k:]
-        a = cat.recent_a[:, cat.recent_a.shape[1] - k:]
-        clean = (cat.last_alert < idx - k - 1)[:, None] & (mu >= 2.0)
-        n = int(clean.sum())
-        if n < 200:
-            return 1.0
-        level = cfg.calibration_level
-        allowed = level * n + 2.0 * math.sqrt(level * n)
-        ys, mus, as_ = y[clean], mu[clean], a[clean]
-        for factor in _TAIL_LADDER:
-            if int((nb_upper_p_array(ys, mus, as_ * factor) < level).sum()) <= allowed:
-                return factor
-        return _TAIL_LADDER[-1]
-
-    def _week_runs(self, cat: CategoryCells, idx: int, y: np.ndarray, mu: np.ndarray,
-                   tail: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def _week_runs(self, cat: CategoryCells, idx: int, y: np.ndarray, mu: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Per cell, the most unusual run of the last 1..``evidence_weeks`` weeks ending now
         that contains no week already alerted: (p Bonferroni-adjusted for the runs looked at,
         run length, observed and expected count of that run). p = 1 where no run has
@@ -305,8 +276,8 @@ class WindowTests:
             looked[fresh] += 1
             if not len(live):
                 continue
-            a_run = tail * (cat.alpha[live] * sum_m2[live] / sum_mu[live] ** 2
-                            + cat.pred_v[live])
+            a_run = cfg.week_tail * (cat.alpha[live] * sum_m2[live] / sum_mu[live] ** 2
+                                     + cat.pred_v[live])
             p = nb_upper_p_array(sum_y[live], sum_mu[live], a_run)
             better = p < best_p[live]
             rows = live[better]

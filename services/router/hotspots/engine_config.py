@@ -71,9 +71,12 @@ class EngineConfig:
     silent_after: timedelta = timedelta(hours=48)
     #: Longest run of recent weeks whose sum is tested per cell (closes.WindowTests._week_runs).
     evidence_weeks: int = 4
-    #: Tail calibration (closes.WindowTests._tail_factor): weeks looked back, and the level.
-    calibration_weeks: int = 12
-    calibration_level: float = 0.005
+    #: Factor on alpha in the week tests (cell, run, scan): the simulated and real counts are
+    #: mixtures of a week's and a day's random level, heavier-tailed than one NB of the same
+    #: variance (the day windows' short_tail is the same allowance).
+    week_tail: float = 1.0
+    #: A CUSUM alarm is raised only if the run it covers is unusual as a whole (NB p <= this).
+    cusum_confirm_p: float = 0.05
     cusum_ratio: float = 2.0
     cusum_threshold: float = 7.5
     #: Factor on the estimated alpha of hour and day windows (see closes.close_short).
