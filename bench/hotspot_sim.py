@@ -3,8 +3,16 @@
     python -m bench.hotspot_sim --detector old   # the detector as it was (EWMA + Poisson)
     python -m bench.hotspot_sim --detector new   # NB baseline + CUSUM + scan + watermarks
     python -m bench.hotspot_sim --detector new --worlds null-moderate --weeks 20   # quick look
+    python -m bench.hotspot_sim --seeds 17 18 19 --worlds clusters-strong --set alpha=0.005
 
-Worlds (186 real Hertfordshire wards x 3 categories, one seed each; ``--seed`` shifts all):
+Seeds: every world is run for each of ``--seeds`` (default 17 18 19); a world's random stream
+depends on the seed and its fixed place in the table, so a world run alone is the same world
+as in a full run. Figures are pooled over seeds (sums, not means of ratios) and the worst seed
+is kept beside them; ``per_seed`` in the output holds every seed's row, with the false alerts
+and missed clusters spelled out. ``--set`` overrides an EngineConfig number (experiments);
+``--merge`` joins result files of separate runs (e.g. different worlds) into one.
+
+Worlds (186 real Hertfordshire wards x 3 categories):
     null-poisson / null-moderate / null-strong
         no planted excess; counts negative binomial with size k = inf / 10 / 2.5, i.e. a weekly
         dispersion index of 1 / (1.5 at 5 a week, 4 at 30) / (3 at 5, 13 at 30). Half of the
@@ -499,6 +507,7 @@ def markdown_table(paths: list[Path]) -> str:
     runs = [json.loads(p.read_text()) for p in paths]
     out: list[str] = []
     rows: list[tuple[str, str | tuple[str, str] | None]] = [
+        ("seeds", "seeds"),
         ("false alerts /100 ward-weeks", "false_per_100_ward_weeks"),
         ("  worst seed", "false_per_100_worst_seed"),
         ("  of which hour", ("false_per_100_by_method", "hour")),
@@ -610,9 +619,22 @@ def main(argv: list[str] | None = None) -> int:
                     help="override an EngineConfig number (new detector; for experiments)")
     ap.add_argument("--table", nargs="+", type=Path, default=None,
                     help="print a markdown table of these result files and exit")
+    ap.add_argument("--merge", nargs="+", type=Path, default=None,
+                    help="join result files of one detector (different worlds) into --out")
     args = ap.parse_args(argv)
     if args.table:
         print(markdown_table(args.table))
+        return 0
+    if args.merge:
+        parts = [json.loads(p.read_text()) for p in args.merge]
+        merged = {**parts[0], "merged_from": [str(p) for p in args.merge],
+                  "wall_seconds": round(sum(p_.get("wall_seconds", 0) for p_ in parts), 1),
+                  "results": [r for p_ in parts for r in p_["results"]],
+                  "per_seed": {k: v for p_ in parts for k, v in p_.get("per_seed", {}).items()}}
+        merged["seeds"] = sorted({s for p_ in parts for s in p_.get("seeds", [])})
+        target = args.out or RESULTS / f"hotspot-sim-{args.detector}.json"
+        target.write_text(json.dumps(merged, indent=2) + "\n")
+        print(f"wrote {target}")
         return 0
     wards, adjacency = herts_wards()
     adj_idx = [[wards.index(n) for n in sorted(adjacency[w])] for w in wards]
