@@ -3,7 +3,8 @@
 Since issue 17 the router uses :mod:`.engine` (negative-binomial baselines, CUSUM, space-time
 scan, per-feed watermarks); this EWMA/Poisson detector is kept as the benchmark's "before"
 reference (bench/hotspot_sim.py --detector old), and its window arithmetic and :class:`Alert`
-are shared with the engine.
+are shared with the engine. It is over 400 lines on purpose: a frozen reference is kept whole,
+and goes as a whole (with :class:`Alert` moved out) when the before/after comparison is retired.
 
 What it does
     Counts events per (ward, category) in tumbling UTC windows (hour; day; week starting Monday
