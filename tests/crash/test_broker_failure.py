@@ -35,7 +35,8 @@ from services.demo.cluster import LocalHub
 from tests.crash.test_kill9 import Background, assert_exact, count, processed, wait_drained
 from tests.kafka_read import wait_for
 
-pytestmark = [pytest.mark.kafka, pytest.mark.slow, pytest.mark.timeout(1800)]
+pytestmark = [pytest.mark.own_broker, pytest.mark.kafka, pytest.mark.slow,
+              pytest.mark.timeout(1800)]
 
 N = int(os.environ.get("S115HUB_BROKER_FAIL_RECORDS", "100000"))
 HERTS = REPO_ROOT / "deploy" / "hertfordshire"
