@@ -35,6 +35,7 @@ from services.core.metrics import ServiceMetrics
 from services.core.settings import Settings
 from services.core.topic_scan import scan
 from services.core.topics import topics_for
+from services.router.hotspots.detector import window_bounds, window_index
 from services.router.subscriptions import Subscription
 from services.router.web import kafka_io, positions, records
 from services.router.web.access_audit import FactSink, KafkaFactSink, read_fact
@@ -395,8 +396,10 @@ def make_web_app(settings: Settings, source: GroupSource, metrics: ServiceMetric
                 "district_only_shown": tally.status("").public_count(n),
                 # District-only records in the districts of the group's wards, which a group
                 # of single wards cannot receive: told as a count (district_only.py).
+                # This week as the tally has it, or (nothing delivered yet) the current week.
                 **_not_received_counts(len(await web.district_only_not_received(
-                    sub, *window) if window else []), n)}
+                    sub, *(window or window_bounds(
+                        "week", window_index("week", datetime.now(UTC)))))), n)}
 
     @app.get("/{group}/stream", summary="Live deliveries and alerts (server-sent events)",
              response_description="text/event-stream: `delivery` events carry a SharedRecord, "
