@@ -166,4 +166,6 @@ async def _pack(request: Request, group: str, sub: Subscription, start: datetime
                      svg=web.svg(sorted(web.ward_names(sub))),
                      suppress_below=web.settings.group_page_suppress_below,
                      protocol_fields=fields_by_protocol(recs),
+                     district_only_not_received=len(
+                         await web.district_only_not_received(sub, as_utc(start), as_utc(end))),
                      generated_at=datetime.now(UTC), generated_by=reader_name(bearer))

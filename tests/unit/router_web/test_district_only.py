@@ -67,3 +67,18 @@ def test_the_memory_is_bounded_oldest_first() -> None:
         seen.add(shared(f"d{i}", _at(1), ward=None))
     assert [k[0] for k in seen.records] == ["d1", "d2"]
     assert seen.dropped == 1
+
+
+def test_the_tasking_pack_says_how_many_the_group_was_told_of() -> None:
+    from services.router.web.pack import pack_html
+
+    def pack(told: int) -> str:
+        return pack_html(group="grp-callowland", name="Callowland", start=START,
+                         end=START + timedelta(days=7), records=[], alerts=[],
+                         wards={CALLOWLAND: "Callowland"}, svg="<svg></svg>", suppress_below=5,
+                         district_only_not_received=told, generated_at=START,
+                         generated_by="analyst@grp-callowland")
+
+    assert "<5 more records in the district of this group's wards" in pack(3)
+    assert "7 more records in the district" in pack(7)
+    assert "more records in the district" not in pack(0)
