@@ -172,7 +172,7 @@ def test_given_a_broker_then_the_controller_killed_mid_replay_then_no_group_lose
     cluster.kill_node(controller)
     note("kill -9 active controller", node=controller, router_read=processed(hub, "router"))
     assert processed(hub, "router") < N, "the controller kill was not mid-replay"
-    new_controller = cluster.active_controller(timeout=60)
+    new_controller = cluster.active_controller(timeout=120)
     note("new active controller", node=new_controller)
     cluster.start_node(controller, timeout=180)
     note("old controller restarted", node=controller)
