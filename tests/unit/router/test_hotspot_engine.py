@@ -76,6 +76,20 @@ def test_given_a_step_change_then_it_alerts_in_at_most_two_consecutive_weeks() -
     assert len(weeks) <= 2, weeks
 
 
+def test_given_a_sustained_moderate_excess_then_it_is_flagged_once_over_its_weeks() -> None:
+    # x2 for four weeks on a mean of 12: no single week is unusual enough for 30 wards at once
+    # (about 1 in 300), their sum is. The run test (or the CUSUM) finds it, once.
+    counts = weekly_counts(seed=8, weeks=30, k=50.0)
+    ward = 5
+    counts[ward, :] = np.random.default_rng(3).poisson(12, 30)
+    counts[ward, 22:26] = (23, 25, 24, 24)
+    engine = CountEngine(WEEKLY, wards=WARDS)  # no adjacency: single-ward evidence only
+    alerts = [a for a in feed_weeks(engine, counts) if a.ward_code == WARDS[ward]]
+    assert len(alerts) == 1, [a.why for a in alerts]
+    assert alerts[0].window_end - alerts[0].window_start > timedelta(weeks=1), alerts[0].why
+    assert 22 <= week_of(alerts[0]) <= 26
+
+
 def test_given_adjacent_wards_in_excess_then_one_alert_names_them_all() -> None:
     # Old detector: one alert per ward (or none for the wards that fell short on their own).
     counts = weekly_counts(seed=7, weeks=20, k=10.0)
