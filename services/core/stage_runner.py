@@ -558,9 +558,36 @@ class StageRunner:
                    key=rid.encode(), headers=headers)
 
     async def _send(self, producer: Any, outs: list[Out]) -> list[Any]:
-        """Hand ``outs`` to the producer in order; the acknowledgement futures."""
-        return [await producer.send(o.topic, o.value, key=o.key, headers=o.headers,
-                                    partition=o.partition) for o in outs]
+        """Hand ``outs`` to the producer as one record batch per topic partition (order kept
+        within each partition, the only order Kafka has); the acknowledgement futures.
+
+        Measured on tansu (issue 12): ``producer.send`` per message cost ~25 µs of CPU, building
+        the partition's batch ourselves ~11 µs, and the router sends about five messages per
+        record. The partition is the one ``send`` would pick (the producer's own partitioner,
+        services/core/kafka.py ``key_partitioner``)."""
+        by_tp: dict[tuple[str, int], list[Out]] = {}
+        known: set[str] = set()
+        for o in outs:
+            part = o.partition
+            if part is None:
+                if o.topic not in known:
+                    await producer.partitions_for(o.topic)  # metadata, as send awaits it
+                    known.add(o.topic)
+                part = producer._partition(o.topic, None, o.key, o.value, o.key, o.value)
+            by_tp.setdefault((o.topic, part), []).append(o)
+        futures = []
+        for (topic, part), msgs in by_tp.items():
+            batch = producer.create_batch()
+            for o in msgs:
+                if batch.append(key=o.key, value=o.value, timestamp=None,
+                                headers=o.headers or []) is None:
+                    # Full (an empty batch takes any one message): send it, start the next.
+                    futures.append(await producer.send_batch(batch, topic, partition=part))
+                    batch = producer.create_batch()
+                    batch.append(key=o.key, value=o.value, timestamp=None,
+                                 headers=o.headers or [])
+            futures.append(await producer.send_batch(batch, topic, partition=part))
+        return futures
 
     async def _send_all(self, producer: Any, outs: list[Out]) -> None:
         if outs:
