@@ -182,6 +182,18 @@ def _check_head(head_hash: str, next_seq: int) -> None:
                          "only an empty chain starts from the genesis hash")
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def _own_copy(detail: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A copy of ``detail`` no later change by the caller can reach. A flat dict of scalars (a
+    disclosure's detail) needs no deepcopy, which was ~8 % of the chain's CPU (issue 12)."""
+    d = dict(detail or {})
+    if all(type(v) in _SCALARS for v in d.values()):
+        return d
+    return copy.deepcopy(d)
+
+
 class ChainWriter:
     """Appends events to one chain. Resumable: give it the last stored event's hash and seq + 1.
 
@@ -246,7 +258,7 @@ class ChainWriter:
                 "recipient": recipient, "protocol": protocol, "lawful_basis": lawful_basis,
                 "fields": dict(fields or {}), "payload_digest": payload_digest,
                 # Deep copy: a caller mutating its dict later must not alter a sealed event.
-                "detail": copy.deepcopy(dict(detail or {})), "prev_hash": self._head,
+                "detail": _own_copy(detail), "prev_hash": self._head,
                 "hash": GENESIS_HASH,  # placeholder so the draft validates; replaced below
             }
             try:
