@@ -132,6 +132,10 @@ _ORJSON_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATETIME
 
 def format_utc(dt: datetime) -> str:
     """ISO-8601 in UTC with a ``Z`` suffix and fixed microseconds."""
+    if dt.tzinfo is UTC and dt.year >= 1000:
+        # Already UTC (every chained event's time is, see audit_chain._utc): the general path
+        # below was 4 % of the router's samples (py-spy, issue 12).
+        return dt.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
     if dt.tzinfo is None or dt.utcoffset() is None:
         raise ValueError(f"naive datetime {dt.isoformat()} is ambiguous; give it a timezone")
     utc = dt.astimezone(UTC)
