@@ -11,6 +11,8 @@ from services.core.broker import free_port
 from services.core.settings import REPO_ROOT
 from tests.e2e.cli_support import clean_env, run_cli
 
+pytestmark = pytest.mark.own_broker
+
 HERTS = REPO_ROOT / "deploy" / "hertfordshire"
 
 
