@@ -223,8 +223,9 @@ def start_hub(broker: str, state: Path, config: Path, prefix: str) -> LocalHub:
 def spy(hub: LocalHub, seconds: int, out_dir: Path) -> list[subprocess.Popen[bytes]]:
     exe = Path(sys.executable).with_name("py-spy")
     out_dir.mkdir(parents=True, exist_ok=True)
-    return [subprocess.Popen([str(exe),  # noqa: S603 - our own py-spy on our own children "record", "-r", "50", "-d", str(seconds), "-f", "raw",
-                              "-o", str(out_dir / f"{svc}.txt"), "-p", str(hub.procs[svc].pid)],
+    return [subprocess.Popen([str(exe), "record", "-r", "50", "-d", str(seconds),  # noqa: S603
+                              "-f", "raw", "-o", str(out_dir / f"{svc}.txt"),
+                              "-p", str(hub.procs[svc].pid)],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             for svc in SERVICES]
 

@@ -26,6 +26,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+import orjson
 import yaml
 from pydantic import BaseModel
 
@@ -343,7 +344,13 @@ def fact_key(fact: Mapping[str, Any]) -> bytes:
 
 
 def encode_fact(fact: Mapping[str, Any]) -> bytes:
-    return json.dumps(fact, sort_keys=True, separators=(",", ":")).encode()
+    # Facts are parsed, never hashed as sent, so any JSON will do; orjson is ~4x faster than
+    # json.dumps and the router encodes about two facts per record (issue 12). What orjson
+    # refuses (a non-str key, an int beyond 64 bits) goes to json as before.
+    try:
+        return orjson.dumps(fact, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return json.dumps(fact, sort_keys=True, separators=(",", ":")).encode()
 
 
 def decode_fact(value: bytes | None) -> dict[str, Any]:

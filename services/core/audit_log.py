@@ -134,11 +134,18 @@ class ChainState:
 
     def accept(self, fact: Mapping[str, Any]) -> AuditEvent | None:
         """Chain ``fact`` unless its identity is already in the chain (then None)."""
+        got = self.accept_message(fact)
+        return got[0] if got is not None else None
+
+    def accept_message(self, fact: Mapping[str, Any]) -> tuple[AuditEvent, bytes] | None:
+        """``accept`` that also gives the event's message value (``event_message``'s bytes),
+        sealed and serialised in one canonicalisation."""
         fact_id = str(fact["fact_id"])
         if fact_id in self.seen:
             return None
         # The chainer's clock, not the producer's claim: a fact cannot choose its own time.
-        ev = self.writer.append(**{**fact_append_kwargs(fact, stamp=False), "at": self._clock()})
+        ev, value = self.writer.append_message(
+            **{**fact_append_kwargs(fact, stamp=False), "at": self._clock()})
         if event_identity(ev) != fact_id:
             # The fact's id does not describe its content: chaining it would break dedupe later.
             # Roll back by resuming from the last stored head.
@@ -149,7 +156,7 @@ class ChainState:
         self.last = ev
         if self._first_unsigned_at is None:
             self._first_unsigned_at = self._mono()
-        return ev
+        return ev, value
 
     def checkpoint_due(self) -> bool:
         if not self.unsigned:

@@ -20,6 +20,15 @@ Ordering of effects per batch: every output is handed to the producer without aw
 sent (each wave acknowledged before the next), and only then are input offsets committed. A crash
 anywhere re-reads the batch; every stage is idempotent by hub record id or fact id.
 
+Pipelining (issue 12): while batch N's acknowledgements are on their way the runner polls and
+handles batch N+1 (pure CPU work: decode, handle, ``after_batch``, ``commit_floor``), and only
+then finishes N (awaits its acks, sends its waves, commits it) before handing N+1's outputs to the
+producer. So the order of effects on the broker is exactly the unpipelined one (N's outputs, N's
+waves, N's commit, N+1's outputs); what changes is that the stage's memory runs one batch ahead
+of the last commit, which a crash handles like any other: the uncommitted batches are read again
+and deduplicated downstream. The waves and the commit floor are taken right after the batch is
+handled, so they describe that batch, not a later one.
+
 The work budget is checked between records: a handler is plain Python and cannot be interrupted
 mid-record, so the budget bounds what a slow record costs downstream (it is dropped and dead-
 lettered, never released late) but not the time it took; bounding that is each transform's job.
@@ -220,6 +229,17 @@ class _Status:
     empty: dict[Any, int] = field(default_factory=dict)
 
 
+@dataclass(slots=True)
+class _Pending:
+    """A batch whose outputs are with the producer: what finishing it needs."""
+
+    batch: dict[Any, list[Any]]
+    acks: list[Any]
+    waves: list[list[Out]]
+    floor: Mapping[tuple[str, int], int]
+    t0: float
+
+
 class StageRunner:
     def __init__(self, settings: Settings, stage: Stage, metrics: ServiceMetrics, *,
                  service: str, lag: ConsumerLag | None = None, producer: Any = None) -> None:
@@ -235,6 +255,7 @@ class StageRunner:
         self.budget_s = settings.stage_record_budget_s
         self._reassigned = False
         self._assigned = False
+        self._pending: _Pending | None = None
 
     # -- readiness ----------------------------------------------------------------------------
 
@@ -274,6 +295,7 @@ class StageRunner:
                             await asyncio.wait_for(stop.wait(), 1.0)
                         continue
                 await self._step(consumer, producer, stop)
+            await self._finish(consumer, producer)
             for wave in self.stage.on_stop():
                 await self._send_all(producer, wave)
         finally:
@@ -335,7 +357,10 @@ class StageRunner:
         try:
             if self.lag is not None and self.stage.inputs.group:
                 await self.lag.maybe_update(consumer)
-            batch = await consumer.getmany(timeout_ms=200 if self.status.caught_up else 100,
+            # With a batch in flight, take only what is already fetched: if nothing is, that
+            # batch is finished at once instead of after a poll timeout.
+            wait = 0 if self._pending else 200 if self.status.caught_up else 100
+            batch = await consumer.getmany(timeout_ms=wait,
                                            max_records=self.settings.batch_max_records)
         except Exception as exc:
             if not is_infra(exc):
@@ -347,6 +372,12 @@ class StageRunner:
                 consumer.seek(tp, msgs[0].offset)
             return
         if self._reassigned:
+            try:
+                await self._finish(consumer, producer)
+            except Exception as exc:
+                # This batch is dropped below anyway; only the one in flight is read again.
+                await self._failed(consumer, exc, {}, stop)
+                return
             self._reassigned = False
             await self.stage.on_assigned()
             self._assigned = True
@@ -360,33 +391,65 @@ class StageRunner:
             return
         t0 = time.perf_counter()
         try:
-            processed = await self._process(producer, batch) if batch else 0
-            for wave in self.stage.after_batch(processed):
-                await self._send_all(producer, wave)
-            if batch and self.stage.inputs.group:
-                # A commit refused after a rebalance is not a failure: the partitions' new owner
-                # re-reads from the last commit that landed, and downstream dedupes by record id.
-                floor = self.stage.commit_floor()
-                await commit(consumer, {
-                    tp: min(msgs[-1].offset + 1, floor.get((tp.topic, tp.partition), 1 << 62))
-                    for tp, msgs in batch.items()})
+            if batch:
+                # Handled while the previous batch's acknowledgements travel (module docstring).
+                outs, processed = await self._process(batch)
+                waves = self.stage.after_batch(processed)
+                floor = self.stage.commit_floor() if self.stage.inputs.group else {}
+                await self._finish(consumer, producer)
+                self._pending = _Pending(batch, await self._send(producer, outs), waves, floor,
+                                         t0)
+            else:
+                await self._finish(consumer, producer)
+                for wave in self.stage.after_batch(0):
+                    await self._send_all(producer, wave)
         except Exception as exc:
-            if not is_infra(exc):
-                raise
-            if not self.stage.retry_on_infra:
-                self.status.failing = f"broker failure: {exc}"
-                self.m.infra.labels(self.stage.name).inc()
-                raise StageStopped(f"{self.stage.name}: broker failure, stopping: {exc}") from exc
-            for tp, msgs in batch.items():
-                consumer.seek(tp, msgs[0].offset)
-            await self._infra(exc, stop)
+            await self._failed(consumer, exc, batch, stop)
             return
         if self.status.failing:
             self.status.failing = None
         if self.stage.inputs.catch_up:
             await self._check_caught_up(consumer, batch)
-        if batch:
-            self.m.batch.labels(self.stage.name).observe(time.perf_counter() - t0)
+
+    async def _finish(self, consumer: Any, producer: Any) -> None:
+        """Finish the batch in flight: await its acks, send its waves, commit its offsets."""
+        pending, self._pending = self._pending, None
+        if pending is None:
+            return
+        try:
+            await asyncio.gather(*pending.acks)
+            for wave in pending.waves:
+                await self._send_all(producer, wave)
+            if self.stage.inputs.group:
+                # A commit refused after a rebalance is not a failure: the partitions' new owner
+                # re-reads from the last commit that landed, and downstream dedupes by record id.
+                await commit(consumer, {
+                    tp: min(msgs[-1].offset + 1,
+                            pending.floor.get((tp.topic, tp.partition), 1 << 62))
+                    for tp, msgs in pending.batch.items()})
+        except BaseException:
+            self._pending = pending  # _failed rewinds to its first offsets
+            raise
+        self.m.batch.labels(self.stage.name).observe(time.perf_counter() - pending.t0)
+
+    async def _failed(self, consumer: Any, exc: Exception, batch: dict[Any, list[Any]],
+                      stop: asyncio.Event) -> None:
+        """Infrastructure failure while handling or finishing: a stateful stage stops; a
+        stateless one re-reads every uncommitted batch (the one in flight and this one)."""
+        if not is_infra(exc):
+            raise exc
+        if not self.stage.retry_on_infra:
+            self.status.failing = f"broker failure: {exc}"
+            self.m.infra.labels(self.stage.name).inc()
+            raise StageStopped(f"{self.stage.name}: broker failure, stopping: {exc}") from exc
+        pending, self._pending = self._pending, None
+        first: dict[Any, int] = {}
+        for b in (pending.batch if pending else {}, batch):
+            for tp, msgs in b.items():
+                first.setdefault(tp, msgs[0].offset)  # the in-flight batch is the earlier one
+        for tp, offset in first.items():
+            consumer.seek(tp, offset)
+        await self._infra(exc, stop)
 
     async def _infra(self, exc: BaseException, stop: asyncio.Event) -> None:
         self.status.failing = f"broker failure: {exc}"[:300]
@@ -395,7 +458,8 @@ class StageRunner:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), self.settings.ingest_retry_after_s)
 
-    async def _process(self, producer: Any, batch: dict[Any, list[Any]]) -> int:
+    async def _process(self, batch: dict[Any, list[Any]]) -> tuple[list[Out], int]:
+        """Decode and handle a batch: its outputs (dead letters last) and its message count."""
         by_tp: dict[Any, list[Item]] = {}
         dead: list[tuple[Any, Reject]] = []
         n = 0
@@ -423,8 +487,7 @@ class StageRunner:
             self.m.records.labels(self.stage.name, "ok").inc(ok)
         for msg, rej in dead:
             outs.append(self._dead_letter(msg, rej))
-        await self._send_all(producer, outs)
-        return n
+        return outs, n
 
     async def _outcomes(self, items: list[Item]) -> list[tuple[Item, Outcome]]:
         got = self.stage.handle(items)
@@ -494,12 +557,41 @@ class StageRunner:
         return Out(self.topics.rejected, letter.model_dump_json(exclude_none=True).encode(),
                    key=rid.encode(), headers=headers)
 
+    async def _send(self, producer: Any, outs: list[Out]) -> list[Any]:
+        """Hand ``outs`` to the producer as one record batch per topic partition (order kept
+        within each partition, the only order Kafka has); the acknowledgement futures.
+
+        Measured on tansu (issue 12): ``producer.send`` per message cost ~25 µs of CPU, building
+        the partition's batch ourselves ~11 µs, and the router sends about five messages per
+        record. The partition is the one ``send`` would pick (the producer's own partitioner,
+        services/core/kafka.py ``key_partitioner``)."""
+        by_tp: dict[tuple[str, int], list[Out]] = {}
+        known: set[str] = set()
+        for o in outs:
+            part = o.partition
+            if part is None:
+                if o.topic not in known:
+                    await producer.partitions_for(o.topic)  # metadata, as send awaits it
+                    known.add(o.topic)
+                part = producer._partition(o.topic, None, o.key, o.value, o.key, o.value)
+            by_tp.setdefault((o.topic, part), []).append(o)
+        futures = []
+        for (topic, part), msgs in by_tp.items():
+            batch = producer.create_batch()
+            for o in msgs:
+                if batch.append(key=o.key, value=o.value, timestamp=None,
+                                headers=o.headers or []) is None:
+                    # Full (an empty batch takes any one message): send it, start the next.
+                    futures.append(await producer.send_batch(batch, topic, partition=part))
+                    batch = producer.create_batch()
+                    batch.append(key=o.key, value=o.value, timestamp=None,
+                                 headers=o.headers or [])
+            futures.append(await producer.send_batch(batch, topic, partition=part))
+        return futures
+
     async def _send_all(self, producer: Any, outs: list[Out]) -> None:
-        if not outs:
-            return
-        futures = [await producer.send(o.topic, o.value, key=o.key, headers=o.headers,
-                                       partition=o.partition) for o in outs]
-        await asyncio.gather(*futures)
+        if outs:
+            await asyncio.gather(*await self._send(producer, outs))
 
 
 async def run_until_first_stops(stop: asyncio.Event, tasks: dict[str, asyncio.Task[Any]]) -> None:

@@ -35,7 +35,7 @@ from services.core.audit_chain import AuditError
 from services.core.audit_facts import protocol_terms
 from services.core.audit_io import read_chain
 from services.core.audit_key import HubAuditKey, ensure_audit_key
-from services.core.audit_log import ChainState, checkpoint_message, event_message
+from services.core.audit_log import ChainState, checkpoint_message
 from services.core.config_state import ConfigState
 from services.core.errors import BrokerUnavailable
 from services.core.metrics import ServiceMetrics
@@ -133,17 +133,17 @@ class AuditChainer(Stage):
         for item in items:
             fact: AuditFact = item.value
             try:
-                event = self.state.accept(fact.model_dump())
+                got = self.state.accept_message(fact.model_dump())
             except (AuditError, ValidationError, TypeError, ValueError) as exc:
                 yield Reject(describe(exc), kind=INVALID)
                 continue
-            if event is None:
+            if got is None:
                 self.m_dupes.inc()
                 yield []
                 continue
-            key, value = event_message(event, fact.fact_id)
+            event, value = got  # value: event_message's bytes, from the sealing canonicalisation
             self.m_events.labels(event.kind).inc()
-            yield [Out(self.topics.audit, value, key=key, partition=0)]
+            yield [Out(self.topics.audit, value, key=fact.fact_id.encode(), partition=0)]
 
     def after_batch(self, processed: int) -> list[list[Out]]:
         if self.state is None:

@@ -169,6 +169,35 @@ def test_given_an_incomplete_or_unhashable_event_then_append_refuses_it(
         ChainWriter().append(**bad)
 
 
+# Strings that look like the hash member the writer splices (issue 12: one canonicalisation
+# gives both the hash and the message bytes), in every field that can hold text.
+_LOOKALIKE = st.sampled_from(['"hash":"' + GENESIS_HASH + '"', ',"hash":"' + GENESIS_HASH + '"',
+                              "hash", GENESIS_HASH, '\\"', "é\u2028"])
+_TEXT = st.lists(st.one_of(st.characters(blacklist_categories=("Cs",)), _LOOKALIKE),
+                 min_size=1, max_size=4).map("".join)
+_DETAIL = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(-(2**53) + 1, 2**53 - 1), _TEXT,
+              st.floats(allow_nan=False, allow_infinity=False)),
+    lambda inner: st.one_of(st.lists(inner, max_size=3),
+                            st.dictionaries(st.one_of(_TEXT, st.just("hash")), inner,
+                                            max_size=4)),
+    max_leaves=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(detail=st.dictionaries(st.one_of(_TEXT, st.just("hash")), _DETAIL, max_size=4),
+       partner=_TEXT, recipient=_TEXT, fields=st.dictionaries(_TEXT, _TEXT, max_size=3))
+def test_given_any_event_then_the_sealed_message_is_its_canonical_json_and_hash(
+        detail: dict[str, Any], partner: str, recipient: str, fields: dict[str, str]) -> None:
+    w = ChainWriter(clock=StepClock())
+    first = w.append(**disclosure(0))
+    ev, value = w.append_message(kind="alert", partner=partner, recipient=recipient,
+                                 fields=fields, detail=detail)
+    assert value == canonical_bytes(ev)
+    assert ev.hash == event_hash(ev)
+    assert ev.prev_hash == first.hash
+
+
 def test_given_a_writer_resumed_from_the_last_event_then_it_continues_a_valid_chain() -> None:
     first = build(4)
     # A restarted service only has what it stored: the last event, as JSON.
