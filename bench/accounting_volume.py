@@ -33,10 +33,10 @@ from services.core.keyring import PseudonymKeyring
 from services.core.settings import REPO_ROOT, Settings
 from services.demo.synthetic import Generator
 from services.depersonalise.accounting import accounting_facts
-from services.depersonalise.lifecycle import ProtocolSet
-from services.depersonalise.protocol import load_protocol
-from services.depersonalise.signing import generate_officer_key, officer_keys_from, sign_protocol
 from services.depersonalise.stage import Depersonaliser
+from services.protocols.lifecycle import ProtocolSet
+from services.protocols.protocol import load_protocol
+from services.protocols.signing import generate_officer_key, officer_keys_from, sign_protocol
 
 
 def main() -> None:

@@ -33,11 +33,11 @@ from services.core.areas import AreaIndex
 from services.core.keyring import PseudonymKeyring
 from services.core.settings import REPO_ROOT, Settings
 from services.demo.synthetic import Generator
-from services.depersonalise.lifecycle import ProtocolSet
-from services.depersonalise.protocol import Protocol, parse_protocol
-from services.depersonalise.signing import generate_officer_key, officer_keys_from, sign_protocol
 from services.depersonalise.stage import Depersonaliser
-from services.depersonalise.transforms.free_text_normalise import normalise
+from services.protocols.lifecycle import ProtocolSet
+from services.protocols.protocol import Protocol, parse_protocol
+from services.protocols.signing import generate_officer_key, officer_keys_from, sign_protocol
+from services.protocols.transforms.free_text_normalise import normalise
 
 VOCABULARY = {"transform": "free_text", "mode": "vocabulary",
               "vocabulary": ["incident-en@1", "towns-east@1"]}

@@ -31,7 +31,7 @@ from services.core.audit_key import HubAuditKey, audit_key_id
 from services.core.audit_log import ChainState, event_message
 from services.core.county import load_county
 from services.core.settings import Settings
-from services.depersonalise.protocol import Protocol
+from services.protocols.protocol import Protocol
 from services.router.app import Router
 from services.router.subscriptions import subscriptions_for
 

@@ -46,13 +46,13 @@ from services.core.keyring import PseudonymKeyring
 from services.core.settings import REPO_ROOT, Settings
 from services.demo.synthetic import Generator
 from services.depersonalise.engine import area_level, release
-from services.depersonalise.lifecycle import ProtocolSet
-from services.depersonalise.protocol import Protocol, load_protocol
 from services.depersonalise.risk_gate import RiskGate
-from services.depersonalise.signing import generate_officer_key, officer_keys_from, sign_protocol
 from services.depersonalise.stage import Depersonaliser, StageResult
-from services.depersonalise.transforms import AreaInfo
 from services.ingest.police_uk import read_street_csv
+from services.protocols.lifecycle import ProtocolSet
+from services.protocols.protocol import Protocol, load_protocol
+from services.protocols.signing import generate_officer_key, officer_keys_from, sign_protocol
+from services.protocols.transforms import AreaInfo
 
 FEEDS: tuple[FeedName, ...] = ("police", "fire", "health", "council")
 START = datetime(2026, 6, 1, tzinfo=UTC)

@@ -23,7 +23,7 @@ from services.core.kafka import kafka_python_common
 from services.core.settings import Settings
 from services.core.topics import topics_for
 from services.demo.synthetic import Generator
-from services.depersonalise.protocol import load_protocol
+from services.protocols.protocol import load_protocol
 
 
 @dataclass(frozen=True)

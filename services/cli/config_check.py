@@ -66,7 +66,7 @@ def check_group(g: Group, county: County, areas: AreaIndex, report: Report) -> N
 
 
 def check_protocol(path: Path, county: County, today: date, report: Report) -> Any:
-    from services.depersonalise.protocol import load_protocol
+    from services.protocols.protocol import load_protocol
 
     try:
         p = load_protocol(path)

@@ -50,7 +50,7 @@ def init(
 ) -> None:
     """Write FILE with the first set of officer keys and print the fingerprint to pin."""
     from services.core.officer_trust import dump_log, fingerprint, genesis
-    from services.depersonalise.signing import load_public_key
+    from services.protocols.signing import load_public_key
 
     with _one_line():
         if file.exists():
@@ -78,7 +78,7 @@ def propose(
 ) -> None:
     """Append a key change to FILE. It counts only after another party's officer countersigns."""
     from services.core.officer_trust import KeyChange, change_for, dump_log, load_log
-    from services.depersonalise.signing import load_public_key
+    from services.protocols.signing import load_public_key
 
     with _one_line():
         log = load_log(file)
@@ -107,7 +107,7 @@ def countersign_cmd(
 ) -> None:
     """Countersign the last change in FILE and print the new fingerprint to pin."""
     from services.core.officer_trust import countersign, dump_log, fingerprint, load_log, replay
-    from services.depersonalise.signing import load_private_key
+    from services.protocols.signing import load_private_key
 
     with _one_line():
         log = load_log(file)

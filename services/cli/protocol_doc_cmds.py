@@ -16,9 +16,9 @@ from services.core.settings import Settings
 def _context_from_state(state: Any, protocol: Any, today: Any, anchors: Any) -> Any:
     """Names, officers, signature checks and status as the live hub sees them: signatures are
     checked against the pinned officer key file (``anchors``), as the services check them."""
-    from services.depersonalise.policy import protocol_set_of
-    from services.depersonalise.protocol_document import DocumentContext
-    from services.depersonalise.signing import valid_signers
+    from services.protocols.document import DocumentContext
+    from services.protocols.in_force import protocol_set_of
+    from services.protocols.signing import valid_signers
 
     county = state.county
     names = ({p.id: p.name for p in county.partners} | {g.id: g.name for g in county.groups}
@@ -43,12 +43,12 @@ def render(
     becomes, risk-gate terms, dates and signatures (checked against the hub's officer keys when
     rendered from the hub)."""
     from services.core.durable import read_config_state
-    from services.depersonalise.protocol import load_protocol, parse_protocol
-    from services.depersonalise.protocol_document import (
+    from services.protocols.document import (
         DocumentContext,
         render_html,
         render_markdown,
     )
+    from services.protocols.protocol import load_protocol, parse_protocol
 
     if fmt not in ("html", "md"):
         raise typer.BadParameter("format is html or md", param_hint="--format")
@@ -95,7 +95,7 @@ def reviews(
     any does, so a scheduled job can send the reminder."""
     from services.core.durable import read_config_state
     from services.core.hub_status import reviews_due
-    from services.depersonalise.policy import protocol_rows
+    from services.protocols.in_force import protocol_rows
 
     today = datetime.now(UTC).date()
     from services.core.officer_trust import AnchorFile

@@ -21,7 +21,7 @@ def current_plan(settings: Settings) -> tuple[list[Any], date | None]:
     from services.core.retention import ProtocolRetention, data_key_cutoff, plan
     from services.core.retention_io import with_current
     from services.core.topics import FEED_NAMES, topics_for
-    from services.depersonalise.policy import protocol_set_of
+    from services.protocols.in_force import protocol_set_of
 
     state = asyncio.run(read_config_state(settings))
     pset, _ = protocol_set_of(state)

@@ -45,7 +45,7 @@ async def gather_status(settings: Settings, review_within_days: int = 30) -> Hub
     from services.core.durable import read_facts
     from services.core.officer_trust import AnchorFile
     from services.core.topics import FEED_NAMES
-    from services.depersonalise.policy import protocol_rows
+    from services.protocols.in_force import protocol_rows
 
     facts = await read_facts(settings)
     today = datetime.now(UTC).date()

@@ -8,6 +8,9 @@ given position, so even a rewrite that recomputes every hash is caught at the ne
 Pure: no broker, no files (see ``audit_bundle`` for export). Hashes are SHA-256 over
 ``canonical_bytes`` (RFC 8785) of every field except ``hash``, so any JCS library can
 recompute them.
+
+Over 400 lines because the event model, hashing, checkpoints and verification are one invariant
+read together; split, the hash rule would be spread over several files.
 """
 
 from __future__ import annotations

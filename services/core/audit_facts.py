@@ -73,7 +73,7 @@ class _FeedRulesLike(Protocol):
 
 
 class ProtocolLike(Protocol):
-    """What the builders need of ``services.depersonalise.protocol.Protocol`` (duck-typed, so the
+    """What the builders need of ``services.protocols.protocol.Protocol`` (duck-typed, so the
     shared package does not import the depersonalise service)."""
 
     @property

@@ -23,6 +23,9 @@ Extension points for secured deployments (used by the SASL_SSL/ACL tests):
   bootstrap SCRAM credentials for inter-broker SASL).
 * ``ready_listener``: which listener the readiness probe connects to (it waits for the node's
   "Kafka Server started" log line and an open port, so it needs no client credentials).
+
+Over 400 lines because fetching, formatting and running one node or a three-node cluster share the
+directory layout and port bookkeeping; it is test and operations tooling, not a service.
 """
 
 from __future__ import annotations

@@ -23,6 +23,9 @@ anywhere re-reads the batch; every stage is idempotent by hub record id or fact 
 The work budget is checked between records: a handler is plain Python and cannot be interrupted
 mid-record, so the budget bounds what a slow record costs downstream (it is dropped and dead-
 lettered, never released late) but not the time it took; bounding that is each transform's job.
+
+Over 400 lines because it is the one loop every stage runs on: polling, producing, committing,
+metrics and the error policy are read together.
 """
 
 from __future__ import annotations

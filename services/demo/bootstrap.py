@@ -22,14 +22,14 @@ from services.core.county import County, Group, Partner, load_county
 from services.core.hashed_tokens import HashedTokenStore
 from services.core.keys import MasterKey, write_private_file
 from services.core.officer_trust import dump_log, genesis
-from services.depersonalise.protocol import Protocol, load_protocol
-from services.depersonalise.signing import (
+from services.ingest.credentials import CredentialStore
+from services.protocols.protocol import Protocol, load_protocol
+from services.protocols.signing import (
     generate_officer_key,
     private_key_from_pem,
     save_private_key,
     sign_protocol,
 )
-from services.ingest.credentials import CredentialStore
 from services.router.web import tokens as group_tokens
 
 

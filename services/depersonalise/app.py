@@ -35,8 +35,8 @@ from services.core.stage_runner import (
 )
 from services.core.topics import topics_for
 from services.depersonalise.accounting import accounting_facts
-from services.depersonalise.policy import protocol_set_of
 from services.depersonalise.stage import Depersonaliser, StageResult
+from services.protocols.in_force import protocol_set_of
 
 CONSUMER_GROUP = "depersonalise"
 

@@ -37,10 +37,10 @@ from services.core.stage_runner import (
 )
 from services.core.topic_scan import scan
 from services.core.topics import topics_for
+from services.protocols.in_force import live_recipients
 from services.router.audit_sink import AuditChainer, ProtocolTerms
 from services.router.hotspot_runner import HotspotRunner, merge_by_event_time
 from services.router.ledger import DeliveryLedger, NewestIds
-from services.router.policy import live_recipients
 from services.router.subscriptions import Subscription, entitled_groups, subscriptions_for
 from services.router.web import make_web_app
 from services.router.web.officer import make_officer_router

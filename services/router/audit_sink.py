@@ -56,7 +56,7 @@ class ProtocolTerms:
         self._terms: dict[str, tuple[list[str], dict[str, dict[str, str]]]] = {}
 
     def update(self, state: ConfigState) -> None:
-        from services.depersonalise.policy import protocol_set_of
+        from services.protocols.in_force import protocol_set_of
 
         pset, _ = protocol_set_of(state)
         terms: dict[str, tuple[list[str], dict[str, dict[str, str]]]] = {}

@@ -145,7 +145,7 @@ class HotspotRunner:
     # -- config -------------------------------------------------------------------------------
 
     def on_config(self, state: ConfigState) -> None:
-        from services.depersonalise.policy import protocol_set_of
+        from services.protocols.in_force import protocol_set_of
 
         pset, _ = protocol_set_of(state)
         self.suppress = {p.id: p.suppress_below for p in pset}

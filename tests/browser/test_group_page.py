@@ -4,6 +4,8 @@ appears in the live list, and clicking it shows its evidence.
 
 Chromium is driven by Playwright's Python package with ``executable_path`` pointing at the system
 browser; Playwright's own browser downloads are never used. A missing chromium fails the test.
+
+Over 400 lines because one whole hub in Chromium is started once for all the page's checks.
 """
 
 from __future__ import annotations

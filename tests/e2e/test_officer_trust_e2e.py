@@ -25,8 +25,8 @@ from services.core.officer_trust import change_for, countersign, dump_log, load_
 from services.core.settings import REPO_ROOT
 from services.demo.bootstrap import officer_of, protocol_yaml
 from services.demo.cluster import LocalHub
-from services.depersonalise.protocol import Protocol, load_protocol
-from services.depersonalise.signing import key_id_of, load_private_key, sign_protocol
+from services.protocols.protocol import Protocol, load_protocol
+from services.protocols.signing import key_id_of, load_private_key, sign_protocol
 from tests.conftest import BrokerInfo
 from tests.e2e.conftest import start_hub
 from tests.kafka_read import read_json, wait_for

@@ -21,8 +21,8 @@ from services.core.settings import REPO_ROOT
 from services.demo.bootstrap import officer_of, protocol_yaml
 from services.demo.cluster import LocalHub
 from services.demo.synthetic import Generator
-from services.depersonalise.protocol import Protocol, load_protocol
-from services.depersonalise.signing import load_private_key, sign_protocol
+from services.protocols.protocol import Protocol, load_protocol
+from services.protocols.signing import load_private_key, sign_protocol
 from tests.conftest import BrokerInfo
 from tests.e2e.conftest import start_hub
 from tests.kafka_read import read_json, wait_for

@@ -5,6 +5,9 @@ The web sub-app runs in-process under uvicorn with a fixed pair of groups; deliv
 are planted on the groups' own topics as the router and the detector would write them, so these
 tests need neither the pipeline nor a detector that happens to fire. The page through the real
 router is tested in tests/browser/.
+
+Over 400 lines because one in-process web app serves every delivery-over-HTTP test; splitting would
+start it twice.
 """
 
 from __future__ import annotations

@@ -12,6 +12,9 @@ totals, which notes/issue-13.md reports. No skip: without Java 17 or the Kafka d
 fixture fails (services/core/kafka_local.py says why). It starts its own broker whatever the
 session broker is, so it lives outside tests/e2e: CI's tansu pass (e2e and crash tests) would only
 run it a second time on the same Apache Kafka.
+
+Over 400 lines because one secured Apache Kafka is started once and every principal's grants are
+tried on it.
 """
 
 from __future__ import annotations

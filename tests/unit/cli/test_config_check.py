@@ -84,8 +84,8 @@ def test_given_a_protocol_party_that_is_no_partner_or_group_then_it_is_refused(
 def test_given_a_signature_naming_another_officer_then_it_is_refused(
         halton: Path, areas: AreaIndex) -> None:
     from services.cli.protocol_text import with_signatures
-    from services.depersonalise.protocol import load_protocol
-    from services.depersonalise.signing import generate_officer_key, sign_protocol
+    from services.protocols.protocol import load_protocol
+    from services.protocols.signing import generate_officer_key, sign_protocol
 
     path = halton / "protocols" / "halton-asb.yaml"
     private_pem, _, _ = generate_officer_key()

@@ -1,4 +1,7 @@
-"""The disclosure audit chain: tamper evidence, checkpoints, resumption, queries, bundles."""
+"""The disclosure audit chain: tamper evidence, checkpoints, resumption, queries, bundles.
+
+Over 400 lines because tamper cases, checkpoints, resumption, queries and bundles share one set of
+chain fixtures."""
 
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ import pytest
 from services.core.errors import CryptoError
 from services.core.keyring import PseudonymKeyring
 from services.core.keys import MasterKey
-from services.depersonalise.transforms.pseudonymise import token
+from services.protocols.transforms.pseudonymise import token
 
 KEY = MasterKey(os.urandom(32)).keyring_key()
 

@@ -24,9 +24,9 @@ from services.core.officer_trust import (
     replay,
     trusted_keys,
 )
-from services.depersonalise.lifecycle import protocol_status
-from services.depersonalise.policy import protocol_set_of
-from services.depersonalise.protocol import Protocol
+from services.protocols.in_force import protocol_set_of
+from services.protocols.lifecycle import protocol_status
+from services.protocols.protocol import Protocol
 
 
 def key() -> Ed25519PrivateKey:
@@ -202,7 +202,7 @@ class TestFile:
 def _protocol() -> Protocol:
     """The shipped police protocol, its parties relabelled to the two test parties, in date."""
     from services.core.settings import REPO_ROOT
-    from services.depersonalise.protocol import load_protocol
+    from services.protocols.protocol import load_protocol
 
     p = load_protocol(REPO_ROOT / "deploy" / "hertfordshire" / "protocols" / "police-district.yaml")
     today = date.today()
@@ -214,7 +214,7 @@ def _protocol() -> Protocol:
 
 def test_given_a_protocol_signed_by_a_key_only_on_the_topic_then_it_is_not_live(
         tmp_path, log: AnchorLog, keys: dict) -> None:
-    from services.depersonalise.signing import sign_protocol
+    from services.protocols.signing import sign_protocol
 
     path = tmp_path / "officer-keys.yaml"
     path.write_text(dump_log(log))
@@ -291,7 +291,7 @@ def test_given_the_officer_cli_then_init_propose_countersign_show_rotate_a_key(t
     from typer.testing import CliRunner
 
     from services.cli.main import app
-    from services.depersonalise.signing import generate_officer_key, save_private_key
+    from services.protocols.signing import generate_officer_key, save_private_key
 
     keys = {}
     for party in ("herts-police", "herts-fire"):

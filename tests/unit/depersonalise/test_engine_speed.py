@@ -11,9 +11,9 @@ from datetime import date, timedelta
 
 import pytest
 
-from services.depersonalise.lifecycle import ProtocolSet
 from services.depersonalise.risk_gate import RiskGate
-from services.depersonalise.transforms.pseudonymise import token
+from services.protocols.lifecycle import ProtocolSet
+from services.protocols.transforms.pseudonymise import token
 from tests.unit.protocols import Officers, make_protocol
 
 TODAY = date(2026, 6, 1)

@@ -9,7 +9,7 @@ from typing import Any
 
 from services.core.areas import AreaIndex
 from services.core.keyring import PseudonymKeyring
-from services.depersonalise.lifecycle import ProtocolSet
+from services.protocols.lifecycle import ProtocolSet
 from tests.unit.depersonalise.test_stage import (  # the module's fixtures and builders
     NOW,
     TODAY,

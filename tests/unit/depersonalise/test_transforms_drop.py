@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from services.core.errors import ConfigError
-from services.depersonalise.transforms import DROP, get_transform
+from services.protocols.transforms import DROP, get_transform
 from tests.unit.depersonalise import make_ctx
 
 drop = get_transform("drop")

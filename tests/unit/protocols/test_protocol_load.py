@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from services.core.errors import ConfigError
-from services.depersonalise.protocol import FieldRule, Protocol, load_protocol, parse_protocol
+from services.protocols.protocol import FieldRule, Protocol, load_protocol, parse_protocol
 
 from . import BASE_YAML, HERTS_PROTOCOLS, protocol_data
 

@@ -10,8 +10,8 @@ import yaml
 from cryptography.hazmat.primitives import serialization
 
 from services.core.errors import CryptoError, ProtocolError
-from services.depersonalise.protocol import FeedRules, FieldRule, parse_protocol
-from services.depersonalise.signing import (
+from services.protocols.protocol import FeedRules, FieldRule, parse_protocol
+from services.protocols.signing import (
     generate_officer_key,
     key_id_of,
     load_officer_keys,

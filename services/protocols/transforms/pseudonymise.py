@@ -29,7 +29,7 @@ from datetime import date, datetime
 from typing import Any
 
 from services.core.errors import ConfigError, CryptoError
-from services.depersonalise.transforms.base import (
+from services.protocols.transforms.base import (
     DROP,
     Transform,
     TransformContext,

@@ -4,7 +4,7 @@ Parameters:
 
 - ``mode``: ``drop`` (default: the text never leaves the hub), ``vocabulary`` or ``tags``.
 - ``vocabulary`` (mode ``vocabulary``): one list ``id@version`` or a list of them, shipped in
-  ``services/depersonalise/vocabularies``. Only words on a list are released; see
+  ``services/protocols/vocabularies``. Only words on a list are released; see
   ``free_text_vocabulary`` for what is replaced whatever the lists say.
 - ``tagset`` (mode ``tags``): one tag set ``id@version``. The text is released as the sorted list
   of tags whose phrases occur in it, and nothing else.
@@ -22,17 +22,17 @@ from typing import Any
 from schemas.base import free_text_fields
 from schemas.feeds import FEEDS
 from services.core.errors import ConfigError
-from services.depersonalise.transforms.base import (
+from services.protocols.transforms.base import (
     DROP,
     Transform,
     TransformContext,
     check_known,
     check_mapping,
 )
-from services.depersonalise.transforms.free_text_record import record_words
-from services.depersonalise.transforms.free_text_tags import find_tags
-from services.depersonalise.transforms.free_text_vocabulary import Lists, Release
-from services.depersonalise.vocabularies import (
+from services.protocols.transforms.free_text_record import record_words
+from services.protocols.transforms.free_text_tags import find_tags
+from services.protocols.transforms.free_text_vocabulary import Lists, Release
+from services.protocols.vocabularies import (
     NAMES_REF,
     check_ref,
     load_names,

@@ -25,15 +25,15 @@ from __future__ import annotations
 from typing import Final
 
 from services.core.errors import ConfigError
-from services.depersonalise.transforms.age_band import AgeBand
-from services.depersonalise.transforms.base import DROP, AreaInfo, Transform, TransformContext
-from services.depersonalise.transforms.drop import Drop
-from services.depersonalise.transforms.free_text import FreeText
-from services.depersonalise.transforms.keep import Keep
-from services.depersonalise.transforms.location import Location
-from services.depersonalise.transforms.postcode import Postcode
-from services.depersonalise.transforms.pseudonymise import Pseudonymise
-from services.depersonalise.transforms.timebucket import TimeBucket
+from services.protocols.transforms.age_band import AgeBand
+from services.protocols.transforms.base import DROP, AreaInfo, Transform, TransformContext
+from services.protocols.transforms.drop import Drop
+from services.protocols.transforms.free_text import FreeText
+from services.protocols.transforms.keep import Keep
+from services.protocols.transforms.location import Location
+from services.protocols.transforms.postcode import Postcode
+from services.protocols.transforms.pseudonymise import Pseudonymise
+from services.protocols.transforms.timebucket import TimeBucket
 
 _ALL: tuple[Transform, ...] = (
     Drop(), Keep(), Pseudonymise(), Location(), TimeBucket(), AgeBand(), Postcode(), FreeText(),

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from services.depersonalise.transforms.base import (
+from services.protocols.transforms.base import (
     Transform,
     TransformContext,
     check_known,

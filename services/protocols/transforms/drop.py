@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from services.depersonalise.transforms.base import (
+from services.protocols.transforms.base import (
     DROP,
     Transform,
     TransformContext,

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from services.depersonalise.transforms.free_text_normalise import normalise
+from services.protocols.transforms.free_text_normalise import normalise
 
 NAME, PLACE, CONTACT, NUMBER, UNKNOWN = "NAME", "PLACE", "CONTACT", "NUMBER", "?"
 

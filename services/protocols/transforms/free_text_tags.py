@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import re
 
-from services.depersonalise.transforms.free_text_normalise import normalise
-from services.depersonalise.transforms.free_text_vocabulary import Meter
-from services.depersonalise.vocabularies import Tagset
+from services.protocols.transforms.free_text_normalise import normalise
+from services.protocols.transforms.free_text_vocabulary import Meter
+from services.protocols.vocabularies import Tagset
 
 # Words as the tag sets write them. A digit or symbol ends a word, so "a1b" is "a" and "b".
 _WORDS = re.compile(r"[a-z]+(?:['-][a-z]+)*")

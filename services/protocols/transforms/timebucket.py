@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from services.depersonalise.transforms.base import (
+from services.protocols.transforms.base import (
     DROP,
     Transform,
     TransformContext,

@@ -20,7 +20,7 @@ from typing import Any
 
 from schemas.base import personal_fields
 from schemas.feeds import FEEDS
-from services.depersonalise.protocol import FieldRule, Protocol
+from services.protocols.protocol import FieldRule, Protocol
 
 __all__ = ["DocumentContext", "describe_rule", "render_html", "render_markdown"]
 

@@ -20,8 +20,8 @@ from datetime import date
 from pathlib import Path
 
 from services.core.errors import ConfigError
-from services.depersonalise.protocol import Protocol, load_protocol
-from services.depersonalise.signing import OfficerKeys, verify_signatures
+from services.protocols.protocol import Protocol, load_protocol
+from services.protocols.signing import OfficerKeys, verify_signatures
 
 #: Why a protocol is not live, as a bounded metric label, most serious first.
 CAUSES = ("revoked", "expired", "not_yet_valid", "bad_signature", "unsigned")

@@ -17,7 +17,7 @@ from itertools import pairwise
 from typing import Any
 
 from services.core.errors import ConfigError
-from services.depersonalise.transforms.base import (
+from services.protocols.transforms.base import (
     DROP,
     Transform,
     TransformContext,

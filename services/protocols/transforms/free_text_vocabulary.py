@@ -27,8 +27,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from services.depersonalise.transforms.free_text_normalise import normalise
-from services.depersonalise.transforms.free_text_record import (
+from services.protocols.transforms.free_text_normalise import normalise
+from services.protocols.transforms.free_text_record import (
     CONTACT,
     NAME,
     NUMBER,
@@ -36,7 +36,7 @@ from services.depersonalise.transforms.free_text_record import (
     UNKNOWN,
     RecordWords,
 )
-from services.depersonalise.vocabularies import Names, Vocabulary
+from services.protocols.vocabularies import Names, Vocabulary
 
 TITLES = frozenset((
     "mr", "mrs", "ms", "miss", "mx", "dr", "doctor", "prof", "professor", "sir", "dame", "lady",

@@ -179,8 +179,8 @@ class Protocol(_Strict):
 
         A list that is no longer shipped hashes as "missing": the signature then fails rather
         than the protocol silently releasing through another list."""
-        from services.depersonalise.transforms.free_text import list_refs
-        from services.depersonalise.vocabularies import sha256_of
+        from services.protocols.transforms.free_text import list_refs
+        from services.protocols.vocabularies import sha256_of
 
         refs = sorted({ref for rules in self.feeds.values() for rule in rules.fields.values()
                        if rule.transform == "free_text" for ref in list_refs(rule.params)})
@@ -204,7 +204,7 @@ def _problems(p: Protocol) -> list[tuple[Loc, str]]:
     """Every semantic problem, in document order (the first one is reported)."""
     # Imported here: the transform registry imports feed schemas and may grow heavy dependencies;
     # the protocol model itself should stay importable for tooling that only reads documents.
-    from services.depersonalise.transforms import get_transform
+    from services.protocols.transforms import get_transform
 
     out: list[tuple[Loc, str]] = []
     for feed, rules in p.feeds.items():

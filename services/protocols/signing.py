@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from services.core.canonical import canonical_bytes
 from services.core.errors import CryptoError, ProtocolError
 from services.core.keys import write_private_file
-from services.depersonalise.protocol import Protocol, Signature
+from services.protocols.protocol import Protocol, Signature
 
 #: key_id -> (party, public key)
 OfficerKeys = Mapping[str, tuple[str, Ed25519PublicKey]]

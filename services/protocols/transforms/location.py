@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from services.core.errors import ConfigError
-from services.depersonalise.transforms.base import (
+from services.protocols.transforms.base import (
     DROP,
     Transform,
     TransformContext,

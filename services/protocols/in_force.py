@@ -13,8 +13,8 @@ from services.core.config_state import ConfigState
 from services.core.errors import HubError
 from services.core.hub_status import ProtocolRow
 from services.core.officer_trust import AnchorFile, topic_only_keys, trusted_keys
-from services.depersonalise.lifecycle import ProtocolSet
-from services.depersonalise.protocol import parse_protocol
+from services.protocols.lifecycle import ProtocolSet
+from services.protocols.protocol import parse_protocol
 
 
 def protocol_set_of(state: ConfigState, anchors: AnchorFile | None = None
