@@ -33,6 +33,7 @@ from services.core.county import load_county
 from services.core.settings import Settings
 from services.protocols.protocol import Protocol
 from services.router.app import Router
+from services.router.routing_view import RoutingView, Terms
 from services.router.subscriptions import subscriptions_for
 
 # Broxbourne: police-district gives each record to grp-broxbourne and the county group, close to
@@ -62,17 +63,17 @@ def shared_records(n: int) -> list[bytes]:
 def make_router(settings: Settings) -> Router:
     router = Router(settings)
     county = load_county(settings.config_dir / "county.yaml")
-    router.subs = subscriptions_for(county, AreaIndex.load(settings.boundaries_dir))
-    terms: dict[str, tuple[list[str], dict[str, dict[str, str]]]] = {}
+    subs = subscriptions_for(county, AreaIndex.load(settings.boundaries_dir))
+    terms: dict[str, Terms] = {}
     live: dict[str, frozenset[str]] = {}
     for path in sorted(Path(settings.config_dir, "protocols").glob("*.yaml")):
         p = Protocol.model_validate(yaml.safe_load(path.read_text()))
         live[p.ref] = frozenset(p.recipients)
         by_feed = {feed: {name: rule.transform for name, rule in rules.fields.items()
                           if rule.transform != "drop"} for feed, rules in p.feeds.items()}
-        terms[p.ref] = (list(p.lawful_basis), by_feed)
-    router.live = live
-    router.audit_terms._terms = terms  # no signed config state without a broker
+        terms[p.ref] = (tuple(p.lawful_basis), by_feed)
+    # No signed config state without a broker: the view is built by hand.
+    router.views.set(RoutingView(subs=tuple(subs), live=live, terms=terms))
     return router
 
 
@@ -87,7 +88,8 @@ async def run(n: int) -> dict[str, float]:
     t0 = time.process_time()
     for v in values:
         rec = SharedRecord.model_validate_json(v)
-        sent += router.route_record(rec, v, router.route(rec))
+        view = router.views.current
+        sent += router.route_record(rec, v, view.route(rec), view)
     t1 = time.process_time()
     facts = [o.value for o in sent if o.topic == router.topics.audit_facts]
     for value in facts:

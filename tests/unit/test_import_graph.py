@@ -98,7 +98,8 @@ def test_the_graph_is_read() -> None:
     # A walk that finds nothing would pass every rule below.
     mods = _modules()
     assert "services.router.app" in mods
-    assert "services.protocols.in_force" in _imports("services.router.app")
+    assert "services.router.routing_view" in _imports("services.router.app")
+    assert "services.protocols.in_force" in _reach("services.router.app")
 
 
 def test_no_service_package_imports_another() -> None:
