@@ -26,11 +26,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from bench.engine_cost import FEEDS, _Clear
 from schemas.envelope import Envelope, RawRecord
 from services.core.areas import AreaIndex
-from services.core.audit_facts import decode_fact, encode_fact
-from services.core.audit_key import HubAuditKey, audit_key_id
-from services.core.audit_log import ChainState
-from services.core.keyring import PseudonymKeyring
-from services.core.settings import REPO_ROOT, Settings
+from services.core.audit.facts import decode_fact, encode_fact
+from services.core.audit.key import HubAuditKey, audit_key_id
+from services.core.audit.log import ChainState
+from services.core.config.settings import REPO_ROOT, Settings
+from services.core.crypto.keyring import PseudonymKeyring
 from services.demo.synthetic import Generator
 from services.depersonalise.accounting import accounting_facts
 from services.depersonalise.stage import Depersonaliser

@@ -27,8 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from schemas.envelope import Envelope, RawRecord
 from schemas.feeds import FeedName
 from services.core.areas import AreaIndex
-from services.core.keyring import PseudonymKeyring
-from services.core.settings import REPO_ROOT, Settings
+from services.core.config.settings import REPO_ROOT, Settings
+from services.core.crypto.keyring import PseudonymKeyring
 from services.demo.synthetic import Generator
 from services.depersonalise.stage import Depersonaliser
 from services.protocols.lifecycle import ProtocolSet

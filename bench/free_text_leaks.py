@@ -30,8 +30,8 @@ from schemas.base import free_text_fields
 from schemas.envelope import Envelope, RawRecord
 from schemas.feeds import FEEDS
 from services.core.areas import AreaIndex
-from services.core.keyring import PseudonymKeyring
-from services.core.settings import REPO_ROOT, Settings
+from services.core.config.settings import REPO_ROOT, Settings
+from services.core.crypto.keyring import PseudonymKeyring
 from services.demo.synthetic import Generator
 from services.depersonalise.stage import Depersonaliser
 from services.protocols.lifecycle import ProtocolSet

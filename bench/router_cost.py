@@ -25,12 +25,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from schemas.audit_fact import AuditFact
 from schemas.shared import SharedRecord
-from services.core import canonical
 from services.core.areas import AreaIndex
-from services.core.audit_key import HubAuditKey, audit_key_id
-from services.core.audit_log import ChainState, event_message
-from services.core.county import load_county
-from services.core.settings import Settings
+from services.core.audit.key import HubAuditKey, audit_key_id
+from services.core.audit.log import ChainState, event_message
+from services.core.config.county import load_county
+from services.core.config.settings import Settings
+from services.core.crypto import canonical
 from services.protocols.protocol import Protocol
 from services.router.app import Router
 from services.router.routing_view import RoutingView, Terms

@@ -21,10 +21,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from services.core.config.settings import REPO_ROOT, Settings
+from services.core.config.state_dir import ENV_FILE_NAME, prepare_demo_state, write_env_file
 from services.core.errors import HubError
-from services.core.settings import REPO_ROOT, Settings
-from services.core.state_dir import ENV_FILE_NAME, prepare_demo_state, write_env_file
-from services.core.stop_signals import StopRequested, StopSignals, wait_for_stop
+from services.core.ops.stop_signals import StopRequested, StopSignals, wait_for_stop
 
 DEMO_STATE = REPO_ROOT / ".s115hub" / "demo"
 #: A demo on local Apache Kafka keeps its data, so it gets a directory of its own.

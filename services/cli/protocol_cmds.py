@@ -7,15 +7,15 @@ from pathlib import Path
 
 import typer
 
-from services.core.config_publish import (
+from services.core.config.county import County, load_county
+from services.core.config.publish import (
     Message,
     county_messages,
     officer_messages,
     protocol_message,
 )
-from services.core.config_state import ConfigState
-from services.core.county import County, load_county
-from services.core.officer_trust import AnchorFile
+from services.core.config.state import ConfigState
+from services.core.crypto.officer_trust import AnchorFile
 
 protocol_app = typer.Typer(help="Section 115 protocols: keys, signatures, verification.",
                            no_args_is_help=True)
@@ -72,7 +72,7 @@ def _county_file_for(protocol_file: Path, config_dir: Path | None) -> Path:
     beside = protocol_file.resolve().parent.parent / "county.yaml"
     if beside.is_file():
         return beside
-    from services.core.settings import Settings
+    from services.core.config.settings import Settings
 
     return Settings().config_dir / "county.yaml"
 
@@ -96,7 +96,7 @@ def verify(file: Path, officers_dir: Path = typer.Option(..., help="<party>/*.pu
 def default_sources(state_dir: Path, config_dir: Path) -> tuple[Path, Path]:
     """Where the signed protocols and officer public keys are: beside the county file in
     production; in the state directory of a demo, which signs copies there at start-up."""
-    from services.core.state_dir import DEMO_MARKER
+    from services.core.config.state_dir import DEMO_MARKER
 
     base = state_dir if (state_dir / DEMO_MARKER).exists() else config_dir
     return base / "protocols", base / "officers"
@@ -106,8 +106,8 @@ def config_messages(config_dir: Path, protocols_dir: Path, officer_keys: Path
                     ) -> tuple[list[Message], County]:
     """What ``config apply`` publishes: the county, the officer keys of the pinned anchor file
     (refused unless the county pins that very file) and the signed protocols."""
-    from services.core.errors import ConfigError
-    from services.core.officer_trust import fingerprint, load_log
+    from services.core.config.errors import ConfigError
+    from services.core.crypto.officer_trust import fingerprint, load_log
     from services.protocols.protocol import load_protocol
 
     county = load_county(config_dir / "county.yaml")
@@ -174,9 +174,9 @@ def status() -> None:
     partner feed: which protocol releases it, or why its records are blocked."""
     import asyncio
 
-    from services.core.settings import Settings
-    from services.core.topic_scan import scan
-    from services.core.topics import topics_for
+    from services.core.config.settings import Settings
+    from services.core.kafka.scan import scan
+    from services.core.kafka.topics import topics_for
 
     settings = Settings()
     state = ConfigState()
@@ -210,8 +210,8 @@ def replay(
     import asyncio
 
     from services.cli.raw_replay import replay_raw
-    from services.core.settings import Settings
-    from services.core.topics import FEED_NAMES
+    from services.core.config.settings import Settings
+    from services.core.kafka.topics import FEED_NAMES
 
     def utc(t: datetime) -> datetime:
         return t if t.tzinfo else t.replace(tzinfo=UTC)

@@ -13,7 +13,7 @@ import re
 
 import yaml
 
-from services.core.errors import ConfigError
+from services.core.config.errors import ConfigError
 from services.protocols.protocol import Protocol, parse_protocol
 
 _TOP_KEY = re.compile(r"^[A-Za-z_][\w-]*\s*:")

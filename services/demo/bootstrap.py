@@ -10,18 +10,18 @@ from pathlib import Path
 
 import yaml
 
-from services.core.audit_key import ensure_audit_key
-from services.core.config_publish import (
+from services.core.audit.key import ensure_audit_key
+from services.core.config.county import County, Group, Partner, load_county
+from services.core.config.publish import (
     Message,
     county_messages,
     officer_messages,
     protocol_message,
     with_officer_fingerprint,
 )
-from services.core.county import County, Group, Partner, load_county
-from services.core.hashed_tokens import HashedTokenStore
-from services.core.keys import MasterKey, write_private_file
-from services.core.officer_trust import dump_log, genesis
+from services.core.crypto.hashed_tokens import HashedTokenStore
+from services.core.crypto.keys import MasterKey, write_private_file
+from services.core.crypto.officer_trust import dump_log, genesis
 from services.ingest.credentials import CredentialStore
 from services.protocols.protocol import Protocol, load_protocol
 from services.protocols.signing import (
@@ -75,7 +75,7 @@ def bootstrap(state_dir: Path, config_dir: Path, *, protocols_dir: Path | None =
         keys[party] = private_pem
     # The demo's trust anchors: its fresh officer keys as the genesis set, pinned by the county
     # entry it publishes (a deployment writes the file once and puts the fingerprint in
-    # county.yaml; see services/core/officer_trust.py).
+    # county.yaml; see services/core/crypto/officer_trust.py).
     anchors = genesis((party, officer_of(county, party),
                        private_key_from_pem(keys[party]).public_key()) for party in parties)
     (state_dir / "officer-keys.yaml").write_text(dump_log(anchors), encoding="utf-8")

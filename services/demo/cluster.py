@@ -14,13 +14,13 @@ from pathlib import Path
 
 import httpx
 
-from services.core.broker import EmbeddedBroker, free_port
-from services.core.config_publish import publish
+from services.core.config.publish import publish
+from services.core.config.settings import Settings
 from services.core.errors import HubError
-from services.core.kafka_local import LocalKafka
-from services.core.settings import Settings
-from services.core.stop_signals import die_with_parent
-from services.core.topics import provision_topics, topic_specs
+from services.core.kafka.broker import EmbeddedBroker, free_port
+from services.core.kafka.local import LocalKafka
+from services.core.kafka.topics import provision_topics, topic_specs
+from services.core.ops.stop_signals import die_with_parent
 from services.demo.bootstrap import Bootstrap, bootstrap
 
 SERVICES = ("ingest", "depersonalise", "router")
@@ -59,7 +59,7 @@ class LocalHub:
     broker_kind: str = "embedded"
     #: Production: keep the operator's S115HUB_* settings (SASL, TLS, limits) for the services.
     pass_settings_through: bool = False
-    #: `up`: children get SIGTERM if this process is SIGKILLed (see stop_signals.py).
+    #: `up`: children get SIGTERM if this process is SIGKILLed (services/core/ops/stop_signals.py).
     children_die_with_parent: bool = False
 
     def env(self) -> dict[str, str]:

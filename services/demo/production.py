@@ -8,9 +8,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from services.core.audit_key import ensure_audit_key
-from services.core.keys import MasterKey
-from services.core.state_dir import prepare_production_state
+from services.core.audit.key import ensure_audit_key
+from services.core.config.state_dir import prepare_production_state
+from services.core.crypto.keys import MasterKey
 from services.demo.bootstrap import Bootstrap
 
 

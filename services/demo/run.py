@@ -14,9 +14,9 @@ from typing import Any
 import httpx
 
 from services.core.areas import AreaIndex
-from services.core.kafka import make_consumer
-from services.core.settings import Settings
-from services.core.topics import topics_for
+from services.core.config.settings import Settings
+from services.core.kafka.clients import make_consumer
+from services.core.kafka.topics import topics_for
 from services.demo.cluster import LocalHub
 from services.demo.synthetic import Generator
 

@@ -63,7 +63,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from services.core.canonical import canonical_bytes
+from services.core.crypto.canonical import canonical_bytes
 from services.protocols.protocol import Protocol
 from services.protocols.transforms import DROP, AreaInfo
 

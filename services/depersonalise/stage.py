@@ -33,7 +33,7 @@ from schemas.envelope import RawRecord
 from schemas.feeds import EVENT_TIME_FIELD
 from schemas.shared import SharedRecord
 from services.core.areas import AreaIndex
-from services.core.errors import CryptoError
+from services.core.crypto.errors import CryptoError
 from services.depersonalise.engine import AreaLevel, release
 from services.depersonalise.risk_gate import Action, Decision, RiskGate
 from services.protocols.lifecycle import ProtocolSet

@@ -19,11 +19,11 @@ from pathlib import Path
 import httpx
 import uvicorn
 
-from services.core.broker import EmbeddedBroker, free_port
-from services.core.config_publish import publish
-from services.core.kafka import ensure_topics
-from services.core.settings import REPO_ROOT, Settings
-from services.core.topics import topic_specs
+from services.core.config.publish import publish
+from services.core.config.settings import REPO_ROOT, Settings
+from services.core.kafka.broker import EmbeddedBroker, free_port
+from services.core.kafka.clients import ensure_topics
+from services.core.kafka.topics import topic_specs
 from services.demo.bootstrap import bootstrap
 from services.ingest.app import make_app
 

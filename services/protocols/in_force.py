@@ -1,18 +1,18 @@
 """Turn the config topic's state into the protocols in force. A protocol text that fails to parse
 is reported, never half-applied: its records stay blocked.
 
-Officer keys come from the pinned anchor file (services/core/officer_trust.py), checked against the
-fingerprint in the county configuration, never from the topic's ``officer/`` entries: a key that
-arrived only on the topic verifies no signature, so it cannot make a protocol live."""
+Officer keys come from the pinned anchor file (services/core/crypto/officer_trust.py), checked
+against the fingerprint in the county configuration, never from the topic's ``officer/`` entries: a
+key that arrived only on the topic verifies no signature, so it cannot make a protocol live."""
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-from services.core.config_state import ConfigState
+from services.core.config.state import ConfigState
+from services.core.crypto.officer_trust import AnchorFile, topic_only_keys, trusted_keys
 from services.core.errors import HubError
-from services.core.hub_status import ProtocolRow
-from services.core.officer_trust import AnchorFile, topic_only_keys, trusted_keys
+from services.core.ops.status import ProtocolRow
 from services.protocols.lifecycle import ProtocolSet
 from services.protocols.protocol import parse_protocol
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
-from services.core.errors import ConfigError
+from services.core.config.errors import ConfigError
 from services.protocols.protocol import Protocol, load_protocol
 from services.protocols.signing import OfficerKeys, verify_signatures
 

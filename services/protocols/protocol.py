@@ -61,8 +61,8 @@ from pydantic import (
 
 from schemas.base import personal_fields
 from schemas.feeds import FEEDS
-from services.core.errors import ConfigError
-from services.core.yamlconf import line_of, parse_text
+from services.core.config.errors import ConfigError
+from services.core.config.yamlconf import line_of, parse_text
 
 SLUG = r"^[a-z0-9][a-z0-9._-]*$"
 _PARTY = r"^[a-z0-9][a-z0-9-]*$"  # the county file's id pattern for partners and groups

@@ -25,9 +25,10 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from services.core.canonical import canonical_bytes
-from services.core.errors import CryptoError, ProtocolError
-from services.core.keys import write_private_file
+from services.core.crypto.canonical import canonical_bytes
+from services.core.crypto.errors import CryptoError
+from services.core.crypto.keys import write_private_file
+from services.core.errors import ProtocolError
 from services.protocols.protocol import Protocol, Signature
 
 #: key_id -> (party, public key)

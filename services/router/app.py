@@ -16,21 +16,20 @@ from typing import Any
 from fastapi import FastAPI
 
 from schemas.shared import SharedRecord
-from services.core.accounting_facts import unrouted_fact
 from services.core.areas import AreaIndex
-from services.core.audit_facts import (
+from services.core.audit.accounting import unrouted_fact
+from services.core.audit.facts import (
     disclosure_fact,
     encode_fact,
     fact_key,
     payload_digest,
 )
-from services.core.config_follow import ConfigFollower
-from services.core.config_state import ConfigState
-from services.core.metrics import ConsumerLag, ServiceMetrics
-from services.core.officer_trust import AnchorFile
-from services.core.ops import ops_app
-from services.core.settings import Settings
-from services.core.stage_runner import (
+from services.core.config.follow import ConfigFollower
+from services.core.config.settings import Settings
+from services.core.config.state import ConfigState
+from services.core.crypto.officer_trust import AnchorFile
+from services.core.kafka.scan import scan
+from services.core.kafka.stage_runner import (
     Inputs,
     Item,
     Out,
@@ -39,8 +38,9 @@ from services.core.stage_runner import (
     StageRunner,
     run_until_first_stops,
 )
-from services.core.topic_scan import scan
-from services.core.topics import topics_for
+from services.core.kafka.topics import topics_for
+from services.core.ops.metrics import ConsumerLag, ServiceMetrics
+from services.core.ops.service import ops_app
 from services.router.audit_sink import AuditChainer
 from services.router.hotspot_runner import HotspotRunner, merge_by_event_time
 from services.router.ledger import DeliveryLedger, NewestIds

@@ -31,15 +31,24 @@ from typing import Any
 from pydantic import ValidationError
 
 from schemas.audit_fact import AuditFact
-from services.core.audit_chain import AuditError
-from services.core.audit_io import read_chain
-from services.core.audit_key import HubAuditKey, ensure_audit_key
-from services.core.audit_log import ChainState, checkpoint_message, event_message
-from services.core.errors import BrokerUnavailable
-from services.core.metrics import ServiceMetrics
-from services.core.settings import Settings
-from services.core.stage_runner import INVALID, Inputs, Item, Out, Outcome, Reject, Stage, describe
-from services.core.topics import topics_for
+from services.core.audit.chain_io import read_chain
+from services.core.audit.errors import AuditError
+from services.core.audit.key import HubAuditKey, ensure_audit_key
+from services.core.audit.log import ChainState, checkpoint_message, event_message
+from services.core.config.settings import Settings
+from services.core.kafka.errors import BrokerUnavailable
+from services.core.kafka.stage_runner import (
+    INVALID,
+    Inputs,
+    Item,
+    Out,
+    Outcome,
+    Reject,
+    Stage,
+    describe,
+)
+from services.core.kafka.topics import topics_for
+from services.core.ops.metrics import ServiceMetrics
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ both routing and ``observe`` here (issue 12). The interface to the window logic
 
 Why not faust tables and windows: on the embedded broker faust's table recovery reads each
 changelog partition only up to the end offset the broker reports, which tansu under-reports
-(see services/core/topic_scan.py); a restarted worker restored a tumbling-window count of 4
+(see services/core/kafka/scan.py); a restarted worker restored a tumbling-window count of 4
 where 6 had been written (notes/issue-5.md has the run). The stage therefore keeps its own
 state: a snapshot of the detectors *and* of the shared offsets they have counted, written as
 one unit, read back with ``topic_scan.drain``.
@@ -38,11 +38,11 @@ from typing import Any
 
 from schemas.shared import SharedRecord
 from services.core.areas import AreaIndex
-from services.core.metrics import ServiceMetrics
-from services.core.settings import Settings
-from services.core.stage_runner import Out
-from services.core.topic_scan import scan
-from services.core.topics import topics_for
+from services.core.config.settings import Settings
+from services.core.kafka.scan import scan
+from services.core.kafka.stage_runner import Out
+from services.core.kafka.topics import topics_for
+from services.core.ops.metrics import ServiceMetrics
 from services.router.hotspot_stage import HotspotStage, to_hotspot_alert
 from services.router.hotspots.adjacency import build_adjacency, load_ward_features
 from services.router.hotspots.detector import Alert, DetectorConfig
@@ -233,7 +233,7 @@ class HotspotRunner:
         return self._snapshot()
 
     def _send(self, alert: Alert, view: RoutingView) -> list[Out]:
-        from services.core.audit_facts import alert_fact, encode_fact, fact_key
+        from services.core.audit.facts import alert_fact, encode_fact, fact_key
 
         out = []
         now = datetime.now(UTC)

@@ -18,10 +18,10 @@ from typing import TypeVar
 
 from schemas.shared import SharedRecord
 from services.core.areas import AreaIndex
-from services.core.audit_chain import AuditError
-from services.core.audit_facts import protocol_terms
-from services.core.config_state import ConfigState
-from services.core.officer_trust import AnchorFile
+from services.core.audit.errors import AuditError
+from services.core.audit.facts import protocol_terms
+from services.core.config.state import ConfigState
+from services.core.crypto.officer_trust import AnchorFile
 from services.protocols.in_force import protocol_set_of
 from services.protocols.lifecycle import ProtocolSet
 from services.protocols.validity import day_of, next_boundary

@@ -23,8 +23,8 @@ import pytest
 from schemas.alert import HotspotAlert
 from schemas.shared import SharedRecord
 from services.core.areas import AreaIndex
-from services.core.kafka import kafka_python_common
-from services.core.settings import REPO_ROOT
+from services.core.config.settings import REPO_ROOT
+from services.core.kafka.clients import kafka_python_common
 from services.demo.cluster import LocalHub
 from services.demo.synthetic import Generator
 from tests.conftest import BrokerInfo

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from services.cli.main import app
 from services.core.areas import AreaIndex
-from services.core.settings import REPO_ROOT
+from services.core.config.settings import REPO_ROOT
 from services.demo.cluster import LocalHub
 from services.demo.synthetic import Generator
 from tests.browser.test_group_page import CHROMIUM_FLAGS, chromium_path

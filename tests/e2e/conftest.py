@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from services.core.settings import REPO_ROOT
+from services.core.config.settings import REPO_ROOT
 from services.demo.cluster import LocalHub
 from tests.conftest import BrokerInfo
 

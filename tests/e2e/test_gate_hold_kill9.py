@@ -18,7 +18,7 @@ import pytest
 
 from schemas.shared import SharedRecord
 from services.core.areas import AreaIndex
-from services.core.settings import REPO_ROOT
+from services.core.config.settings import REPO_ROOT
 from services.demo.cluster import LocalHub
 from services.demo.synthetic import Generator
 from tests.conftest import BrokerInfo

@@ -24,7 +24,7 @@ import pytest
 
 from bench.canary_corpus import build
 from services.core.areas import AreaIndex
-from services.core.kafka import make_consumer
+from services.core.kafka.clients import make_consumer
 from services.demo.cluster import LocalHub
 from services.demo.synthetic import Generator
 from services.protocols.vocabularies import load_vocabulary

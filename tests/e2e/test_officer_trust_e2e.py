@@ -13,7 +13,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from prometheus_client.parser import text_string_to_metric_families
 
-from services.core.config_publish import (
+from services.core.config.publish import (
     county_messages,
     officer_message,
     officer_messages,
@@ -21,8 +21,8 @@ from services.core.config_publish import (
     publish,
     with_officer_fingerprint,
 )
-from services.core.officer_trust import change_for, countersign, dump_log, load_log
-from services.core.settings import REPO_ROOT
+from services.core.config.settings import REPO_ROOT
+from services.core.crypto.officer_trust import change_for, countersign, dump_log, load_log
 from services.demo.bootstrap import officer_of, protocol_yaml
 from services.demo.cluster import LocalHub
 from services.protocols.protocol import Protocol, load_protocol

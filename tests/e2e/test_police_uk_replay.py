@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from services.core.settings import REPO_ROOT
+from services.core.config.settings import REPO_ROOT
 from services.demo.cluster import LocalHub
 from tests.conftest import BrokerInfo
 from tests.e2e.conftest import start_hub

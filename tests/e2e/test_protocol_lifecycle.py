@@ -16,8 +16,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from services.core.areas import AreaIndex
-from services.core.config_publish import protocol_message, publish
-from services.core.settings import REPO_ROOT
+from services.core.config.publish import protocol_message, publish
+from services.core.config.settings import REPO_ROOT
 from services.demo.bootstrap import officer_of, protocol_yaml
 from services.demo.cluster import LocalHub
 from services.demo.synthetic import Generator

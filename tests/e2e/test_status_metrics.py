@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from services.cli.main import app
 from services.cli.status_cmds import Samples, parse_metrics, total_by
 from services.core.areas import AreaIndex
-from services.core.settings import REPO_ROOT
+from services.core.config.settings import REPO_ROOT
 from services.demo.cluster import LocalHub
 from services.demo.synthetic import Generator
 from tests.conftest import BrokerInfo

@@ -6,6 +6,8 @@ including imports inside functions, so a lazy import cannot hide an edge):
   schemas);
 * the shared libraries import no service, no CLI and no demo code, and no service imports the demo;
 * pure-logic packages reach no Kafka client, directly or through any module they import;
+* no service code tells errors apart by the module that defined them (``__module__``): the
+  Kafka glue maps client errors into the hub's tree (``services/core/kafka/errors.py``);
 * a module over 400 lines says why in its docstring, on a line starting ``Over 400 lines because``.
 """
 
@@ -27,7 +29,7 @@ TOOLS = ("services.cli", "demo")
 PURE = ("schemas", "services.protocols", "services.router.hotspots",
         "services.depersonalise.engine", "services.depersonalise.risk_gate",
         "services.depersonalise.stage", "services.router.subscriptions",
-        "services.core.audit.chain", "services.core.crypto", "services.core.canonical",
+        "services.core.audit.chain", "services.core.crypto", "services.core.crypto.canonical",
         "services.core.areas")
 KAFKA_CLIENTS = ("aiokafka", "kafka", "confluent_kafka", "faust")
 MAX_LINES = 400
@@ -129,6 +131,17 @@ def test_pure_logic_reaches_no_kafka_client() -> None:
     assert len(pure) > 20  # the list above names real packages
     bad = [f"{name} reaches {imp}" for name in pure for imp in _reach(name)
            if _within(imp, KAFKA_CLIENTS)]
+    assert bad == []
+
+
+def test_no_service_code_reads_an_exception_module_name() -> None:
+    bad = []
+    for name, path in _modules().items():
+        if not _within(name, ("services",)):
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        bad += [f"{name}:{node.lineno}" for node in ast.walk(tree)
+                if isinstance(node, ast.Attribute) and node.attr == "__module__"]
     assert bad == []
 
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from services.core.errors import ConfigError
+from services.core.config.errors import ConfigError
 from services.protocols.transforms.age_band import AgeBand
 from services.protocols.transforms.base import DROP, AreaInfo, Transform, TransformContext
 from services.protocols.transforms.drop import Drop

@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime
 from itertools import pairwise
 from typing import Any
 
-from services.core.errors import ConfigError
+from services.core.config.errors import ConfigError
 from services.protocols.transforms.base import (
     DROP,
     Transform,

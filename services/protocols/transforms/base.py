@@ -15,7 +15,7 @@ from dataclasses import field as dc_field
 from datetime import datetime
 from typing import Any, ClassVar, Final
 
-from services.core.errors import ConfigError
+from services.core.config.errors import ConfigError
 
 
 class _Drop(enum.Enum):

@@ -21,7 +21,7 @@ from typing import Any
 
 from schemas.base import free_text_fields
 from schemas.feeds import FEEDS
-from services.core.errors import ConfigError
+from services.core.config.errors import ConfigError
 from services.protocols.transforms.base import (
     DROP,
     Transform,

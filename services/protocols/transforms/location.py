@@ -25,7 +25,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from services.core.errors import ConfigError
+from services.core.config.errors import ConfigError
 from services.protocols.transforms.base import (
     DROP,
     Transform,

@@ -28,7 +28,8 @@ from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any
 
-from services.core.errors import ConfigError, CryptoError
+from services.core.config.errors import ConfigError
+from services.core.crypto.errors import CryptoError
 from services.protocols.transforms.base import (
     DROP,
     Transform,

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import yaml
 
-from services.core.errors import ConfigError
+from services.core.config.errors import ConfigError
 
 DATA_DIR = Path(__file__).parent
 REF = re.compile(r"^[a-z0-9][a-z0-9-]*@[1-9][0-9]*$")

@@ -92,7 +92,7 @@ from typing import Any, Literal
 
 from scipy.stats import poisson
 
-from services.core.errors import ConfigError
+from services.core.config.errors import ConfigError
 
 from .getis_ord import gi_star
 from .stats import EwmaState, benjamini_hochberg, ewma_smoothing, poisson_exceedance_p

@@ -77,7 +77,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from services.core.errors import ConfigError
+from services.core.config.errors import ConfigError
 
 from .detector import WINDOW_KINDS, Alert, WindowKind
 from .explain import explain

@@ -33,11 +33,11 @@ from pydantic import ValidationError
 from schemas.alert import HotspotAlert
 from schemas.shared import SharedRecord
 from services.core.areas import AreaIndex
-from services.core.hashed_tokens import Bearer
-from services.core.metrics import ServiceMetrics
-from services.core.settings import Settings
-from services.core.topic_scan import scan
-from services.core.topics import topics_for
+from services.core.config.settings import Settings
+from services.core.crypto.hashed_tokens import Bearer
+from services.core.kafka.scan import scan
+from services.core.kafka.topics import topics_for
+from services.core.ops.metrics import ServiceMetrics
 from services.router.subscriptions import Subscription
 from services.router.web import kafka_io, positions, records
 from services.router.web.access_audit import FactSink, KafkaFactSink, read_fact

@@ -12,8 +12,8 @@ import pytest
 
 from services.cli.config_check import check_county_dir, diff_lines
 from services.core.areas import AreaIndex
-from services.core.config_state import encode
-from services.core.settings import REPO_ROOT
+from services.core.config.settings import REPO_ROOT
+from services.core.config.state import encode
 
 HALTON = REPO_ROOT / "deploy" / "halton"
 TODAY = date(2026, 11, 29)

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from services.core.config_state import ConfigRejected, ConfigState
+from services.core.config.state import ConfigRejected, ConfigState
 
 COUNTY = {"county": "Testshire", "partners": [{"id": "pol", "name": "Police", "kind": "police",
                                                "feeds": ["police"], "officer": "o"}],

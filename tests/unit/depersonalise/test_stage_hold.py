@@ -8,7 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 from services.core.areas import AreaIndex
-from services.core.keyring import PseudonymKeyring
+from services.core.crypto.keyring import PseudonymKeyring
 from services.protocols.lifecycle import ProtocolSet
 from tests.unit.depersonalise.test_stage import (  # the module's fixtures and builders
     NOW,

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.core.errors import ConfigError
+from services.core.config.errors import ConfigError
 from services.protocols.transforms import get_transform
 from tests.unit.depersonalise import make_ctx
 

@@ -8,7 +8,8 @@ from typing import ClassVar
 
 import pytest
 
-from services.core.errors import ConfigError, CryptoError
+from services.core.config.errors import ConfigError
+from services.core.crypto.errors import CryptoError
 from services.protocols.transforms import DROP, get_transform
 from services.protocols.transforms.pseudonymise import normalise
 from tests.unit.depersonalise import OTHER_KEY, TEST_KEY, make_ctx

@@ -5,7 +5,7 @@ import pickle
 
 import pytest
 
-from services.core.errors import ConfigError
+from services.core.config.errors import ConfigError
 from services.protocols.transforms import DROP, REGISTRY, Transform, get_transform
 from tests.unit.depersonalise import TEST_KEY, make_ctx
 

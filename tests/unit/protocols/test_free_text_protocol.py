@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from services.core.errors import ConfigError
+from services.core.config.errors import ConfigError
 from services.protocols import vocabularies
 from services.protocols.protocol import load_protocol
 from services.protocols.signing import protocol_digest, verify_signatures

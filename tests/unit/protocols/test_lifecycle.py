@@ -4,7 +4,7 @@ from datetime import date
 
 import pytest
 
-from services.core.errors import ConfigError
+from services.core.config.errors import ConfigError
 from services.protocols.lifecycle import ProtocolSet, protocol_status
 from services.protocols.protocol import FeedRules, Protocol, load_protocol
 

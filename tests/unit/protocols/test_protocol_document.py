@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from services.core.settings import REPO_ROOT
+from services.core.config.settings import REPO_ROOT
 from services.protocols.document import (
     DocumentContext,
     describe_rule,

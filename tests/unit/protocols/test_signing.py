@@ -9,7 +9,8 @@ import pytest
 import yaml
 from cryptography.hazmat.primitives import serialization
 
-from services.core.errors import CryptoError, ProtocolError
+from services.core.crypto.errors import CryptoError
+from services.core.errors import ProtocolError
 from services.protocols.protocol import FeedRules, FieldRule, parse_protocol
 from services.protocols.signing import (
     generate_officer_key,

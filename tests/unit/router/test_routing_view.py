@@ -14,10 +14,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from schemas.shared import SharedRecord
 from services.core.areas import AreaIndex
-from services.core.audit_chain import AuditError
-from services.core.config_state import ConfigState
-from services.core.officer_trust import AnchorFile, dump_log, fingerprint, genesis
-from services.core.settings import REPO_ROOT, Settings
+from services.core.audit.errors import AuditError
+from services.core.config.settings import REPO_ROOT, Settings
+from services.core.config.state import ConfigState
+from services.core.crypto.officer_trust import AnchorFile, dump_log, fingerprint, genesis
 from services.protocols.protocol import Protocol, load_protocol
 from services.protocols.signing import sign_protocol
 from services.protocols.validity import boundaries, day_of, next_boundary
