@@ -24,12 +24,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from demo.synthetic import Generator
 from schemas.envelope import Envelope, RawRecord
 from schemas.feeds import FeedName
 from services.core.areas import AreaIndex
 from services.core.config.settings import REPO_ROOT, Settings
 from services.core.crypto.keyring import PseudonymKeyring
-from services.demo.synthetic import Generator
 from services.depersonalise.stage import Depersonaliser
 from services.protocols.lifecycle import ProtocolSet
 from services.protocols.protocol import load_protocol

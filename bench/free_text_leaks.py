@@ -26,13 +26,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import yaml
 
 from bench.canary_corpus import KINDS, CorpusRecord, Planted, build
+from demo.synthetic import Generator
 from schemas.base import free_text_fields
 from schemas.envelope import Envelope, RawRecord
 from schemas.feeds import FEEDS
 from services.core.areas import AreaIndex
 from services.core.config.settings import REPO_ROOT, Settings
 from services.core.crypto.keyring import PseudonymKeyring
-from services.demo.synthetic import Generator
 from services.depersonalise.stage import Depersonaliser
 from services.protocols.lifecycle import ProtocolSet
 from services.protocols.protocol import Protocol, parse_protocol

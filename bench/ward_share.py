@@ -6,7 +6,7 @@ every released combination. Pure: the real depersonalise stage, a simulated cloc
 
 Two data sets:
 
-* the synthetic county (``services/demo/synthetic.py``): Hertfordshire, all four feeds, records
+* the synthetic county (``demo/synthetic.py``): Hertfordshire, all four feeds, records
   arriving at ``--per-hour`` for ``--days``, each processed at its arrival time, gate starting
   empty (a newly onboarded county). The Hertfordshire protocols as shipped, ward-level ones
   counted (health-county releases districts by design and is left out).
@@ -39,12 +39,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from demo.synthetic import Generator
 from schemas.envelope import Envelope, RawRecord
 from schemas.feeds import FeedName
 from services.core.areas import AreaIndex
 from services.core.config.settings import REPO_ROOT, Settings
 from services.core.crypto.keyring import PseudonymKeyring
-from services.demo.synthetic import Generator
 from services.depersonalise.engine import area_level, release
 from services.depersonalise.risk_gate import RiskGate
 from services.depersonalise.stage import Depersonaliser, StageResult

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import httpx
 
+from demo.synthetic import Generator
 from services.core.areas import AreaIndex
 from services.core.config.county import County
 from services.core.config.settings import Settings
 from services.core.kafka.clients import kafka_python_common
 from services.core.kafka.topics import topics_for
-from services.demo.synthetic import Generator
 from services.protocols.protocol import load_protocol
 
 

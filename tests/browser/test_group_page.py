@@ -20,13 +20,13 @@ from pathlib import Path
 import httpx
 import pytest
 
+from demo.cluster import LocalHub
+from demo.synthetic import Generator
 from schemas.alert import HotspotAlert
 from schemas.shared import SharedRecord
 from services.core.areas import AreaIndex
 from services.core.config.settings import REPO_ROOT
 from services.core.kafka.clients import kafka_python_common
-from services.demo.cluster import LocalHub
-from services.demo.synthetic import Generator
 from tests.conftest import BrokerInfo
 from tests.e2e.conftest import start_hub
 from tests.kafka_read import wait_for

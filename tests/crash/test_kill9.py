@@ -39,9 +39,9 @@ from bench.workload import (
     read_deliveries,
     synthetic,
 )
+from demo.cluster import LocalHub
 from services.core.config.settings import REPO_ROOT, Settings
 from services.core.kafka.topics import topics_for
-from services.demo.cluster import LocalHub
 from tests.conftest import BrokerInfo
 from tests.e2e.conftest import start_hub
 from tests.kafka_read import read_topic, wait_for

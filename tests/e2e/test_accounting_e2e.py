@@ -22,11 +22,11 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
+from demo.cluster import LocalHub
+from demo.synthetic import Generator
 from services.cli.main import app
 from services.core.areas import AreaIndex
 from services.core.config.settings import REPO_ROOT
-from services.demo.cluster import LocalHub
-from services.demo.synthetic import Generator
 from tests.conftest import BrokerInfo
 from tests.kafka_read import read_json, wait_for
 

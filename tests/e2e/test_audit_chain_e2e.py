@@ -17,6 +17,8 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
+from demo.cluster import LocalHub
+from demo.synthetic import Generator
 from services.cli.main import app
 from services.core.areas import AreaIndex
 from services.core.audit.chain import AuditEvent, event_hash, verify_chain
@@ -25,8 +27,6 @@ from services.core.config.settings import REPO_ROOT, Settings
 from services.core.crypto.canonical import canonical_bytes
 from services.core.kafka.clients import ensure_topics
 from services.core.kafka.topics import TopicSpec
-from services.demo.cluster import LocalHub
-from services.demo.synthetic import Generator
 from tests.conftest import BrokerInfo
 from tests.e2e.conftest import start_hub
 from tests.kafka_read import read_topic, wait_for

@@ -13,6 +13,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from prometheus_client.parser import text_string_to_metric_families
 
+from demo.bootstrap import officer_of, protocol_yaml
+from demo.cluster import LocalHub
 from services.core.config.publish import (
     county_messages,
     officer_message,
@@ -23,8 +25,6 @@ from services.core.config.publish import (
 )
 from services.core.config.settings import REPO_ROOT
 from services.core.crypto.officer_trust import change_for, countersign, dump_log, load_log
-from services.demo.bootstrap import officer_of, protocol_yaml
-from services.demo.cluster import LocalHub
 from services.protocols.protocol import Protocol, load_protocol
 from services.protocols.signing import key_id_of, load_private_key, sign_protocol
 from tests.conftest import BrokerInfo

@@ -15,12 +15,12 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from demo.bootstrap import officer_of, protocol_yaml
+from demo.cluster import LocalHub
+from demo.synthetic import Generator
 from services.core.areas import AreaIndex
 from services.core.config.publish import protocol_message, publish
 from services.core.config.settings import REPO_ROOT
-from services.demo.bootstrap import officer_of, protocol_yaml
-from services.demo.cluster import LocalHub
-from services.demo.synthetic import Generator
 from services.protocols.protocol import Protocol, load_protocol
 from services.protocols.signing import load_private_key, sign_protocol
 from tests.conftest import BrokerInfo

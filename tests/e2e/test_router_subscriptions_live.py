@@ -10,10 +10,10 @@ from typing import Any
 import httpx
 import pytest
 
+from demo.cluster import LocalHub
+from demo.synthetic import Generator
 from services.core.areas import AreaIndex
 from services.core.config.publish import publish
-from services.demo.cluster import LocalHub
-from services.demo.synthetic import Generator
 from tests.kafka_read import read_json, wait_for
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]

@@ -34,14 +34,14 @@ from typing import Any
 import httpx
 import pytest
 
+from demo.bootstrap import bootstrap
+from demo.synthetic import Generator
 from services.core.config.county import load_county
 from services.core.config.settings import REPO_ROOT
 from services.core.crypto.officer_trust import fingerprint, load_log
 from services.core.kafka.acls import acl_table, users_of
 from services.core.kafka.broker import free_port
 from services.core.kafka.clients import kafka_python_common
-from services.demo.bootstrap import bootstrap
-from services.demo.synthetic import Generator
 from tests.kafka_read import wait_for
 from tests.security.secured_support import Principals, SecuredCluster, make_tls, secured_kafka
 

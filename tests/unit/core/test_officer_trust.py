@@ -244,7 +244,7 @@ def test_given_a_protocol_signed_by_a_key_only_on_the_topic_then_it_is_not_live(
 
 
 def _yaml(protocol: Protocol) -> str:
-    from services.demo.bootstrap import protocol_yaml
+    from demo.bootstrap import protocol_yaml
 
     return protocol_yaml(protocol)
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 
+from demo.bootstrap import Bootstrap, bootstrap
 from services.core.config.publish import publish
 from services.core.config.settings import Settings
 from services.core.errors import HubError
@@ -21,7 +22,6 @@ from services.core.kafka.broker import EmbeddedBroker, free_port
 from services.core.kafka.local import LocalKafka
 from services.core.kafka.topics import provision_topics, topic_specs
 from services.core.ops.stop_signals import die_with_parent
-from services.demo.bootstrap import Bootstrap, bootstrap
 
 SERVICES = ("ingest", "depersonalise", "router")
 
@@ -125,7 +125,7 @@ class LocalHub:
             self.boot = bootstrap(self.state_dir, self.config_dir,
                                   protocols_dir=self.protocols_dir)
         else:
-            from services.demo.production import production_boot
+            from demo.production import production_boot
 
             self.boot = production_boot(self.state_dir, self.config_dir)
         groups = [g.id for g in self.boot.county.groups]

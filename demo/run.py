@@ -13,12 +13,12 @@ from typing import Any
 
 import httpx
 
+from demo.cluster import LocalHub
+from demo.synthetic import Generator
 from services.core.areas import AreaIndex
 from services.core.config.settings import Settings
 from services.core.kafka.clients import make_consumer
 from services.core.kafka.topics import topics_for
-from services.demo.cluster import LocalHub
-from services.demo.synthetic import Generator
 
 
 async def publish_synthetic(hub: LocalHub, rate: float, stop: asyncio.Event,

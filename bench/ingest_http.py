@@ -1,4 +1,4 @@
-"""HTTP ingest rate for batches: ``python -m services.ingest.bench``.
+"""HTTP ingest rate for batches: ``python -m bench.ingest_http``.
 
 Starts an embedded broker (or uses ``--bootstrap``), provisions the Hertfordshire config, serves
 ingest with uvicorn in this process and posts NDJSON batches of synthetic police records (with
@@ -19,12 +19,12 @@ from pathlib import Path
 import httpx
 import uvicorn
 
+from demo.bootstrap import bootstrap
 from services.core.config.publish import publish
 from services.core.config.settings import REPO_ROOT, Settings
 from services.core.kafka.broker import EmbeddedBroker, free_port
 from services.core.kafka.clients import ensure_topics
 from services.core.kafka.topics import topic_specs
-from services.demo.bootstrap import bootstrap
 from services.ingest.app import make_app
 
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from demo.bootstrap import Bootstrap
 from services.core.audit.key import ensure_audit_key
 from services.core.config.state_dir import prepare_production_state
 from services.core.crypto.keys import MasterKey
-from services.demo.bootstrap import Bootstrap
 
 
 def production_boot(state_dir: Path, config_dir: Path) -> Bootstrap:
