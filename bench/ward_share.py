@@ -2,7 +2,7 @@
 at ward level, before (no hold) and after (the protocol's ``hold_hours``), with k checked on
 every released combination. Pure: the real depersonalise stage, a simulated clock, no Kafka.
 
-    python bench/ward_share.py [--days 28] [--per-hour 20] [--hold-hours 12]
+    python bench/ward_share.py [--hold-hours 12] [--window-days N]
 
 Two data sets:
 
@@ -17,14 +17,19 @@ Two data sets:
   with its location rule set to ward. The month is imported as one batch (``--import-minutes``),
   which is how police.uk data arrives.
 
-"Located" means the stage found the record's ward; "at ward level" means the shared record left
-depersonalise with its ward code (the router then routes it to the ward's group at ward level).
-Prints a table and writes bench/results/ward_share.json.
+"Located" means the stage found the record's ward; "at ward level" means a shared record of it
+left depersonalise with its ward code (the router then routes it to the ward's group at ward
+level): at once, after its hold, or later by a late ward release (stage.py) within the gate's
+window. ``hours_to_ward_*`` say how long that took from arrival. k is recounted for every released
+combination of the synthetic runs from the records themselves (not the gate's counters), over the
+window ending at the release; ``bound_*`` is the best share any gate with the same rule could reach
+on the same arrivals (``ward_share_bound``). Prints rows and writes bench/results/ward_share.json.
 """
 
 from __future__ import annotations
 
 import argparse
+import bisect
 import csv
 import json
 import os
@@ -47,7 +52,7 @@ from services.core.config.settings import REPO_ROOT, Settings
 from services.core.crypto.keyring import PseudonymKeyring
 from services.depersonalise.engine import area_level, release
 from services.depersonalise.risk_gate import RiskGate
-from services.depersonalise.stage import Depersonaliser, StageResult
+from services.depersonalise.stage import Depersonaliser, StageResult, area_of, event_time
 from services.ingest.police_uk import read_street_csv
 from services.protocols.lifecycle import ProtocolSet
 from services.protocols.protocol import Protocol, load_protocol
@@ -69,10 +74,43 @@ class Share:
     at_ward: int = 0
     held_max: int = 0
     actions: Counter[str] = field(default_factory=Counter)
+    #: Of ``at_ward``: records that reached their ward only by a late ward release.
+    late: int = 0
+    #: Hours from arrival to the release that carried the ward, per record at ward level.
+    delays: list[float] = field(default_factory=list)
+    #: Released combinations checked against k, and those found below k (should be none).
+    k_checked: int = 0
+    k_failures: list[str] = field(default_factory=list)
+    #: Arrival times of located records per (feed, ward): for the bound below.
+    cells: dict[tuple[str, str], list[float]] = field(default_factory=dict)
 
     @property
     def share(self) -> float:
         return self.at_ward / self.located if self.located else float("nan")
+
+    def summary(self) -> dict[str, Any]:
+        d = sorted(self.delays)
+        return {"late_ward_releases": self.late,
+                "hours_to_ward_median": round(d[len(d) // 2], 2) if d else None,
+                "hours_to_ward_p95": round(d[int(len(d) * 0.95)], 2) if d else None,
+                "k_releases_checked": self.k_checked,
+                "k_failures": len(self.k_failures), "k_failure_examples": self.k_failures[:5]}
+
+
+def ward_share_bound(cells: dict[tuple[str, str], list[float]], k: int, window_h: float,
+                     within_h: float) -> float:
+    """The best share *any* gate with this rule can reach on these arrivals: a record can leave
+    with its ward at some time t' within ``within_h`` hours of its arrival only if at least k
+    records of its (feed, ward) cell arrived in (t' - window, t']. Ages, property types and
+    times withheld, the ward cell is the coarsest combination that still has the ward."""
+    ok = n = 0
+    for times in cells.values():
+        for t in times:
+            n += 1
+            cands = [x for x in times if t <= x <= t + within_h] + [t + within_h]
+            ok += max(bisect.bisect_right(times, c) - bisect.bisect_right(times, c - window_h)
+                      for c in cands) >= k
+    return ok / n if n else float("nan")
 
 
 def signed_protocols(directory: Path, hold_hours: float | None) -> tuple[list[Protocol],
@@ -112,17 +150,59 @@ def run_stage(areas: AreaIndex, arrivals: Iterable[tuple[datetime, RawRecord]],
     protocols, pems = signed_protocols(REPO_ROOT / "deploy" / "hertfordshire" / "protocols",
                                        hold_hours)
     ward_level = {p.ref for p in protocols for f in p.feeds if area_level(p, f) == "ward"}
+    by_ref = {p.ref: p for p in protocols}
     total, per_feed = Share(), {f: Share() for f in FEEDS}
-    located: set[str] = set()
+    located: dict[str, datetime] = {}
+    # k, recounted from the records themselves, not the gate's counters: per (protocol, feed)
+    # and combination, the processing times of every record one of whose own generalisations
+    # it is. A release at time r is checked against the records in (r - window, r].
+    population: dict[tuple[str, str], dict[str, list[datetime]]] = {}
+
+    def combo(ref: str, fields: dict[str, Any]) -> str:
+        return json.dumps([fields.get(q) for q in by_ref[ref].quasi_identifiers],
+                          sort_keys=True, default=str)
+
+    def check_k(rec: Any) -> None:
+        c = combo(rec.protocol, rec.fields)
+        values = json.loads(c)
+        if rec.ward_code is None and all(v is None for v in values[1:]):
+            return  # the district floor, which the gate documents it never withholds
+        times = population.get((rec.protocol, rec.feed), {}).get(c, [])
+        n = bisect.bisect_right(times, rec.released_at) - bisect.bisect_right(
+            times, rec.released_at - window)
+        total.k_checked += 1
+        if n < by_ref[rec.protocol].k:
+            total.k_failures.append(f"{rec.protocol} {rec.feed} {c}: {n}")
 
     def tally(result: StageResult) -> None:
         for rec in result.shared:
+            if rec.protocol in ward_level:
+                check_k(rec)
             if rec.protocol in ward_level and rec.hub_record_id in located:
                 for s in (total, per_feed[rec.feed]):
                     s.at_ward += rec.ward_code is not None
+                if rec.ward_code is not None:
+                    total.delays.append(
+                        (rec.released_at - located[rec.hub_record_id]).total_seconds() / 3600)
+        total.late += sum(1 for _, ref, a in result.released_held
+                          if a == "late_ward" and ref in ward_level)
         for ref, action in result.gate.items():
             if ref in ward_level:
                 total.actions[action] += 1
+
+    def count_population(stage: Depersonaliser, raw: RawRecord, now: datetime) -> None:
+        feed = raw.envelope.feed
+        record = dict(raw.fields)
+        area = area_of(record, areas)
+        for p in stage.protocols.live_for(raw.envelope.partner, feed, now.date()):
+            if p.ref not in ward_level:
+                continue
+            rel = release(p, feed, record, area=area, pseudonym_key=b"k" * 32, key_epoch=1,
+                          event_time=event_time(feed, record))
+            cells = population.setdefault((p.ref, feed), {})
+            for c in {combo(p.ref, f) for f, _ in stage.gate_for(p, feed).levels(rel.fields,
+                                                                                  area)}:
+                cells.setdefault(c, []).append(now)
 
     with tempfile.TemporaryDirectory() as tmp:
         stage = Depersonaliser(areas=areas, opener=_Clear(),
@@ -132,10 +212,15 @@ def run_stage(areas: AreaIndex, arrivals: Iterable[tuple[datetime, RawRecord]],
         last = START
         for now, raw in arrivals:
             tally(stage.due(now))
+            count_population(stage, raw, now)
             result = stage.process(raw, now=now, today=now.date())
             loc = raw.fields.get("location")
             if isinstance(loc, dict) and areas.locate(loc["lat"], loc["lon"]) is not None:
-                located.add(raw.envelope.hub_record_id)
+                located[raw.envelope.hub_record_id] = now
+                if any(ref in ward_level for ref in result.gate):
+                    ward = areas.locate(loc["lat"], loc["lon"])
+                    total.cells.setdefault((raw.envelope.feed, str(getattr(ward, "code", ward))),
+                                           []).append((now - START).total_seconds() / 3600)
                 # Counted by the gate's decisions on this record: result.shared may also hold
                 # earlier records this one released from their hold.
                 n = sum(1 for ref in result.gate if ref in ward_level)
@@ -146,6 +231,7 @@ def run_stage(areas: AreaIndex, arrivals: Iterable[tuple[datetime, RawRecord]],
             last = now
         tally(stage.due(last + timedelta(days=3)))
     return total, per_feed
+
 
 
 def police_uk_rows(csv_path: Path) -> list[dict[str, Any]]:
@@ -265,10 +351,16 @@ def main() -> None:
     for (name, days, per_hour), hold in [(sc, h) for sc in scenarios
                                          for h in (None, args.hold_hours)]:
         total, per_feed = run_stage(areas, synthetic_arrivals(areas, days, per_hour), hold)
+        k = 3  # every shipped Hertfordshire protocol
         row = {"data": name, "hold_hours": hold, "located": total.located,
                "at_ward": total.at_ward, "share": round(total.share, 4),
                "held_max": total.held_max, "actions": dict(total.actions),
-               "per_feed": {f: round(s.share, 4) for f, s in per_feed.items() if s.located}}
+               "per_feed": {f: round(s.share, 4) for f, s in per_feed.items() if s.located},
+               **total.summary(),
+               # What any gate could reach on the same arrivals (7-day window, k=3): with the
+               # ward given only within the hold, and within the window (late ward release).
+               "bound_within_hold": round(ward_share_bound(total.cells, k, 168, hold or 0), 4),
+               "bound_within_window": round(ward_share_bound(total.cells, k, 168, 168), 4)}
         out["runs"].append(row)
         print(json.dumps(row))
     rows = police_uk_rows(REPO_ROOT / "deploy" / "data" / "police-uk" / "2018-01-essex-street.csv")

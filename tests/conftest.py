@@ -22,6 +22,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
+from hypothesis import settings as hypothesis_settings
+
+# Property tests assert results, never timing: hypothesis's default 200 ms deadline per example
+# fails them on a loaded 2-core CI machine (a 0.03 ms example took 281 ms there).
+hypothesis_settings.register_profile("s115hub", deadline=None)
+hypothesis_settings.load_profile("s115hub")
 
 
 @dataclass(frozen=True)

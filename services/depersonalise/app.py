@@ -68,7 +68,8 @@ class DepersonaliseService:
         self.m_held = m.gauge("records_held", "Records the risk gate holds for their ward cell "
                               "to fill (protocol hold_hours); not committed until released.")
         self.m_unheld = m.counter("records_unheld_total",
-                                  "Held records released, by the gate's final action.",
+                                  "Held records released, by the gate's final action "
+                                  "(late_ward: released again with its ward, stage.py).",
                                   ["feed", "protocol", "action"])
         self.m_live = m.gauge("protocols_live", "Protocols live now.")
         self.m_review = m.gauge("protocols_review_due", "Live protocols past their review date.")

@@ -301,6 +301,11 @@ class RiskGate:
         return cls(protocol.k, protocol.quasi_identifiers, steps=ladder_for(protocol, feed), **kw)
 
     @property
+    def bucket_width(self) -> timedelta:
+        """How finely counts are kept in time: a count leaves the window up to this early."""
+        return timedelta(seconds=self._width)
+
+    @property
     def held_keys(self) -> int:
         """(bucket, level, combination) counts currently held; never above ``max_keys``."""
         return self._size
@@ -319,21 +324,28 @@ class RiskGate:
         if record_id is not None and (seen := self._decided.get(record_id)) is not None:
             self._decided.move_to_end(record_id)
             if seen[0] == _HELD:
-                return self.recheck(released_fields, area, record_id=record_id)
+                return self.recheck(released_fields, area, record_id=record_id, at=at)
             return self._at_level(released_fields, area, *seen)
         decision, level = self._decide(released_fields, at, area)
         self._remember(record_id, level, decision.count)
         return decision
 
     def recheck(self, released_fields: Mapping[str, Any], area: AreaInfo | None, *,
-                expired: bool = False, record_id: str | None = None) -> Decision:
+                expired: bool = False, record_id: str | None = None,
+                at: datetime | None = None) -> Decision:
         """Decide again on a held record, from the counts as they are now, without counting it
         a second time (it was counted when first checked).
+
+        ``at``: the time now. The window is moved up to it first, so records that have left it
+        since the last record was counted no longer count (without it, a recheck long after the
+        last record, as when a hold ends on a quiet feed, would count them).
 
         While its hold lasts, the record is released only at a level that keeps its ward;
         otherwise it stays held. Once ``expired``, it gets what the counts allow now, which may
         be the district. The decision then stands for ``record_id``.
         """
+        if at is not None:
+            self._advance(self._bucket_of(at))
         levels = self.levels(released_fields, area)
         counts = [max(self._totals[self._key(f)], 1) for f, _ in levels]
         decision, level = self._first_passing(released_fields, levels, counts, area,
@@ -447,10 +459,13 @@ class RiskGate:
             at = at.replace(tzinfo=UTC)  # deterministic, whatever the machine's zone
         return math.floor(at.timestamp() / self._width)
 
-    def _count(self, index: int, keys: Sequence[bytes]) -> None:
+    def _advance(self, index: int) -> None:
         if self._high_water is None or index > self._high_water:
             self._high_water = index
             self._expire()
+
+    def _count(self, index: int, keys: Sequence[bytes]) -> None:
+        self._advance(index)
         if index < self._oldest_kept():
             return
         bucket = self._buckets.setdefault(index, Counter())

@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from schemas.envelope import RawRecord
 from schemas.feeds import EVENT_TIME_FIELD
@@ -59,8 +59,10 @@ class StageResult:
     transforms: dict[str, dict[str, str]] = field(default_factory=dict)
     #: protocol ref -> the risk gate's action on this record ("hold": kept back for its ward).
     gate: dict[str, Action] = field(default_factory=dict)
-    #: (feed, protocol ref, action) of records held earlier and released with this result.
-    released_held: list[tuple[str, str, Action]] = field(default_factory=list)
+    #: (feed, protocol ref, action) of records held earlier and released with this result;
+    #: action "late_ward": released at the district earlier, released again with its ward now.
+    released_held: list[tuple[str, str, Action | Literal["late_ward"]]] = field(
+        default_factory=list)
     #: protocol ref -> the quasi-identifiers the gate coarsened or withheld (names only).
     gated_fields: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
@@ -83,6 +85,10 @@ class _Held:
     area: AreaInfo | None
     until: datetime
     position: Position | None
+
+
+#: Records remembered for a late ward release, across all cells; the oldest are forgotten first.
+MAX_LATE = 100_000
 
 
 def point_of(record: dict[str, Any]) -> tuple[float, float] | None:
@@ -151,6 +157,15 @@ class Depersonaliser:
         self._held: dict[tuple[str, str], _Held] = {}
         #: (protocol ref, feed, ward code) -> held keys in that ward cell.
         self._held_cells: dict[tuple[str, str, str], list[tuple[str, str]]] = {}
+        #: Released at the district after a hold, waiting for their ward cell to reach k
+        #: (module docstring): (protocol ref, feed, ward code) -> {(hub id, ref): record}.
+        self._late: dict[tuple[str, str, str], dict[tuple[str, str], _Held]] = {}
+        self._late_order: dict[tuple[str, str], tuple[str, str, str]] = {}
+
+    @property
+    def late(self) -> int:
+        """Records released at the district still waiting for a late ward release."""
+        return len(self._late_order)
 
     @property
     def held(self) -> int:
@@ -173,7 +188,50 @@ class Depersonaliser:
         for key, h in list(self._held.items()):
             if h.until <= now:
                 self._settle(key, h, now, out, expired=True)
+        for key, cell in list(self._late_order.items()):
+            if self._late[cell][key].until > now:
+                break  # remembered in time order: the rest end later
+            self._forget_late(key)
         return out
+
+    def _remember_late(self, key: tuple[str, str], h: _Held, now: datetime) -> None:
+        assert h.area is not None
+        assert h.area.ward_code is not None
+        gate = self.gate_for(h.protocol, h.env.feed)
+        cell = (key[1], h.env.feed, h.area.ward_code)
+        # Until the record's own count leaves the gate's window (one bucket early, so it is
+        # always still among the records that make up its cell's count).
+        until = now + gate.window - gate.bucket_width
+        self._late.setdefault(cell, {})[key] = _Held(
+            h.env, h.category, h.protocol, h.epoch, h.fields, h.transforms, h.area_level,
+            h.area, until, None)
+        self._late_order.pop(key, None)
+        self._late_order[key] = cell
+        while len(self._late_order) > MAX_LATE:
+            self._forget_late(next(iter(self._late_order)))
+
+    def _forget_late(self, key: tuple[str, str]) -> None:
+        cell = self._late_order.pop(key)
+        del self._late[cell][key]
+        if not self._late[cell]:
+            del self._late[cell]
+
+    def _release_late(self, cell: tuple[str, str, str], now: datetime, out: StageResult) -> None:
+        """The ward cell ``cell`` has just passed the gate at ward level: release again, with
+        their ward, the remembered records of it that pass now."""
+        for key, h in list(self._late.get(cell, {}).items()):
+            live = self.protocols.live_for(h.env.partner, h.env.feed, now.date())
+            if all(p.ref != h.protocol.ref for p in live):
+                self._forget_late(key)  # revoked or superseded since: never again under it
+                continue
+            gate = self.gate_for(h.protocol, h.env.feed)
+            decision = gate.recheck(h.fields, h.area, expired=True, record_id=key[0], at=now)
+            if not gate.keeps_ward(decision.fields, h.area):
+                continue
+            self._forget_late(key)
+            out.shared.append(self._shared(h.env, h.category, h.protocol, h.epoch, decision,
+                                           h.area_level, h.area, now))
+            out.released_held.append((h.env.feed, h.protocol.ref, "late_ward"))
 
     def _settle(self, key: tuple[str, str], h: _Held, now: datetime, out: StageResult, *,
                 expired: bool) -> bool:
@@ -185,7 +243,8 @@ class Depersonaliser:
             self._drop(key, h)
             return True
         gate = self.gate_for(h.protocol, h.env.feed)
-        decision = gate.recheck(h.fields, h.area, expired=expired, record_id=key[0])
+        decision = gate.recheck(h.fields, h.area, expired=expired, record_id=key[0],
+                                at=now)
         if decision.action == "hold":
             return False
         self._drop(key, h)
@@ -194,6 +253,8 @@ class Depersonaliser:
         out.transforms[h.protocol.ref] = {f: t for f, t in h.transforms.items()
                                           if f in decision.fields}
         out.released_held.append((h.env.feed, h.protocol.ref, decision.action))
+        if expired and h.area_level == "ward" and not gate.keeps_ward(decision.fields, h.area):
+            self._remember_late(key, h, now)
         return True
 
     def _drop(self, key: tuple[str, str], h: _Held) -> None:
@@ -318,7 +379,9 @@ class Depersonaliser:
             out.gated_fields[protocol.ref] = tuple(decision.generalised)
             if area is not None and area.ward_code:
                 # This record may have filled its ward cell: release whatever it was holding.
-                for held_key in list(self._held_cells.get(
-                        (protocol.ref, env.feed, area.ward_code), [])):
+                cell = (protocol.ref, env.feed, area.ward_code)
+                for held_key in list(self._held_cells.get(cell, [])):
                     self._settle(held_key, self._held[held_key], now, out, expired=False)
+                if cell in self._late and gate.keeps_ward(decision.fields, area):
+                    self._release_late(cell, now, out)
         return out

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -92,6 +93,15 @@ def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
+def _finite(text: str) -> float:
+    # 1e999999 parses to infinity, which no JSON encoder writes back: the record could be neither
+    # sealed nor published, so it is refused here with a reason rather than failing later.
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text[:40]} is out of range for a JSON number")
+    return value
+
+
 def _bad_json(message: str) -> str:
     return f"not valid JSON: {message}"
 
@@ -100,7 +110,7 @@ def load_json(text: str) -> tuple[Any, str | None]:
     """(value, None) or (None, reason). Stricter than ``json.loads``: NaN and Infinity, unpaired
     surrogate escapes and absurd nesting are refused, since none can be sealed or published."""
     try:
-        value = json.loads(text, parse_constant=_no_constants)
+        value = json.loads(text, parse_constant=_no_constants, parse_float=_finite)
     except json.JSONDecodeError as exc:
         return None, _bad_json(f"{exc.msg} at line {exc.lineno} column {exc.colno}")
     except ValueError as exc:

@@ -35,7 +35,8 @@ from services.core.kafka.topics import topics_for
 from tests.crash.test_kill9 import Background, assert_exact, count, processed, wait_drained
 from tests.kafka_read import wait_for
 
-pytestmark = [pytest.mark.kafka, pytest.mark.slow, pytest.mark.timeout(1800)]
+pytestmark = [pytest.mark.own_broker, pytest.mark.kafka, pytest.mark.slow,
+              pytest.mark.timeout(1800)]
 
 N = int(os.environ.get("S115HUB_BROKER_FAIL_RECORDS", "100000"))
 HERTS = REPO_ROOT / "deploy" / "hertfordshire"
@@ -172,7 +173,7 @@ def test_given_a_broker_then_the_controller_killed_mid_replay_then_no_group_lose
     cluster.kill_node(controller)
     note("kill -9 active controller", node=controller, router_read=processed(hub, "router"))
     assert processed(hub, "router") < N, "the controller kill was not mid-replay"
-    new_controller = cluster.active_controller(timeout=60)
+    new_controller = cluster.active_controller(timeout=120)
     note("new active controller", node=new_controller)
     cluster.start_node(controller, timeout=180)
     note("old controller restarted", node=controller)

@@ -11,6 +11,8 @@ from services.core.config.settings import REPO_ROOT
 from services.core.kafka.broker import free_port
 from tests.e2e.cli_support import clean_env, run_cli
 
+pytestmark = pytest.mark.own_broker
+
 HERTS = REPO_ROOT / "deploy" / "hertfordshire"
 
 

@@ -16,7 +16,7 @@ import pytest
 
 from services.core.config.settings import REPO_ROOT
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.own_broker, pytest.mark.slow]
 
 ROW = re.compile(r"^\s+(grp-[a-z0-9-]+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s*$")
 

@@ -14,7 +14,7 @@ from services.core.kafka.broker import EmbeddedBroker, free_port
 from tests.e2e.ingest_support import hub_settings, police_record, running_ingest
 from tests.kafka_read import read_json, wait_for
 
-pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+pytestmark = [pytest.mark.own_broker, pytest.mark.kafka, pytest.mark.slow]
 
 
 def test_given_broker_down_then_503_nothing_acked_and_retry_after_restart_arrives_once(

@@ -4,12 +4,13 @@ data or key lost, and checked (protocol status, subscribe, status, audit verify)
 
 The broker is the session's Kafka standing in for the operator's Apache Kafka (the README's
 `KAFKA_BOOTSTRAP_SERVERS`); it outlives the restart, as a Kafka unit does when the hub's unit
-restarts. TODO(i16-officer-accounts): the reconciliation report per partner (`s115hub
-reconcile ...`) is the other half of issue 16; add it here when it lands.
+restarts. Last, the officer reconciles the partner's period by its own references (`s115hub
+reconcile`), which must account for every record sent, across the restart.
 """
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import shutil
@@ -149,7 +150,17 @@ def test_onboard_halton_run_across_a_restart_and_check_it(
         # 7. Checked and reported on.
         assert ok(run_cli(["audit", "verify"], cli)).startswith("OK ")
         ok(run_cli(["status"], cli))
-        # TODO(i16-officer-accounts): `s115hub reconcile --partner cheshire-police` here.
+        report = tmp_path / "reconcile.csv"
+        ok(run_cli(["reconcile", "cheshire-police", "--from", "2020-01-01", "--to", "2100-01-01",
+                    "--csv", str(report)], cli, timeout=180))
+        rows = list(csv.DictReader(report.read_text(encoding="utf-8").splitlines()))
+        outcome = {(r["source_id"], r["outcome"]) for r in rows}
+        # Every record sent is accounted for by the partner's own reference: eight delivered to
+        # the Halton group (HAL-0000 once, although sent twice), the bad timestamp rejected.
+        delivered = {sid for sid, o in outcome if o == "delivered"}
+        assert delivered == {f"HAL-{n:04d}" for n in range(8)}, rows
+        assert all("grp-halton" in r["delivered_to"] for r in rows if r["outcome"] == "delivered")
+        assert [r["outcome"] for r in rows if r["source_id"] == "HAL-0099"] == ["rejected"], rows
         rc, left = hub.stop_with(signal.SIGTERM)
         assert rc == 0
         assert not left

@@ -53,6 +53,8 @@ CALLOWLAND, HOLYWELL = "E05004838", "E05004840"
 class Source:
     subs: list[Subscription]
     stopping: bool = False
+    #: Live protocol ref -> the groups it names (the router's own map).
+    live: dict[str, frozenset[str]] | None = None
 
     def ready(self) -> tuple[bool, str]:
         return (False, "stopping") if self.stopping else (True, "ok")
@@ -91,8 +93,12 @@ def web(kafka_broker: BrokerInfo, tmp_path_factory: pytest.TempPathFactory) -> I
                         kafka_idempotent_producer=kafka_broker.idempotent_producer,
                         topic_prefix=f"w{uuid.uuid4().hex[:10]}",
                         state_dir=tmp_path_factory.mktemp("web-state"))
-    ensure_topics(settings, topic_specs(settings, ["grp-a", "grp-b"]))
-    source = Source([_sub("grp-a", WATFORD), _sub("grp-b", DACORUM)])
+    ensure_topics(settings, topic_specs(settings, ["grp-a", "grp-b", "grp-w"]))
+    # grp-w takes one ward of Watford (as Halton's Widnes and Runcorn groups take wards).
+    ward_group = Subscription.of(Group(id="grp-w", name="grp-w", wards=[CALLOWLAND],
+                                       protocols=["police-district"], officer="x"))
+    source = Source([_sub("grp-a", WATFORD), _sub("grp-b", DACORUM), ward_group],
+                    live={"police-district@1": frozenset({"grp-a", "grp-b", "grp-w"})})
     root = FastAPI()
     root.mount("/groups", make_web_app(settings, source, ServiceMetrics("router")))
     port = free_port()
@@ -404,3 +410,36 @@ def test_open_streams_end_when_the_router_stops_being_ready(web: Web) -> None:
         finally:
             web.source.stopping = False
             sse.close()
+
+
+def test_a_ward_group_is_told_how_many_district_only_records_its_district_had(web: Web) -> None:
+    """District-only records go to the district's group, not to a group of single wards (the
+    hub does not know their ward); that group's wards.json and summary.json count them."""
+    auth = {"Authorization": f"Bearer {web.token('grp-w')}"}
+    now = datetime.now(UTC)
+    shared_topic = topics_for(web.settings).shared
+    planted = [record(None, now - timedelta(minutes=1)) for _ in range(3)]
+    planted.append(record(None, now - timedelta(minutes=1), district=DACORUM))  # not its district
+    later = record(None, now - timedelta(minutes=1))
+    planted.append(later)
+    # ... released again with its ward (late ward release): no longer district-only.
+    planted.append(later.model_copy(update={"ward_code": HOLYWELL}))
+    for rec in planted:
+        web.producer.send(shared_topic, rec.model_dump_json().encode(),
+                          key=rec.hub_record_id.encode())
+    web.producer.flush()
+
+    def probe() -> dict[str, Any]:
+        return httpx.get(f"{web.url}/grp-w/wards.json", headers=auth, timeout=20).json()
+
+    doc = wait_for(probe, lambda d: d["district_only_not_received"] == 3, timeout=30,
+                   what="grp-w to be told of three district-only records")
+    assert doc["district_only_not_received_shown"] == "<10"
+    assert doc["district_only"] == 0  # it received none itself
+    summary = httpx.get(f"{web.url}/grp-w/summary.json", headers=auth, timeout=20).json()
+    assert summary["district_only_not_received"] == 3
+    assert summary["district_only_not_received_shown"] == "<10"
+    # A district group receives those records themselves and is told nothing more.
+    a = {"Authorization": f"Bearer {web.token('grp-a')}"}
+    assert httpx.get(f"{web.url}/grp-a/wards.json", headers=a,
+                     timeout=20).json()["district_only_not_received"] == 0

@@ -17,6 +17,7 @@ from tests.e2e.cli_support import Running, clean_env, descendants
 SIGNALS = [signal.SIGTERM, signal.SIGINT, signal.SIGHUP]
 
 
+@pytest.mark.own_broker
 @pytest.mark.slow
 def test_up_given_each_stop_signal_then_broker_and_services_are_all_gone(tmp_path: Path) -> None:
     """One `up --demo` per signal, started side by side (a whole hub takes ~30 s to start on
@@ -46,6 +47,7 @@ def test_up_given_each_stop_signal_then_broker_and_services_are_all_gone(tmp_pat
         assert not (tmp_path / sig.name / "s115hub.env").exists(), "a stopped demo's env file"
 
 
+@pytest.mark.own_broker
 @pytest.mark.parametrize("sig", SIGNALS, ids=lambda s: s.name)
 def test_broker_given_a_stop_signal_then_the_broker_process_is_gone(
         sig: signal.Signals, tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ from services.core.kafka import local as kafka_local
 from services.core.kafka.topics import topics_for
 from tests.kafka_read import read_topic, wait_for
 
-pytestmark = [pytest.mark.slow, pytest.mark.kafka]
+pytestmark = [pytest.mark.own_broker, pytest.mark.slow, pytest.mark.kafka]
 
 
 @pytest.fixture(autouse=True)

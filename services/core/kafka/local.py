@@ -395,19 +395,34 @@ class LocalKafka:
                 node.process.wait()
 
     def active_controller(self, timeout: float = 30.0) -> int:
-        """The node id of the KRaft quorum leader, from ``kafka-metadata-quorum describe``."""
+        """The node id of the KRaft quorum leader, from ``kafka-metadata-quorum describe``.
+
+        Each attempt is bounded: during an election the admin client can wait its whole default
+        API timeout (a minute) on a controller that just died, so short client timeouts and a
+        per-attempt deadline let the next attempt ask the survivors.
+        """
         java = self._java()
+        client = self.directory / "quorum-client.properties"
+        client.write_text("request.timeout.ms=5000\ndefault.api.timeout.ms=10000\n")
+        log4j = self.node_list[0].directory / "log4j2.properties"
         deadline = time.monotonic() + timeout
         last = ""
         while time.monotonic() < deadline:
-            done = subprocess.run(  # noqa: S603 - our java, fixed class
-                [*java, "-Xmx128m", "-XX:TieredStopAtLevel=1",
-                 f"-Dlog4j2.configurationFile={self.node_list[0].directory / 'log4j2.properties'}",
-                 "org.apache.kafka.tools.MetadataQuorumCommand",
-                 "--bootstrap-controller",
-                 ",".join(f"127.0.0.1:{n.ports['CONTROLLER']}" for n in self.node_list if n.alive),
-                 "describe", "--status"],
-                capture_output=True, text=True, timeout=60, check=False)
+            command = [*java, "-Xmx128m", "-XX:TieredStopAtLevel=1",
+                       f"-Dlog4j2.configurationFile={log4j}",
+                       "org.apache.kafka.tools.MetadataQuorumCommand",
+                       "--bootstrap-controller",
+                       ",".join(f"127.0.0.1:{n.ports['CONTROLLER']}"
+                                for n in self.node_list if n.alive),
+                       "--command-config", str(client),
+                       "describe", "--status"]
+            try:
+                done = subprocess.run(  # noqa: S603 - our java, fixed class
+                    command, capture_output=True, text=True, check=False,
+                    timeout=max(5.0, min(30.0, deadline - time.monotonic())))
+            except subprocess.TimeoutExpired:
+                last = "quorum describe timed out"
+                continue
             for line in done.stdout.splitlines():
                 if line.startswith("LeaderId:"):
                     leader = int(line.split(":", 1)[1].strip())

@@ -38,12 +38,15 @@ from services.core.crypto.hashed_tokens import Bearer
 from services.core.kafka.scan import scan
 from services.core.kafka.topics import topics_for
 from services.core.ops.metrics import ServiceMetrics
+from services.router.hotspots.detector import window_bounds, window_index
 from services.router.subscriptions import Subscription
 from services.router.web import kafka_io, positions, records
 from services.router.web.access_audit import FactSink, KafkaFactSink, read_fact
+from services.router.web.district_only import DistrictOnlyRecords, not_received, ward_districts
 from services.router.web.docs import add_docs
 from services.router.web.page_html import group_page, token_form
 from services.router.web.page_routes import OptFrom, OptTo, make_page_router, period
+from services.router.web.summary import public_count
 from services.router.web.svgmap import ward_svg
 from services.router.web.tally import WardTally
 from services.router.web.tokens import group_token_store
@@ -69,6 +72,11 @@ class GroupSource(Protocol):
     def subs(self) -> list[Subscription]: ...
 
     def ready(self) -> tuple[bool, str]: ...
+
+
+def _not_received_counts(count: int, suppress_below: int) -> dict[str, Any]:
+    return {"district_only_not_received": count,
+            "district_only_not_received_shown": public_count(count, suppress_below)}
 
 
 def group_wards(sub: Subscription, areas: AreaIndex) -> list[str]:
@@ -111,6 +119,9 @@ class GroupWeb:
         self.tokens = group_token_store(settings)
         self.areas = AreaIndex.load(settings.boundaries_dir)
         self.tallies: dict[str, _GroupTally] = {}
+        # District-only records on the shared topic, for ward groups' counts (district_only.py).
+        self.district_only = DistrictOnlyRecords()
+        self.district_only_state = _GroupTally()
         self.svg_cache: dict[tuple[str, ...], str] = {}
         self.m_requests = metrics.counter(
             "web_requests_total", "Group web requests, by endpoint and outcome.",
@@ -220,6 +231,29 @@ class GroupWeb:
                         gt.tally.add(rec.ward_code or "", when, now)
                 gt.refreshed = time.monotonic()
         return gt.tally
+
+    async def district_only_not_received(self, sub: Subscription, start: datetime | None = None,
+                                         end: datetime | None = None, *,
+                                         category: str | None = None,
+                                         feed: str | None = None) -> list[SharedRecord]:
+        """District-only records in the districts of the group's wards that it could not
+        receive (district_only.py), caught up from the shared topic at most every
+        TALLY_REFRESH_SECONDS. Only groups that take single wards read it."""
+        if not ward_districts(sub, self.areas):
+            return []
+        st = self.district_only_state
+        async with st.lock:
+            if time.monotonic() - st.refreshed >= TALLY_REFRESH_SECONDS:
+                values, st.positions = await kafka_io.catch_up(
+                    self.settings, self.topics.shared, st.positions)
+                for value in values:
+                    rec = self.parse_delivery(value)
+                    if rec is not None:
+                        self.district_only.add(rec)
+                st.refreshed = time.monotonic()
+        live = getattr(self.source, "live", None) or {}
+        return not_received(self.district_only.records.values(), sub, self.areas, live, start,
+                            end, category=category, feed=feed)
 
     async def records(self, group: str, *, fresh: bool = False) -> list[SharedRecord]:
         """The group's delivered records, from the router's state (caught up first)."""
@@ -362,7 +396,13 @@ def make_web_app(settings: Settings, source: GroupSource, metrics: ServiceMetric
                 # Records this week the group received without a ward (the risk gate placed
                 # them only at the district): the true count, and as the page may show it.
                 "district_only": tally.status("").count,
-                "district_only_shown": tally.status("").public_count(n)}
+                "district_only_shown": tally.status("").public_count(n),
+                # District-only records in the districts of the group's wards, which a group
+                # of single wards cannot receive: told as a count (district_only.py).
+                # This week as the tally has it, or (nothing delivered yet) the current week.
+                **_not_received_counts(len(await web.district_only_not_received(
+                    sub, *(window or window_bounds(
+                        "week", window_index("week", datetime.now(UTC)))))), n)}
 
     @app.get("/{group}/stream", summary="Live deliveries and alerts (server-sent events)",
              response_description="text/event-stream: `delivery` events carry a SharedRecord, "

@@ -170,12 +170,23 @@ def fields_by_protocol(records: Sequence[SharedRecord]) -> dict[str, list[str]]:
     return {k: sorted(v) for k, v in out.items()}
 
 
+def _elsewhere(count: int, suppress_below: int) -> str:
+    if not count:
+        return ""
+    return (f"\n{summary.public_count(count, suppress_below)} more records in the district of "
+            "this group's wards were released only at district level; they may be in its wards "
+            "or in others, so the group was told how many, not sent them.")
+
+
 def pack_html(*, group: str, name: str, start: datetime, end: datetime,
               records: Sequence[SharedRecord], alerts: Sequence[HotspotAlert],
               wards: Mapping[str, str], svg: str, suppress_below: int,
               protocol_fields: Mapping[str, Sequence[str]] | None = None,
               k_by_protocol: Mapping[str, int] | None = None,
+              district_only_not_received: int = 0,
               generated_at: datetime, generated_by: str) -> str:
+    """``district_only_not_received``: district-only records in the districts of a ward
+    group's wards, which it could not receive (district_only.py)."""
     start, end = as_utc(start), as_utc(end)
     doc = summary.summarise(records, wards, start, end, suppress_below=suppress_below)
     in_period = [r for r in records if (t := event_time(r)) is not None and start <= t < end]
@@ -191,7 +202,7 @@ Depersonalised data under Section 115 protocols: for tasking, not for onward sha
 <h2>Ward map</h2><div class="map">{coloured_map(svg, doc["wards"])}</div>
 <p class="note">Darker wards had more records this period; each ward shows its name and count.
 {summary.public_count(doc["district_only"], suppress_below)} records were placed only at district
-level and are not on the map.</p>"""]
+level and are not on the map.{_elsewhere(district_only_not_received, suppress_below)}</p>"""]
     top = [w for w in doc["wards"] if w["count"] or w["previous"]][:TOP_WARDS]
     parts.append("<h2>Top wards</h2>")
     parts.append(_table(

@@ -50,7 +50,8 @@ def group_page(group: str, name: str, root: str, member: str | None) -> str:
 <table id="wards-table"><thead><tr><th scope="col">Ward</th><th scope="col">Count</th>
 <th scope="col">Previous</th><th scope="col">Change</th><th scope="col">Significance</th>
 <th scope="col">Expected</th></tr></thead><tbody></tbody></table>
-<p id="district-only" class="note"></p></section>
+<p id="district-only" class="note"></p>
+<p id="district-only-elsewhere" class="note" hidden></p></section>
 <section class="trend" aria-labelledby="trend-h"><h2 id="trend-h">Trend
 <small id="trend-ward">all wards</small></h2><div id="trend"></div></section>
 <section class="records" aria-labelledby="records-h"><h2 id="records-h">Records

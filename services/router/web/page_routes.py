@@ -15,6 +15,7 @@ from services.router.web import summary
 from services.router.web.access_audit import reader_name
 from services.router.web.pack import fields_by_protocol, pack_html
 from services.router.web.pdf import PdfError, render_pdf_async
+from services.router.web.records import as_utc
 
 DEFAULT_DAYS = 28
 #: Summary and trend look four periods back; beyond ~5 years that stops meaning anything.
@@ -87,9 +88,16 @@ def make_page_router() -> APIRouter:
         web = request.app.state.web
         s, e = period(start, end, compared=True)
         recs = await web.records(group)
-        doc = summary.summarise(recs, web.ward_names(sub), s, e,
-                                suppress_below=web.settings.group_page_suppress_below,
+        n = web.settings.group_page_suppress_below
+        doc = summary.summarise(recs, web.ward_names(sub), s, e, suppress_below=n,
                                 category=category or None, feed=feed or None)
+        # A group of single wards cannot receive its districts' district-only records; it is
+        # told how many there were (district_only.py).
+        unseen = len(await web.district_only_not_received(
+            sub, as_utc(s), as_utc(e), category=category or None,
+            feed=feed or None))
+        doc["district_only_not_received"] = unseen
+        doc["district_only_not_received_shown"] = summary.public_count(unseen, n)
         return {"group": group, "name": web.group_name(group), **doc}
 
     @router.get("/{group}/trend.json", summary="Counts per day or week and category")
@@ -158,4 +166,6 @@ async def _pack(request: Request, group: str, sub: Subscription, start: datetime
                      svg=web.svg(sorted(web.ward_names(sub))),
                      suppress_below=web.settings.group_page_suppress_below,
                      protocol_fields=fields_by_protocol(recs),
+                     district_only_not_received=len(
+                         await web.district_only_not_received(sub, as_utc(start), as_utc(end))),
                      generated_at=datetime.now(UTC), generated_by=reader_name(bearer))

@@ -80,6 +80,8 @@ def test_given_a_json_string_holding_u2028_then_ndjson_keeps_it_one_record() -> 
     ('{"a": "\\ud800"}', "unpaired UTF-16 surrogate"),
     ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
     ("{", "not valid JSON"),
+    ('{"a": 1e999999}', "out of range for a JSON number"),
+    ("-1e400", "out of range for a JSON number"),
 ])
 def test_given_json_that_cannot_be_sealed_then_load_json_refuses_it(text: str, reason: str) -> None:
     value, error = load_json(text)

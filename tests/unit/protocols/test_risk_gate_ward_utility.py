@@ -107,6 +107,19 @@ def test_given_a_held_record_seen_again_then_it_is_not_counted_twice() -> None:
         assert gate.check(rec, T0, w, record_id="same").action == "hold"
 
 
+def test_given_a_recheck_after_the_window_moved_on_then_old_records_no_longer_count() -> None:
+    """A hold can end on a quiet feed, long after the last record was counted: the recheck
+    moves the window to its own time first, so records that left it do not vouch."""
+    gate = _gate(k=2)
+    w = WARDS[0]
+    gate.check(_rec(w, "25-34", "25-34"), T0, w, record_id="a")
+    assert gate.check(_rec(w, "25-34", "25-34"), T0, w, record_id="b").action == "release"
+    late = T0 + timedelta(days=8)
+    d = gate.recheck(_rec(w, "25-34", "25-34"), w, expired=True, at=late)
+    assert d.action == "suppress"
+    assert d.fields.get("location") != w.ward_code
+
+
 def test_given_a_record_without_a_ward_then_it_is_never_held() -> None:
     gate = _gate(hold=timedelta(hours=6))
     no_ward = AreaInfo(None, None, "E07000103", "Watford", None)

@@ -182,6 +182,17 @@
       activate(b, () => selectWard(""));
       d.append(" ", b);
     }
+    // A group of single wards cannot receive its districts' district-only records (the hub
+    // does not know which ward's group they belong to): it is told how many there were.
+    const u = $("district-only-elsewhere");
+    u.dataset.count = String(summary.district_only_not_received || 0);
+    u.textContent = summary.district_only_not_received
+      ? `${summary.district_only_not_received_shown} more records this period were released ` +
+        `only at district level in the district of your wards. They may be in your wards or ` +
+        `in others, so they are not sent to this group; a group taking the whole district ` +
+        `receives them.`
+      : "";
+    u.hidden = !summary.district_only_not_received;
     paintMap();
   }
 
