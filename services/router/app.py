@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import FastAPI
@@ -205,7 +204,7 @@ class SharedStage(Stage):
     def handle(self, items: list[Item]) -> Iterator[Outcome]:
         router = self.router
         hot = router.hotspots
-        now = datetime.now(UTC)
+        now = router.views.now()
         view = router.views.at(now)  # one view per batch: routing and alerts agree
         for item in items:
             rec: SharedRecord = item.value

@@ -131,6 +131,10 @@ class RoutingViews:
         """Install a view built elsewhere (benchmarks without a signed config)."""
         self._view, self._pset = view, None
 
+    def now(self) -> datetime:
+        """The views' clock (the wall clock in the service; injected in tests)."""
+        return self._clock()
+
     def at(self, now: datetime | None = None) -> RoutingView:
         now = now or self._clock()
         view = self._view

@@ -139,3 +139,32 @@ def test_validity_boundaries_are_utc_midnights_and_the_next_one_is_found() -> No
     assert day_of(datetime(2026, 3, 2, 23, 30, tzinfo=UTC)) == LAST_DAY
     with pytest.raises(ValueError, match="naive"):
         day_of(datetime(2026, 3, 2, 23, 30))
+
+
+def test_the_router_stage_stops_delivering_at_the_boundary_without_a_config_message(
+        tmp_path: Path) -> None:
+    """Glue: the router's own stage (no broker: handle() is given decoded items) routes a record
+    before midnight and not after, with only the clock moving."""
+    from types import SimpleNamespace
+
+    from services.core.kafka.stage_runner import Item
+    from services.router.app import Router, SharedStage
+
+    router = Router(Settings())
+    clock = Clock(MIDNIGHT - timedelta(seconds=1))
+    state, anchors = _state(tmp_path, _protocol(LAST_DAY - timedelta(days=30), LAST_DAY))
+    router.views = RoutingViews(anchors, lambda: AREAS, clock=clock)
+    router.hotspots.views = router.views
+    router.views.on_config(state)
+    router.hotspots.stage = router.hotspots._build_stage()
+    stage = SharedStage(router)
+
+    def delivered(record_id: str, offset: int) -> list[str]:
+        rec = _record().model_copy(update={"hub_record_id": record_id})
+        msg = SimpleNamespace(partition=0, offset=offset, value=rec.model_dump_json().encode())
+        (outs,) = list(stage.handle([Item(msg, rec)]))
+        return [o.topic for o in outs if ".deliver." in o.topic]
+
+    assert delivered("r1", 0) == [router.topics.deliver("grp-a")]
+    clock.now = MIDNIGHT
+    assert delivered("r2", 1) == []
