@@ -25,6 +25,9 @@ class OfficerKey(BaseModel):
     party: StrictStr = Field(min_length=1, max_length=200)
     officer: StrictStr = Field(min_length=1, max_length=200)
     public_key_pem: StrictStr = Field(min_length=1, max_length=10_000)
+    #: Who vouched for the key in the anchor log ("genesis" for the county's first keys): the
+    #: topic copy informs status and audit only; services trust the mounted, pinned file.
+    countersigned_by: StrictStr | None = Field(default=None, max_length=200)
 
 
 class Revocation(BaseModel):

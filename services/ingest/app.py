@@ -95,6 +95,8 @@ class AcceptedItem(BaseModel):
 class RejectedItem(BaseModel):
     index: int | None = Field(default=None, description="NDJSON: 0-based record index.")
     line: int | None = Field(default=None, description="CSV: line number (header is line 1).")
+    source_id: str | None = Field(default=None, description="Your own reference, when the "
+                                  "record carried a usable one.")
     rejection_id: str
     errors: list[ErrorItem]
 

@@ -18,7 +18,13 @@ from services.core.kafka.errors import BrokerUnavailable
 from services.core.kafka.topics import Topics
 from services.core.ops.metrics import ServiceMetrics
 from services.ingest.limits import RecentRecords
-from services.ingest.records import Sealer, build_raw, build_rejection, public_problems
+from services.ingest.records import (
+    Sealer,
+    build_raw,
+    build_rejection,
+    public_problems,
+    rejected_source_id,
+)
 from services.ingest.validation import Item, TimeWindow, validate_record
 
 
@@ -122,8 +128,13 @@ class IngestService:
                 spent += 60 + sum(len(p) + len(r) + 30 for p, r in rej.problems)
                 if spent > self.rejection_bytes:
                     errors = []
-                out.rejected.append({position_kind: item.position, "rejection_id": rid,
-                                     "errors": errors})
+                rejected = {position_kind: item.position, "rejection_id": rid, "errors": errors}
+                # The partner's own reference, when it is usable, so it need not map positions
+                # back to its records (the same rule as the dead letter's).
+                sid = rejected_source_id(item.data, rej.problems)
+                if sid is not None:
+                    rejected["source_id"] = sid
+                out.rejected.append(rejected)
                 rejected_labels.append(_reason_label(rej.problems))
                 continue
             rid = raw.envelope.hub_record_id

@@ -156,6 +156,8 @@ def test_given_mixed_ndjson_batch_then_per_record_results_and_good_ones_through(
     assert [(x["index"], [e["pointer"] for e in x["errors"]]) for x in out["rejected"]] == [
         (1, [""]), (2, ["/category"])]
     assert out["rejected"][0]["errors"][0]["reason"].startswith("not valid JSON")
+    # The partner's own reference comes back where the record had a usable one.
+    assert [x.get("source_id") for x in out["rejected"]] == [None, "nd-2"]
     wait_for(lambda: raw_source_ids(ingest.settings),
              lambda ids: {"nd-0", "nd-3"} <= set(ids), timeout=30, what="good NDJSON records")
 

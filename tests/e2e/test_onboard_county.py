@@ -108,6 +108,9 @@ def test_onboard_halton_run_across_a_restart_and_check_it(
         assert state.stat().st_mode & 0o777 == 0o700
         cli = clean_env(S115HUB_ENV_FILE=str(env_file))
 
+        # Retention from the protocols, as deploy/README.md says after the first start.
+        ok(run_cli(["retention", "apply"], cli, timeout=180))
+
         # 4. Credentials, only for parties in county.yaml.
         lines = ok(run_cli(["partner", "add", "cheshire-police"], cli)).split()
         api_key = lines[-1]

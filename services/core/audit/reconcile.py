@@ -178,6 +178,11 @@ def reconcile(partner: str, start: datetime, end: datetime, *,
             row.withheld_cause = str(detail.get("cause", "unknown"))
         elif kind == "generalised":
             row.generalised[str(protocol)] = str(detail.get("gate", "generalise"))
+    for row in rows.values():
+        # The gate, not the partner's geocoding, took the place away: say so, or the officer
+        # would send the partner chasing a location problem it does not have.
+        if row.unrouted_reason == "no_area" and "suppress" in row.generalised.values():
+            row.unrouted_reason = "location_withheld"
     ordered = sorted([*rows.values(), *rejected], key=lambda r: (r.received_at, r.source_id))
     return Reconciliation(partner, start, end, ordered)
 

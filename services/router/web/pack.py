@@ -101,16 +101,16 @@ def category_trends(records: Sequence[SharedRecord], start: datetime, end: datet
     rows, marks = [], []
     for cat, c in sorted(counts.items(), key=lambda kv: -kv[1][-1]):
         sig = summary.significance(c[-1], c[-2])
+        small = any(0 < n < suppress_below for n in c[-2:])
         rows.append([cat, *(summary.public_count(n, suppress_below) for n in c),
-                     f"{c[-1] - c[-2]:+d}", _sig_text(sig)])
-        marks.append(bool(sig["significant"]))
+                     summary.change_shown(c[-1], c[-2], suppress_below),
+                     summary.significance_shown(sig, small)])
+        marks.append(bool(sig["significant"]) and not small)
     return head, rows, marks
 
 
-def _sig_text(sig: Mapping[str, Any]) -> str:
-    if sig["direction"] == "none":
-        return "no change"
-    return f'{"significant " if sig["significant"] else ""}{sig["direction"]} (p={sig["p_value"]})'
+def _small(w: Mapping[str, Any]) -> bool:
+    return bool(w["change_shown"] == "" and (w["count"] or w["previous"]))
 
 
 def mo_tags(records: Sequence[SharedRecord]) -> Counter[str]:
@@ -196,7 +196,7 @@ def pack_html(*, group: str, name: str, start: datetime, end: datetime,
 <style>{_CSS}</style></head><body>
 <h1>{escape(name)}: tasking pack</h1>
 <p class="sub">{start:%d %B %Y} to {last_day:%d %B %Y} (group {escape(group)}).
-{doc["total"]} records this period, {doc["previous_total"]} the period before.
+{doc["total_shown"]} records this period, {doc["previous_total_shown"]} the period before.
 Generated {generated_at:%d %b %Y %H:%M} UTC by {escape(generated_by)}.
 Depersonalised data under Section 115 protocols: for tasking, not for onward sharing.</p>
 <h2>Ward map</h2><div class="map">{coloured_map(svg, doc["wards"])}</div>
@@ -207,9 +207,11 @@ level and are not on the map.{_elsewhere(district_only_not_received, suppress_be
     parts.append("<h2>Top wards</h2>")
     parts.append(_table(
         ["Ward", "This period", "Previous", "Change", "Significance", "Expected"],
-        [[w["ward_name"], w["count_shown"], w["previous_shown"], f'{w["change"]:+d}',
-          _sig_text(w), "no baseline" if w["expected"] is None else w["expected"]]
-         for w in top], numeric={1, 2, 3}, marked=[bool(w["significant"]) for w in top])
+        [[w["ward_name"], w["count_shown"], w["previous_shown"], w["change_shown"],
+          summary.significance_shown(w, _small(w)),
+          "no baseline" if w["expected"] is None else w["expected"]]
+         for w in top], numeric={1, 2, 3},
+        marked=[bool(w["significant"]) and not _small(w) for w in top])
         if top else "<p>No records in this period or the one before.</p>")
     head, rows, marks = category_trends(records, start, end, suppress_below)
     parts.append("<h2>Category trends</h2><p class=\"note\">Counts per period of the same "

@@ -42,6 +42,22 @@ def public_count(count: int, suppress_below: int) -> str:
     return f"<{suppress_below}" if 0 < count < suppress_below else str(count)
 
 
+def change_shown(current: int, previous: int, suppress_below: int) -> str:
+    """The change as printed: blank when either count is a small one, since "<10, 0, +7" would
+    give the hidden count back."""
+    small = any(0 < n < suppress_below for n in (current, previous))
+    return "" if small else f"{current - previous:+d}"
+
+
+def significance_shown(sig: Mapping[str, Any], small: bool) -> str:
+    """The significance as printed; no p-value beside small counts (it narrows them down)."""
+    if small:
+        return "small counts"
+    if sig["direction"] == "none":
+        return "no change"
+    return f'{"significant " if sig["significant"] else ""}{sig["direction"]} (p={sig["p_value"]})'
+
+
 def change_p_value(current: int, previous: int) -> float:
     """One-sided p-value of the change from ``previous`` to ``current`` (equal periods)."""
     n = current + previous
@@ -116,6 +132,7 @@ def summarise(records: Sequence[SharedRecord], wards: Mapping[str, str], start: 
             "ward_code": code, "ward_name": name, "count": c,
             "count_shown": public_count(c, suppress_below), "previous": p,
             "previous_shown": public_count(p, suppress_below), "change": c - p,
+            "change_shown": change_shown(c, p, suppress_below),
             "expected": None if expected is None else round(expected, 2),
             "band": band_of(c, expected), **significance(c, p)})
     rows.sort(key=lambda w: (-w["count"], w["ward_name"]))
@@ -125,6 +142,8 @@ def summarise(records: Sequence[SharedRecord], wards: Mapping[str, str], start: 
         "previous_from": prev_start.isoformat(),
         "category": category, "feed": feed, "suppress_below": suppress_below,
         "total": sum(now_c.values()), "previous_total": sum(prev_c.values()),
+        "total_shown": public_count(sum(now_c.values()), suppress_below),
+        "previous_total_shown": public_count(sum(prev_c.values()), suppress_below),
         "district_only": district_only,
         "district_only_shown": public_count(district_only, suppress_below),
         "has_baseline": has_baseline, "wards": rows,

@@ -131,3 +131,13 @@ def test_reviews_due_lists_those_within_the_window_soonest_first() -> None:
             ProtocolRow("c@1", True, date(2026, 2, 1), True)]
     assert [(p.ref, d) for p, d in reviews_due(rows, date(2026, 3, 1), 30)] == [
         ("c@1", -28), ("b@1", 9)]
+
+
+def test_given_the_gate_withheld_the_place_then_unrouted_says_so_not_no_area() -> None:
+    events = [ev("unrouted", "r2", detail={"reason": "no_area"}),
+              ev("generalised", "r2", detail={"gate": "suppress", "fields": ["location"]}),
+              ev("unrouted", "r4", detail={"reason": "no_area"})]
+    rec = reconcile("herts-police", T0, T1, envelopes=ENVELOPES, letters=[], events=events)
+    by = {r.source_id: r for r in rec.rows}
+    assert by["P-2"].unrouted_reason == "location_withheld"
+    assert by["P-4"].unrouted_reason == "no_area"

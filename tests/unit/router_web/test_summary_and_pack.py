@@ -100,9 +100,27 @@ def test_the_tasking_pack_prints_to_a_pdf_whose_text_has_every_section(
     for expected in ("Watford Tasking Group: tasking pack", "02 March 2026 to 08 March 2026",
                      "Ward map", "Top wards", "Category trends", "Alerts",
                      "Modus operandi tags", "What was withheld or generalised",
-                     "Callowland", "significant rise", "0.000321", "tags: forced-entry",
+                     "Callowland", "small counts", "0.000321", "tags: forced-entry",
                      "placed only at district level", "suspect_dob", "<5"):
         assert expected in text, expected
     # The map is drawn: every Watford ward's name is on it.
     for name in watford.values():
         assert name in text, name
+
+
+def test_a_small_count_is_not_given_back_by_the_change_or_its_p_value(areas: AreaIndex) -> None:
+    # Central: 2 this period, 0 before. "<5, 0, +2" or a p-value beside it would undo the "<5".
+    doc = summary.summarise(_records(), WARDS, START, END, suppress_below=5)
+    central = next(w for w in doc["wards"] if w["ward_code"] == CENTRAL)
+    assert (central["count_shown"], central["change_shown"]) == ("<5", "")
+    assert summary.change_shown(15, 3, 5) == ""  # 3 before is small: 15 - (+12) gives it back
+    assert summary.change_shown(15, 0, 5) == "+15"
+    watford = {w.code: w.name for w in areas.wards_in("E07000103")}
+    html = pack_html(group="grp-watford", name="Watford", start=START, end=END,
+                     records=_records(), alerts=[], wards=watford, svg=ward_svg(areas, watford),
+                     suppress_below=5, generated_at=END, generated_by="ann@watford")
+    top = html.split("<h2>Top wards</h2>", 1)[1].split("<h2>", 1)[0]
+    central_row = top.split(">Central<", 1)[1].split("</tr>", 1)[0]
+    assert "+2" not in central_row
+    assert "p=" not in central_row
+    assert "small counts" in central_row

@@ -148,8 +148,8 @@
     fillSelect($("f-category"), summary.categories, state.category);
     fillSelect($("f-feed"), summary.feeds, state.feed);
     $("period-line").textContent =
-      `${day(summary.from)} to ${day(summary.to)} (to exclusive): ${summary.total} records` +
-      ` (previous period ${summary.previous_total})` +
+      `${day(summary.from)} to ${day(summary.to)} (to exclusive): ${summary.total_shown} records` +
+      ` (previous period ${summary.previous_total_shown})` +
       (summary.category ? `, category ${summary.category}` : "") +
       (summary.feed ? `, feed ${summary.feed}` : "");
     const body = $("wards-table").querySelector("tbody");
@@ -159,12 +159,13 @@
       tr.dataset.ward = w.ward_code;
       tr.tabIndex = 0;
       if (state.ward === w.ward_code) tr.className = "selected";
-      const sig = w.direction === "none" ? "no change"
+      // Beside a small count the change and p-value would give the hidden count back.
+      const small = w.change_shown === "" && (w.count > 0 || w.previous > 0);
+      const sig = small ? "small counts" : w.direction === "none" ? "no change"
         : `${w.significant ? "significant " : ""}${w.direction} (p=${w.p_value})`;
-      const change = w.change > 0 ? `+${w.change}` : String(w.change);
       tr.append(text("th", w.ward_name), text("td", w.count_shown, "count"),
-                text("td", w.previous_shown), text("td", change, "change"),
-                text("td", sig, w.significant ? "sig" : ""),
+                text("td", w.previous_shown), text("td", w.change_shown, "change"),
+                text("td", sig, w.significant && !small ? "sig" : ""),
                 text("td", w.expected === null ? "no baseline" : String(w.expected)));
       tr.firstChild.scope = "row";
       activate(tr, () => selectWard(w.ward_code));
