@@ -24,19 +24,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bench.engine_cost import FEEDS, _Clear
+from demo.synthetic import Generator
 from schemas.envelope import Envelope, RawRecord
 from services.core.areas import AreaIndex
-from services.core.audit_facts import decode_fact, encode_fact
-from services.core.audit_key import HubAuditKey, audit_key_id
-from services.core.audit_log import ChainState
-from services.core.keyring import PseudonymKeyring
-from services.core.settings import REPO_ROOT, Settings
-from services.demo.synthetic import Generator
+from services.core.audit.facts import decode_fact, encode_fact
+from services.core.audit.key import HubAuditKey, audit_key_id
+from services.core.audit.log import ChainState
+from services.core.config.settings import REPO_ROOT, Settings
+from services.core.crypto.keyring import PseudonymKeyring
 from services.depersonalise.accounting import accounting_facts
-from services.depersonalise.lifecycle import ProtocolSet
-from services.depersonalise.protocol import load_protocol
-from services.depersonalise.signing import generate_officer_key, officer_keys_from, sign_protocol
 from services.depersonalise.stage import Depersonaliser
+from services.protocols.lifecycle import ProtocolSet
+from services.protocols.protocol import load_protocol
+from services.protocols.signing import generate_officer_key, officer_keys_from, sign_protocol
 
 
 def main() -> None:

@@ -24,20 +24,20 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from demo.synthetic import Generator
 from schemas.envelope import Envelope, RawRecord
 from schemas.feeds import FeedName
 from services.core.areas import AreaIndex
-from services.core.keyring import PseudonymKeyring
-from services.core.settings import REPO_ROOT, Settings
-from services.demo.synthetic import Generator
-from services.depersonalise.lifecycle import ProtocolSet
-from services.depersonalise.protocol import load_protocol
-from services.depersonalise.signing import (
+from services.core.config.settings import REPO_ROOT, Settings
+from services.core.crypto.keyring import PseudonymKeyring
+from services.depersonalise.stage import Depersonaliser
+from services.protocols.lifecycle import ProtocolSet
+from services.protocols.protocol import load_protocol
+from services.protocols.signing import (
     generate_officer_key,
     officer_keys_from,
     sign_protocol,
 )
-from services.depersonalise.stage import Depersonaliser
 
 FEEDS: tuple[FeedName, ...] = ("police", "fire", "health", "council")
 

@@ -1,6 +1,6 @@
 """faust's second trial on Apache Kafka (issue 13): hot-spot style window counts as a faust table.
 
-One local Apache Kafka node (services/core/kafka_local.py). ``fx.src`` (3 partitions) holds N
+One local Apache Kafka node (services/core/kafka/local.py). ``fx.src`` (3 partitions) holds N
 events keyed by ward, all inside one hour, so the right answer per (ward, window) is the number of
 events for the ward. A faust worker counts them in ``Table(...).tumbling(3600)``.
 
@@ -116,7 +116,7 @@ def changelog_counts(boot: str, app_id: str) -> Counter[str]:
 
 
 def main() -> None:
-    from services.core.kafka_local import LocalKafka
+    from services.core.kafka.local import LocalKafka
 
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 50_000
     work = Path(tempfile.mkdtemp(prefix="faust-trial-"))

@@ -26,11 +26,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.free_text_leaks import corpus, protocols, stage_for
 from schemas.envelope import Envelope, RawRecord
-from services.core.settings import REPO_ROOT
-from services.depersonalise.transforms import get_transform
-from services.depersonalise.transforms.free_text import lists_for
-from services.depersonalise.transforms.free_text_record import record_words
-from services.depersonalise.transforms.free_text_vocabulary import Release
+from services.core.config.settings import REPO_ROOT
+from services.protocols.transforms import get_transform
+from services.protocols.transforms.free_text import lists_for
+from services.protocols.transforms.free_text_record import record_words
+from services.protocols.transforms.free_text_vocabulary import Release
 
 ADVERSARIAL = {
     "dots": "." * 4000,

@@ -26,18 +26,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import yaml
 
 from bench.canary_corpus import KINDS, CorpusRecord, Planted, build
+from demo.synthetic import Generator
 from schemas.base import free_text_fields
 from schemas.envelope import Envelope, RawRecord
 from schemas.feeds import FEEDS
 from services.core.areas import AreaIndex
-from services.core.keyring import PseudonymKeyring
-from services.core.settings import REPO_ROOT, Settings
-from services.demo.synthetic import Generator
-from services.depersonalise.lifecycle import ProtocolSet
-from services.depersonalise.protocol import Protocol, parse_protocol
-from services.depersonalise.signing import generate_officer_key, officer_keys_from, sign_protocol
+from services.core.config.settings import REPO_ROOT, Settings
+from services.core.crypto.keyring import PseudonymKeyring
 from services.depersonalise.stage import Depersonaliser
-from services.depersonalise.transforms.free_text_normalise import normalise
+from services.protocols.lifecycle import ProtocolSet
+from services.protocols.protocol import Protocol, parse_protocol
+from services.protocols.signing import generate_officer_key, officer_keys_from, sign_protocol
+from services.protocols.transforms.free_text_normalise import normalise
 
 VOCABULARY = {"transform": "free_text", "mode": "vocabulary",
               "vocabulary": ["incident-en@1", "towns-east@1"]}

@@ -42,6 +42,9 @@ The known-rate oracle: a planted cluster is *catchable* when, knowing the true n
 dispersion and the cluster's wards, the summed count of the cluster over its first j weeks
 (any j) has a negative-binomial upper tail p <= 0.01 / (cells per week). Recall is measured on
 those only: the target is to catch what a test with perfect knowledge of the rates would.
+
+Over 400 lines because the worlds, both detectors' drivers and the scoring of one reproducible
+benchmark sit together.
 """
 
 from __future__ import annotations

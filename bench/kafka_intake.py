@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from bench.workload import Item, PublishStats
-from services.core.kafka import make_producer
-from services.core.keys import MasterKey
-from services.core.settings import Settings
-from services.core.topics import topics_for
+from services.core.config.settings import Settings
+from services.core.crypto.keys import MasterKey
+from services.core.kafka.clients import make_producer
+from services.core.kafka.topics import topics_for
 from services.ingest.app import RECORD_ID_INFO
 from services.ingest.records import hub_record_id
 

@@ -25,14 +25,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from schemas.audit_fact import AuditFact
 from schemas.shared import SharedRecord
-from services.core import canonical
 from services.core.areas import AreaIndex
-from services.core.audit_key import HubAuditKey, audit_key_id
-from services.core.audit_log import ChainState
-from services.core.county import load_county
-from services.core.settings import Settings
-from services.depersonalise.protocol import Protocol
+from services.core.audit.key import HubAuditKey, audit_key_id
+from services.core.audit.log import ChainState
+from services.core.config.county import load_county
+from services.core.config.settings import Settings
+from services.core.crypto import canonical
+from services.protocols.protocol import Protocol
 from services.router.app import Router
+from services.router.routing_view import RoutingView, Terms
 from services.router.subscriptions import subscriptions_for
 
 # Broxbourne: police-district gives each record to grp-broxbourne and the county group, close to
@@ -62,17 +63,17 @@ def shared_records(n: int) -> list[bytes]:
 def make_router(settings: Settings) -> Router:
     router = Router(settings)
     county = load_county(settings.config_dir / "county.yaml")
-    router.subs = subscriptions_for(county, AreaIndex.load(settings.boundaries_dir))
-    terms: dict[str, tuple[list[str], dict[str, dict[str, str]]]] = {}
+    subs = subscriptions_for(county, AreaIndex.load(settings.boundaries_dir))
+    terms: dict[str, Terms] = {}
     live: dict[str, frozenset[str]] = {}
     for path in sorted(Path(settings.config_dir, "protocols").glob("*.yaml")):
         p = Protocol.model_validate(yaml.safe_load(path.read_text()))
         live[p.ref] = frozenset(p.recipients)
         by_feed = {feed: {name: rule.transform for name, rule in rules.fields.items()
                           if rule.transform != "drop"} for feed, rules in p.feeds.items()}
-        terms[p.ref] = (list(p.lawful_basis), by_feed)
-    router.live = live
-    router.audit_terms._terms = terms  # no signed config state without a broker
+        terms[p.ref] = (tuple(p.lawful_basis), by_feed)
+    # No signed config state without a broker: the view is built by hand.
+    router.views.set(RoutingView(subs=tuple(subs), live=live, terms=terms))
     return router
 
 
@@ -87,7 +88,8 @@ async def run(n: int) -> dict[str, float]:
     t0 = time.process_time()
     for v in values:
         rec = SharedRecord.model_validate_json(v)
-        sent += router.route_record(rec, v, router.route(rec))
+        view = router.views.current
+        sent += router.route_record(rec, v, view.route(rec), view)
     t1 = time.process_time()
     facts = [o.value for o in sent if o.topic == router.topics.audit_facts]
     for value in facts:  # as AuditChainer.handle: the message bytes come from sealing

@@ -47,11 +47,11 @@ from bench.workload import (
     rss_mb,
     synthetic,
 )
-from services.core.broker import EmbeddedBroker, free_port
-from services.core.kafka import ensure_topics, make_consumer, make_producer
-from services.core.settings import REPO_ROOT, Settings
-from services.core.topics import TopicSpec, topics_for
-from services.demo.cluster import SERVICES, LocalHub
+from demo.cluster import SERVICES, LocalHub
+from services.core.config.settings import REPO_ROOT, Settings
+from services.core.kafka.broker import EmbeddedBroker, free_port
+from services.core.kafka.clients import ensure_topics, make_consumer, make_producer
+from services.core.kafka.topics import TopicSpec, topics_for
 from services.ingest.police_uk import read_street_csv
 
 POLICE_UK = REPO_ROOT / "deploy" / "data" / "police-uk" / "2018-01-essex-street.csv"

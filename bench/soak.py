@@ -25,13 +25,13 @@ from typing import Any
 from bench.kafka_intake import record_id_key
 from bench.run import loadavg, say, start_hub
 from bench.workload import group_lag, rss_mb
+from demo.cluster import LocalHub
+from demo.synthetic import Generator
 from services.core.areas import AreaIndex
-from services.core.broker import EmbeddedBroker, free_port
-from services.core.kafka import make_producer
-from services.core.settings import REPO_ROOT
-from services.core.topics import topics_for
-from services.demo.cluster import LocalHub
-from services.demo.synthetic import Generator
+from services.core.config.settings import REPO_ROOT
+from services.core.kafka.broker import EmbeddedBroker, free_port
+from services.core.kafka.clients import make_producer
+from services.core.kafka.topics import topics_for
 
 
 def sample(hub: LocalHub) -> dict[str, Any]:

@@ -6,7 +6,7 @@ every released combination. Pure: the real depersonalise stage, a simulated cloc
 
 Two data sets:
 
-* the synthetic county (``services/demo/synthetic.py``): Hertfordshire, all four feeds, records
+* the synthetic county (``demo/synthetic.py``): Hertfordshire, all four feeds, records
   arriving at ``--per-hour`` for ``--days``, each processed at its arrival time, gate starting
   empty (a newly onboarded county). The Hertfordshire protocols as shipped, ward-level ones
   counted (health-county releases districts by design and is left out).
@@ -44,20 +44,20 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from demo.synthetic import Generator
 from schemas.envelope import Envelope, RawRecord
 from schemas.feeds import FeedName
 from services.core.areas import AreaIndex
-from services.core.keyring import PseudonymKeyring
-from services.core.settings import REPO_ROOT, Settings
-from services.demo.synthetic import Generator
+from services.core.config.settings import REPO_ROOT, Settings
+from services.core.crypto.keyring import PseudonymKeyring
 from services.depersonalise.engine import area_level, release
-from services.depersonalise.lifecycle import ProtocolSet
-from services.depersonalise.protocol import Protocol, load_protocol
 from services.depersonalise.risk_gate import RiskGate
-from services.depersonalise.signing import generate_officer_key, officer_keys_from, sign_protocol
 from services.depersonalise.stage import Depersonaliser, StageResult, area_of, event_time
-from services.depersonalise.transforms import AreaInfo
 from services.ingest.police_uk import read_street_csv
+from services.protocols.lifecycle import ProtocolSet
+from services.protocols.protocol import Protocol, load_protocol
+from services.protocols.signing import generate_officer_key, officer_keys_from, sign_protocol
+from services.protocols.transforms import AreaInfo
 
 FEEDS: tuple[FeedName, ...] = ("police", "fire", "health", "council")
 START = datetime(2026, 6, 1, tzinfo=UTC)

@@ -17,13 +17,13 @@ from pathlib import Path
 
 import httpx
 
+from demo.synthetic import Generator
 from services.core.areas import AreaIndex
-from services.core.county import County
-from services.core.kafka import kafka_python_common
-from services.core.settings import Settings
-from services.core.topics import topics_for
-from services.demo.synthetic import Generator
-from services.depersonalise.protocol import load_protocol
+from services.core.config.county import County
+from services.core.config.settings import Settings
+from services.core.kafka.clients import kafka_python_common
+from services.core.kafka.topics import topics_for
+from services.protocols.protocol import load_protocol
 
 
 @dataclass(frozen=True)
@@ -231,8 +231,8 @@ def read_deliveries(settings: Settings, groups: Iterable[str],
     topic_scan uses (tansu under-reports end offsets). Keys are hub record ids."""
     import asyncio
 
-    from services.core.topic_scan import scan
-    from services.core.topics import topics_for
+    from services.core.kafka.scan import scan
+    from services.core.kafka.topics import topics_for
 
     t = topics_for(settings)
 

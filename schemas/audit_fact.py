@@ -16,7 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 #: unrouted, withheld and generalised account for records that reached no one or reached them
-#: coarsened (issue 16; services/core/accounting_facts.py).
+#: coarsened (issue 16; services/core/audit/accounting.py).
 #: access: a group member read something (page, stream, export, records, pack).
 FactKind = Literal["disclosure", "alert", "config", "unrouted", "withheld", "generalised",
                    "access"]

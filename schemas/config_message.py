@@ -1,6 +1,7 @@
 """Values on the compacted ``s115.config`` topic, by key kind (the county document itself is
-``services.core.county.County``). Every service's config follower reads with these and refuses,
-keeping its previous state, whatever does not validate: see ``services/core/config_state.py``."""
+``services.core.config.county.County``). Every service's config follower reads with these and
+refuses, keeping its previous state, whatever does not validate: see
+``services/core/config/state.py``."""
 
 from __future__ import annotations
 

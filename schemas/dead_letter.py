@@ -3,10 +3,11 @@ plaintext of what it carried.
 
 Two writers share the contract. Ingest rejects a partner's record (``line``/``index``/``offset``
 names its place in the request or inbound topic; the original is sealed under the day's data key
-so ``s115hub dlq replay`` can re-present it). The stage runner (``services/core/stage_runner.py``)
-dead-letters any message a stage cannot process: ``stage``, ``topic``, ``partition`` and
-``offset`` say where it still lies, and the message itself is not copied (it stays on its topic
-for its retention; a reason names the field and the rule, never the value).
+so ``s115hub dlq replay`` can re-present it). The stage runner
+(``services/core/kafka/stage_runner.py``) dead-letters any message a stage cannot process:
+``stage``, ``topic``, ``partition`` and ``offset`` say where it still lies, and the message itself
+is not copied (it stays on its topic for its retention; a reason names the field and the rule,
+never the value).
 """
 
 from __future__ import annotations

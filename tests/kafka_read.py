@@ -8,8 +8,8 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from services.core.settings import Settings
-from services.core.topic_scan import scan
+from services.core.config.settings import Settings
+from services.core.kafka.scan import scan
 
 T = TypeVar("T")
 

@@ -1,4 +1,4 @@
-"""``s115hub acl``: install the hub's ACL table (services/core/acl_table.py) on Apache Kafka.
+"""``s115hub acl``: install the hub's ACL table (services/core/kafka/acls.py) on Apache Kafka.
 
 Run with the cluster admin's settings (a ``super.users`` principal): the same
 ``S115HUB_KAFKA_*`` SASL/TLS settings every command reads. ``apply`` is idempotent (Kafka keeps
@@ -14,10 +14,10 @@ from typing import Any
 
 import typer
 
-from services.core.acl_table import Grant, acl_table, partner_user, users_of
-from services.core.county import load_county
+from services.core.config.county import load_county
+from services.core.config.settings import Settings
 from services.core.errors import HubError
-from services.core.settings import Settings
+from services.core.kafka.acls import Grant, acl_table, partner_user, users_of
 
 acl_app = typer.Typer(help="Kafka ACLs and SCRAM users for the hub's principals.",
                       no_args_is_help=True)
@@ -51,7 +51,7 @@ def apply_grants(settings: Settings, grants: list[Grant],
     ACLs the brokers accepted. Raises HubError naming the first refusal."""
     from kafka.admin import KafkaAdminClient, UserScramCredentialUpsertion
 
-    from services.core.kafka import kafka_python_common
+    from services.core.kafka.clients import kafka_python_common
 
     admin = KafkaAdminClient(**kafka_python_common(settings), client_id="s115hub-acl")
     try:
@@ -136,7 +136,7 @@ def revoke_partner_cmd(partner: str) -> None:
     )
     from kafka.admin import ACLResourcePatternType as Pat
 
-    from services.core.kafka import kafka_python_common
+    from services.core.kafka.clients import kafka_python_common
 
     settings = Settings()
     user = partner_user(partner)

@@ -11,7 +11,7 @@ from typing import Any
 
 import typer
 
-from services.core.settings import Settings
+from services.core.config.settings import Settings
 
 audit_app = typer.Typer(help="The disclosure audit chain: verify, query, export.",
                         no_args_is_help=True)
@@ -24,7 +24,7 @@ def _err(msg: str) -> None:
 
 
 def _read(settings: Settings) -> Any:
-    from services.core.audit_io import read_chain
+    from services.core.audit.chain_io import read_chain
 
     _err(f"reading {settings.topic_prefix}.audit ...")
     chain = asyncio.run(read_chain(settings, progress=lambda n: _err(f"  read {n:,} messages")))
@@ -35,13 +35,13 @@ def _read(settings: Settings) -> Any:
 def _trusted_keys(settings: Settings, public_keys: list[Path]) -> dict[str, Any]:
     """Key id -> public key: the ones given, else the hub's own (its .pub file, or the private
     key when only that is at hand)."""
-    from services.core.audit_key import (
+    from services.core.audit.key import (
         audit_key_id,
         load_audit_key,
         load_public_key,
         public_path,
     )
-    from services.core.errors import CryptoError
+    from services.core.crypto.errors import CryptoError
 
     keys = {}
     for path in public_keys:
@@ -80,14 +80,14 @@ def verify(
     Reports the first bad position (0 = first event) when an event was edited, deleted,
     reordered or inserted. Exit code 0 when intact, 1 when not.
     """
-    from services.core.audit_bundle import verify_bundle
-    from services.core.audit_chain import verify_chain
+    from services.core.audit.bundle import verify_bundle
+    from services.core.audit.chain import verify_chain
 
     settings = Settings()
     if bundle is not None:
         trusted = None
         if public_key:
-            from services.core.audit_key import load_public_key
+            from services.core.audit.key import load_public_key
 
             if len(public_key) > 1:
                 raise typer.BadParameter("a bundle is signed by one key; give one --public-key")
@@ -132,7 +132,7 @@ def _when(value: str | None, name: str) -> datetime | None:
 
 def _ids_for_source(settings: Settings, source_id: str, partner: str | None) -> set[str]:
     """Hub record ids of accepted records with this source id (one per partner using it)."""
-    from services.core.durable import read_facts
+    from services.core.ops.durable import read_facts
 
     return {str(e.get("hub_record_id")) for e in asyncio.run(read_facts(settings)).envelopes
             if e.get("source_id") == source_id and (partner is None or e.get("partner") == partner)}
@@ -157,7 +157,7 @@ def query_cmd(
     records) matching every filter given."""
     from typing import get_args
 
-    from services.core.audit_chain import EventKind, query
+    from services.core.audit.chain import EventKind, query
 
     kinds = get_args(EventKind)
     if kind is not None and kind not in kinds:
@@ -195,8 +195,8 @@ def export(
 ) -> None:
     """Write the whole chain as a signed bundle (events.jsonl, checkpoints.jsonl, manifest.json,
     manifest.sig) that `audit verify --bundle` or any JCS + Ed25519 tool checks offline."""
-    from services.core.audit_bundle import export_bundle, public_key_fingerprint
-    from services.core.audit_key import load_audit_key
+    from services.core.audit.bundle import export_bundle, public_key_fingerprint
+    from services.core.audit.key import load_audit_key
 
     settings = Settings()
     hub = load_audit_key(settings.resolved_audit_key_file())
@@ -215,8 +215,8 @@ def record_change(action: str, subject: str, detail: dict[str, Any]) -> None:
     The change has happened by now, so a broker failure must not be silent: say plainly that it
     is unaudited and exit non-zero, so scripts notice.
     """
-    from services.core.audit_facts import config_fact, default_actor
-    from services.core.audit_io import publish_facts
+    from services.core.audit.chain_io import publish_facts
+    from services.core.audit.facts import config_fact, default_actor
 
     settings = Settings()
     fact = config_fact(action, subject, default_actor(), detail=detail)

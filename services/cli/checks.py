@@ -3,9 +3,10 @@ no county file gets one clear line instead of a key nobody can use or a topic no
 
 from __future__ import annotations
 
-from services.core.county import County, load_county
-from services.core.errors import ConfigError, HubError
-from services.core.settings import Settings
+from services.core.config.county import County, load_county
+from services.core.config.errors import ConfigError
+from services.core.config.settings import Settings
+from services.core.errors import HubError
 
 
 def county_of(settings: Settings) -> County:

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from services.core.areas import AreaIndex
-from services.core.config_publish import Message
-from services.core.county import County, Group, load_county
+from services.core.config.county import County, Group, load_county
+from services.core.config.publish import Message
 from services.core.errors import HubError
 
 
@@ -66,7 +66,7 @@ def check_group(g: Group, county: County, areas: AreaIndex, report: Report) -> N
 
 
 def check_protocol(path: Path, county: County, today: date, report: Report) -> Any:
-    from services.depersonalise.protocol import load_protocol
+    from services.protocols.protocol import load_protocol
 
     try:
         p = load_protocol(path)
@@ -148,7 +148,7 @@ def check_county_dir(config_dir: Path, areas: AreaIndex, today: date,
 
 def diff_lines(wanted: list[Message], live: Mapping[str, bytes | None]) -> list[str]:
     """What ``config apply`` would change on the config topic, key by key."""
-    from services.core.config_state import encode
+    from services.core.config.state import encode
 
     out = []
     same = 0

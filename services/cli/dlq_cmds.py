@@ -14,7 +14,7 @@ from pathlib import Path
 
 import typer
 
-from services.core.settings import Settings
+from services.core.config.settings import Settings
 
 dlq_app = typer.Typer(help="Dead letters: list and replay rejected records.", no_args_is_help=True)
 

@@ -10,9 +10,10 @@ import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
-from services.core.errors import BrokerUnavailable, HubError
-from services.core.settings import REPO_ROOT, Settings
-from services.core.state_dir import ENV_FILE_NAME, cli_env_file, load_env_into
+from services.core.config.settings import REPO_ROOT, Settings
+from services.core.config.state_dir import ENV_FILE_NAME, cli_env_file, load_env_into
+from services.core.errors import HubError
+from services.core.kafka.errors import BrokerUnavailable
 
 #: Commands that *are* the hub: they write the env file and must not read a stale one.
 HUB_COMMANDS = ("up", "broker")
@@ -57,13 +58,14 @@ def one_line(exc: BaseException, env_file: Path | None) -> str:
     """The message for ``exc``: ours as they are, the broker's as where to look."""
     from pydantic import ValidationError
 
+    from services.core.kafka.errors import is_client_error
+
     name = type(exc).__name__
-    module = type(exc).__module__
     if isinstance(exc, BrokerUnavailable):
         return f"{exc} ({f'settings from {env_file}' if env_file else 'no env file found'})"
     if isinstance(exc, HubError):
         return str(exc)
-    if module.startswith(("kafka", "aiokafka")) or "Unable to bootstrap" in str(exc):
+    if is_client_error(exc) or "Unable to bootstrap" in str(exc):
         return broker_hint(env_file) + f" [{name}]"
     if isinstance(exc, ValidationError):
         first = exc.errors(include_url=False)[0]

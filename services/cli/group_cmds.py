@@ -11,7 +11,7 @@ import re
 
 import typer
 
-from services.core.settings import Settings
+from services.core.config.settings import Settings
 
 group_app = typer.Typer(help="Tasking groups: members' own credentials (stored only as "
                              "hashes) and the tasking pack.", no_args_is_help=True)
@@ -25,7 +25,7 @@ group_app.add_typer(member_app, name="member")
 def _known_groups(settings: Settings) -> list[str] | None:
     """Group ids from the county file, or None when it cannot be read (then any id is allowed,
     so tokens can be issued before the configuration is in place)."""
-    from services.core.county import load_county
+    from services.core.config.county import load_county
     from services.core.errors import HubError
 
     path = settings.config_dir / "county.yaml"
@@ -74,7 +74,7 @@ def member_revoke(group: str, member: str) -> None:
     """Revoke every live token of MEMBER of GROUP; their next request is refused and open
     streams end."""
     from services.cli.audit_cmds import record_change
-    from services.core.errors import ConfigError
+    from services.core.config.errors import ConfigError
     from services.router.web.tokens import group_token_store
 
     try:
@@ -119,7 +119,7 @@ def issue(group: str,
 def revoke(group: str,
            token_id: str = typer.Option(None, "--token-id", help="Only this token.")) -> None:
     """Revoke GROUP's tokens (all, or one by id). Takes effect on the next request."""
-    from services.core.errors import ConfigError
+    from services.core.config.errors import ConfigError
     from services.router.web.tokens import group_token_store
 
     try:
@@ -196,8 +196,8 @@ def pack(group: str,
 
 def _audit_read(settings: Settings, group: str, what: str, detail: dict[str, object]) -> None:
     """The officer's read of a group's data, on the chain like a member's (kind access)."""
-    from services.core.audit_facts import access_fact, default_actor
-    from services.core.audit_io import publish_facts
+    from services.core.audit.chain_io import publish_facts
+    from services.core.audit.facts import access_fact, default_actor
 
     try:
         publish_facts(settings, [access_fact(group, default_actor(), what, detail=detail)])

@@ -21,10 +21,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from services.core.config.settings import REPO_ROOT, Settings
+from services.core.config.state_dir import ENV_FILE_NAME, prepare_demo_state, write_env_file
 from services.core.errors import HubError
-from services.core.settings import REPO_ROOT, Settings
-from services.core.state_dir import ENV_FILE_NAME, prepare_demo_state, write_env_file
-from services.core.stop_signals import StopRequested, StopSignals, wait_for_stop
+from services.core.ops.stop_signals import StopRequested, StopSignals, wait_for_stop
 
 DEMO_STATE = REPO_ROOT / ".s115hub" / "demo"
 #: A demo on local Apache Kafka keeps its data, so it gets a directory of its own.
@@ -77,7 +77,7 @@ def check_ports_free(host: str, ports: dict[str, int]) -> None:
 
 def run_up(*, demo: bool, duration: float, rate: float, state_dir: Path | None,
            config_dir: Path | None, broker_choice: str, echo: Callable[[str], None]) -> None:
-    from services.demo.cluster import SERVICES, LocalHub
+    from demo.cluster import SERVICES, LocalHub
 
     settings = Settings()
     external = external_bootstrap()
@@ -126,7 +126,7 @@ def run_up(*, demo: bool, duration: float, rate: float, state_dir: Path | None,
                 echo(f"  group page      {hub.url('router')}/groups/{group}/?token={token}")
                 echo(f"                  (every group's token: {state}/demo-group-tokens.json)")
             if demo:
-                from services.demo.run import run_demo
+                from demo.run import run_demo
 
                 echo(f"publishing synthetic records at {rate:g}/s; Ctrl-C stops everything")
                 signals.run(lambda: run_demo(hub, rate=rate, duration=duration or None,

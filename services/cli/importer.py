@@ -6,11 +6,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from services.core.kafka import make_producer
-from services.core.keys import MasterKey
-from services.core.metrics import ServiceMetrics
-from services.core.settings import Settings
-from services.core.topics import topics_for
+from services.core.config.settings import Settings
+from services.core.crypto.keys import MasterKey
+from services.core.kafka.clients import make_producer
+from services.core.kafka.topics import topics_for
+from services.core.ops.metrics import ServiceMetrics
 from services.ingest.app import RECORD_ID_INFO
 from services.ingest.police_uk import read_street_csv
 from services.ingest.service import IngestService, time_limits
@@ -21,7 +21,7 @@ CHUNK = 2000
 
 async def import_police_uk_file(settings: Settings, path: Path, partner: str,
                                 echo: Callable[[str], None] = print) -> dict[str, int]:
-    from services.core.field_crypto import DataKeyStore
+    from services.core.crypto.fields import DataKeyStore
 
     master = MasterKey.from_env_or_file(
         settings.master_key.get_secret_value() if settings.master_key else None,

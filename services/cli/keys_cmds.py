@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import typer
 
-from services.core.keyring import PseudonymKeyring
-from services.core.keys import MasterKey
-from services.core.settings import Settings
+from services.core.config.settings import Settings
+from services.core.crypto.keyring import PseudonymKeyring
+from services.core.crypto.keys import MasterKey
 
 keys_app = typer.Typer(help="Pseudonym keys and data keys: rotate epochs, shred.",
                        no_args_is_help=True)
@@ -96,7 +96,7 @@ def shred(
 def shred_data_keys(settings: Settings, before: str, yes: bool) -> list[str]:
     from datetime import UTC, date, datetime
 
-    from services.core.field_crypto import DataKeyStore
+    from services.core.crypto.fields import DataKeyStore
 
     try:
         cutoff = date.fromisoformat(before)

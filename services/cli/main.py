@@ -24,8 +24,8 @@ from services.cli import (
 from services.cli.errors import run_cli
 from services.cli.group_cmds import group_app
 from services.cli.vocabulary_cmds import vocabulary_app
-from services.core.settings import Settings
-from services.core.stop_signals import StopRequested, StopSignals, wait_for_stop
+from services.core.config.settings import Settings
+from services.core.ops.stop_signals import StopRequested, StopSignals, wait_for_stop
 
 app = typer.Typer(help="s115hub: Section 115 data sharing for Community Safety Partnerships.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -66,7 +66,7 @@ def _options(
 def broker(port: int = typer.Option(19092, help="Loopback port to listen on.")) -> None:
     """Run the embedded Kafka-compatible broker (tansu, in memory) on loopback until SIGTERM,
     SIGINT (Ctrl-C) or SIGHUP."""
-    from services.core.broker import EmbeddedBroker
+    from services.core.kafka.broker import EmbeddedBroker
 
     with StopSignals() as signals:
         b = EmbeddedBroker(port, die_with_parent=True)
@@ -165,8 +165,8 @@ def config_apply(
 ) -> None:
     """Publish the county, signed protocols and the pinned officer keys to the config topic."""
     from services.cli.protocol_cmds import config_messages, default_sources
-    from services.core.config_publish import publish
-    from services.core.topics import provision_topics, topic_specs
+    from services.core.config.publish import publish
+    from services.core.kafka.topics import provision_topics, topic_specs
 
     settings = Settings()
     cdir = config_dir or settings.config_dir
@@ -200,7 +200,7 @@ def config_check(
     from services.cli.config_check import check_county_dir, diff_lines
     from services.cli.protocol_cmds import config_messages
     from services.core.areas import AreaIndex
-    from services.core.topics import broker_answers, topics_for
+    from services.core.kafka.topics import broker_answers, topics_for
 
     settings = Settings()
     cdir = config_dir or settings.config_dir
@@ -231,7 +231,7 @@ def config_check(
 
 
 async def _live_config(settings: Settings, topic: str) -> dict[str, bytes | None]:
-    from services.core.topic_scan import scan
+    from services.core.kafka.scan import scan
 
     live: dict[str, bytes | None] = {}
     async for msg in scan(settings, topic):

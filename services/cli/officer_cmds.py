@@ -1,4 +1,4 @@
-"""``s115hub officer-keys``: the pinned officer key file (services/core/officer_trust.py).
+"""``s115hub officer-keys``: the pinned officer key file (services/core/crypto/officer_trust.py).
 
 The file is an ordered log. ``init`` writes the first set from the officers' public keys;
 ``propose`` appends a change (a new key, a replacement, a removal) that counts only once
@@ -34,7 +34,7 @@ def _one_line() -> Iterator[None]:
 def _officer_names(config_dir: Path | None) -> dict[str, str]:
     if config_dir is None:
         return {}
-    from services.core.county import load_county
+    from services.core.config.county import load_county
 
     county = load_county(config_dir / "county.yaml")
     names = {p.id: p.officer for p in county.partners}
@@ -49,8 +49,8 @@ def init(
     config_dir: Path = typer.Option(None, help="county.yaml, for the officers' names."),
 ) -> None:
     """Write FILE with the first set of officer keys and print the fingerprint to pin."""
-    from services.core.officer_trust import dump_log, fingerprint, genesis
-    from services.depersonalise.signing import load_public_key
+    from services.core.crypto.officer_trust import dump_log, fingerprint, genesis
+    from services.protocols.signing import load_public_key
 
     with _one_line():
         if file.exists():
@@ -77,8 +77,8 @@ def propose(
     remove: str = typer.Option(None, help="Key id to remove (instead of adding one)."),
 ) -> None:
     """Append a key change to FILE. It counts only after another party's officer countersigns."""
-    from services.core.officer_trust import KeyChange, change_for, dump_log, load_log
-    from services.depersonalise.signing import load_public_key
+    from services.core.crypto.officer_trust import KeyChange, change_for, dump_log, load_log
+    from services.protocols.signing import load_public_key
 
     with _one_line():
         log = load_log(file)
@@ -106,8 +106,14 @@ def countersign_cmd(
     officer: str = typer.Option(..., help="The countersigning officer's name."),
 ) -> None:
     """Countersign the last change in FILE and print the new fingerprint to pin."""
-    from services.core.officer_trust import countersign, dump_log, fingerprint, load_log, replay
-    from services.depersonalise.signing import load_private_key
+    from services.core.crypto.officer_trust import (
+        countersign,
+        dump_log,
+        fingerprint,
+        load_log,
+        replay,
+    )
+    from services.protocols.signing import load_private_key
 
     with _one_line():
         log = load_log(file)
@@ -127,7 +133,7 @@ def countersign_cmd(
 @officer_app.command("show")
 def show(file: Path) -> None:
     """The keys FILE trusts, who vouched for each, and its fingerprint; exit 1 on problems."""
-    from services.core.officer_trust import fingerprint, load_log, replay
+    from services.core.crypto.officer_trust import fingerprint, load_log, replay
 
     with _one_line():
         log = load_log(file)

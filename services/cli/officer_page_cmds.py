@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from services.core.settings import Settings
+from services.core.config.settings import Settings
 
 officer_app = typer.Typer(help="Designated officers: officer page credentials.",
                           no_args_is_help=True)
@@ -38,7 +38,7 @@ def revoke(name: str, token_id: str = typer.Option(None, "--token-id", help="Onl
            ) -> None:
     """Revoke NAME's officer tokens (all, or one by id). Takes effect on the next request."""
     from services.cli.audit_cmds import record_change
-    from services.core.errors import ConfigError
+    from services.core.config.errors import ConfigError
     from services.router.web.officer_tokens import officer_token_store
 
     try:

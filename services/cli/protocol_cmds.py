@@ -7,15 +7,15 @@ from pathlib import Path
 
 import typer
 
-from services.core.config_publish import (
+from services.core.config.county import County, load_county
+from services.core.config.publish import (
     Message,
     county_messages,
     officer_messages,
     protocol_message,
 )
-from services.core.config_state import ConfigState
-from services.core.county import County, load_county
-from services.core.officer_trust import AnchorFile
+from services.core.config.state import ConfigState
+from services.core.crypto.officer_trust import AnchorFile
 
 protocol_app = typer.Typer(help="Section 115 protocols: keys, signatures, verification.",
                            no_args_is_help=True)
@@ -24,7 +24,7 @@ protocol_app = typer.Typer(help="Section 115 protocols: keys, signatures, verifi
 @protocol_app.command("keygen")
 def keygen(party: str, out_dir: Path = typer.Option(Path("officer-keys"))) -> None:
     """Generate an Ed25519 officer key for PARTY (private key mode 0600; never commit it)."""
-    from services.depersonalise.signing import generate_officer_key, save_private_key
+    from services.protocols.signing import generate_officer_key, save_private_key
 
     private_pem, public_pem, kid = generate_officer_key()
     save_private_key(out_dir / party / f"{kid}.key.pem", private_pem)
@@ -44,8 +44,8 @@ def sign(file: Path, key: Path = typer.Option(..., help="The officer's private k
     """Add PARTY's signature to the protocol FILE, in place, keeping its comments and layout."""
     from services.cli.protocol_text import with_signatures
     from services.core.errors import HubError
-    from services.depersonalise.protocol import load_protocol
-    from services.depersonalise.signing import load_private_key, sign_protocol
+    from services.protocols.protocol import load_protocol
+    from services.protocols.signing import load_private_key, sign_protocol
 
     protocol = load_protocol(file)
     party = party or key.resolve().parent.name
@@ -72,7 +72,7 @@ def _county_file_for(protocol_file: Path, config_dir: Path | None) -> Path:
     beside = protocol_file.resolve().parent.parent / "county.yaml"
     if beside.is_file():
         return beside
-    from services.core.settings import Settings
+    from services.core.config.settings import Settings
 
     return Settings().config_dir / "county.yaml"
 
@@ -80,9 +80,9 @@ def _county_file_for(protocol_file: Path, config_dir: Path | None) -> Path:
 @protocol_app.command("verify")
 def verify(file: Path, officers_dir: Path = typer.Option(..., help="<party>/*.pub.pem")) -> None:
     """Say whether FILE is live today, and why not."""
-    from services.depersonalise.lifecycle import protocol_status
-    from services.depersonalise.protocol import load_protocol
-    from services.depersonalise.signing import load_officer_keys
+    from services.protocols.lifecycle import protocol_status
+    from services.protocols.protocol import load_protocol
+    from services.protocols.signing import load_officer_keys
 
     p = load_protocol(file)
     st = protocol_status(p, today=datetime.now(UTC).date(),
@@ -96,7 +96,7 @@ def verify(file: Path, officers_dir: Path = typer.Option(..., help="<party>/*.pu
 def default_sources(state_dir: Path, config_dir: Path) -> tuple[Path, Path]:
     """Where the signed protocols and officer public keys are: beside the county file in
     production; in the state directory of a demo, which signs copies there at start-up."""
-    from services.core.state_dir import DEMO_MARKER
+    from services.core.config.state_dir import DEMO_MARKER
 
     base = state_dir if (state_dir / DEMO_MARKER).exists() else config_dir
     return base / "protocols", base / "officers"
@@ -106,9 +106,9 @@ def config_messages(config_dir: Path, protocols_dir: Path, officer_keys: Path
                     ) -> tuple[list[Message], County]:
     """What ``config apply`` publishes: the county, the officer keys of the pinned anchor file
     (refused unless the county pins that very file) and the signed protocols."""
-    from services.core.errors import ConfigError
-    from services.core.officer_trust import fingerprint, load_log
-    from services.depersonalise.protocol import load_protocol
+    from services.core.config.errors import ConfigError
+    from services.core.crypto.officer_trust import fingerprint, load_log
+    from services.protocols.protocol import load_protocol
 
     county = load_county(config_dir / "county.yaml")
     messages = county_messages(config_dir / "county.yaml")
@@ -136,7 +136,7 @@ def config_messages(config_dir: Path, protocols_dir: Path, officer_keys: Path
 
 def status_lines(state: ConfigState, today: date, anchors: AnchorFile | None = None) -> list[str]:
     """What ``protocol status`` prints: each protocol version, then each partner feed."""
-    from services.depersonalise.policy import protocol_set_of
+    from services.protocols.in_force import protocol_set_of
 
     pset, errors = protocol_set_of(state, anchors)
     governing = {p.ref for p in pset.current(today)}
@@ -174,9 +174,9 @@ def status() -> None:
     partner feed: which protocol releases it, or why its records are blocked."""
     import asyncio
 
-    from services.core.settings import Settings
-    from services.core.topic_scan import scan
-    from services.core.topics import topics_for
+    from services.core.config.settings import Settings
+    from services.core.kafka.scan import scan
+    from services.core.kafka.topics import topics_for
 
     settings = Settings()
     state = ConfigState()
@@ -210,8 +210,8 @@ def replay(
     import asyncio
 
     from services.cli.raw_replay import replay_raw
-    from services.core.settings import Settings
-    from services.core.topics import FEED_NAMES
+    from services.core.config.settings import Settings
+    from services.core.kafka.topics import FEED_NAMES
 
     def utc(t: datetime) -> datetime:
         return t if t.tzinfo else t.replace(tzinfo=UTC)

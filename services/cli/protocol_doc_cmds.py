@@ -10,15 +10,15 @@ from typing import Any
 
 import typer
 
-from services.core.settings import Settings
+from services.core.config.settings import Settings
 
 
 def _context_from_state(state: Any, protocol: Any, today: Any, anchors: Any) -> Any:
     """Names, officers, signature checks and status as the live hub sees them: signatures are
     checked against the pinned officer key file (``anchors``), as the services check them."""
-    from services.depersonalise.policy import protocol_set_of
-    from services.depersonalise.protocol_document import DocumentContext
-    from services.depersonalise.signing import valid_signers
+    from services.protocols.document import DocumentContext
+    from services.protocols.in_force import protocol_set_of
+    from services.protocols.signing import valid_signers
 
     county = state.county
     names = ({p.id: p.name for p in county.partners} | {g.id: g.name for g in county.groups}
@@ -42,13 +42,13 @@ def render(
     """Render a protocol as a readable document: parties, purpose, lawful basis, what each field
     becomes, risk-gate terms, dates and signatures (checked against the hub's officer keys when
     rendered from the hub)."""
-    from services.core.durable import read_config_state
-    from services.depersonalise.protocol import load_protocol, parse_protocol
-    from services.depersonalise.protocol_document import (
+    from services.core.ops.durable import read_config_state
+    from services.protocols.document import (
         DocumentContext,
         render_html,
         render_markdown,
     )
+    from services.protocols.protocol import load_protocol, parse_protocol
 
     if fmt not in ("html", "md"):
         raise typer.BadParameter("format is html or md", param_hint="--format")
@@ -59,7 +59,7 @@ def render(
         ctx = DocumentContext(today=today)
         county_file = Settings().config_dir / "county.yaml"
         if county_file.exists():
-            from services.core.county import load_county
+            from services.core.config.county import load_county
 
             county = load_county(county_file)
             names = {p.id: p.name for p in county.partners} | {
@@ -68,7 +68,7 @@ def render(
                 g.id: g.officer for g in county.groups}
             ctx = DocumentContext(names, officers, None, today)
     else:
-        from services.core.officer_trust import AnchorFile
+        from services.core.crypto.officer_trust import AnchorFile
 
         settings = Settings()
         state = asyncio.run(read_config_state(settings))
@@ -93,12 +93,12 @@ def reviews(
 ) -> None:
     """Protocols on the hub whose review_by falls within WITHIN days or has passed. Exit 1 when
     any does, so a scheduled job can send the reminder."""
-    from services.core.durable import read_config_state
-    from services.core.hub_status import reviews_due
-    from services.depersonalise.policy import protocol_rows
+    from services.core.ops.durable import read_config_state
+    from services.core.ops.status import reviews_due
+    from services.protocols.in_force import protocol_rows
 
     today = datetime.now(UTC).date()
-    from services.core.officer_trust import AnchorFile
+    from services.core.crypto.officer_trust import AnchorFile
 
     settings = Settings()
     state = asyncio.run(read_config_state(settings))

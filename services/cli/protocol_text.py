@@ -13,8 +13,8 @@ import re
 
 import yaml
 
-from services.core.errors import ConfigError
-from services.depersonalise.protocol import Protocol, parse_protocol
+from services.core.config.errors import ConfigError
+from services.protocols.protocol import Protocol, parse_protocol
 
 _TOP_KEY = re.compile(r"^[A-Za-z_][\w-]*\s*:")
 _SIGNATURES = re.compile(r"^signatures\s*:(?P<rest>.*)$")

@@ -14,10 +14,10 @@ from datetime import datetime
 from typing import Any
 
 from schemas.envelope import RawRecord
-from services.core.kafka import make_producer
-from services.core.settings import Settings
-from services.core.topic_scan import scan
-from services.core.topics import topics_for
+from services.core.config.settings import Settings
+from services.core.kafka.clients import make_producer
+from services.core.kafka.scan import scan
+from services.core.kafka.topics import topics_for
 
 
 def wanted(raw: RawRecord, *, since: datetime, until: datetime | None,

@@ -1,6 +1,6 @@
 """``s115hub reconcile``: what became of each record a partner sent in a period, by the
 partner's own reference; on screen and as CSV to send back to the partner. Everything is read
-from durable topics (see ``services/core/reconcile.py``)."""
+from durable topics (see ``services/core/audit/reconcile.py``)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-from services.core.settings import Settings
+from services.core.config.settings import Settings
 
 
 def parse_when(value: str, name: str) -> datetime:
@@ -38,13 +38,13 @@ def reconcile(
 ) -> None:
     """Per partner and period: accepted, rejected, delivered to whom, generalised, withheld and
     unrouted, by the partner's source_id."""
-    from services.core.reconcile import reconcile as build
-    from services.core.reconcile import render, to_csv
+    from services.core.audit.reconcile import reconcile as build
+    from services.core.audit.reconcile import render, to_csv
 
     start, end = parse_when(from_, "--from"), parse_when(to, "--to")
     if end <= start:
         raise typer.BadParameter("--to must be after --from", param_hint="--to")
-    from services.core.durable import read_facts
+    from services.core.ops.durable import read_facts
 
     facts = asyncio.run(read_facts(Settings()))
     county = facts.config.county

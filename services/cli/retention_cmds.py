@@ -9,7 +9,7 @@ from typing import Any
 
 import typer
 
-from services.core.settings import Settings
+from services.core.config.settings import Settings
 
 retention_app = typer.Typer(help="Retention from the protocols: report and apply.",
                             no_args_is_help=True)
@@ -17,11 +17,11 @@ retention_app = typer.Typer(help="Retention from the protocols: report and apply
 
 def current_plan(settings: Settings) -> tuple[list[Any], date | None]:
     """(topic rows with the broker's current setting, data-key cutoff) from the live config."""
-    from services.core.durable import read_config_state
-    from services.core.retention import ProtocolRetention, data_key_cutoff, plan
-    from services.core.retention_io import with_current
-    from services.core.topics import FEED_NAMES, topics_for
-    from services.depersonalise.policy import protocol_set_of
+    from services.core.kafka.topics import FEED_NAMES, topics_for
+    from services.core.ops.durable import read_config_state
+    from services.core.ops.retention import ProtocolRetention, data_key_cutoff, plan
+    from services.core.ops.retention_io import with_current
+    from services.protocols.in_force import protocol_set_of
 
     state = asyncio.run(read_config_state(settings))
     pset, _ = protocol_set_of(state)
@@ -38,7 +38,7 @@ def current_plan(settings: Settings) -> tuple[list[Any], date | None]:
 def report() -> None:
     """How long each topic keeps which protocols' data, what the broker has now, and which data
     keys are past every protocol's retention."""
-    from services.core.retention import render
+    from services.core.ops.retention import render
 
     rows, cutoff = current_plan(Settings())
     typer.echo(render(rows, cutoff))
@@ -55,7 +55,7 @@ def apply(
     Each change is recorded on the audit chain (retention.applied, keys.shredded)."""
     from services.cli.audit_cmds import record_change
     from services.cli.keys_cmds import shred_data_keys
-    from services.core.retention_io import set_retention
+    from services.core.ops.retention_io import set_retention
 
     settings = Settings()
     rows, cutoff = current_plan(settings)

@@ -2,7 +2,7 @@
 
 Every figure is read back from a topic (raw envelopes, dead letters, the audit chain, the config
 topic), so it is the same before and after any service restarts; see
-``services/core/hub_status.py`` for where each figure comes from. Live rates are in each
+``services/core/ops/status.py`` for where each figure comes from. Live rates are in each
 service's ``/metrics`` (Prometheus), not here.
 
 ``parse_metrics`` and ``total_by`` stay for the tests and tools that read ``/metrics``.
@@ -16,8 +16,8 @@ from datetime import UTC, datetime
 
 import typer
 
-from services.core.hub_status import HubStatus, build_status, render_status
-from services.core.settings import Settings
+from services.core.config.settings import Settings
+from services.core.ops.status import HubStatus, build_status, render_status
 
 Samples = dict[str, list[tuple[dict[str, str], float]]]
 
@@ -42,10 +42,10 @@ def total_by(samples: Samples, name: str, *keys: str) -> dict[tuple[str, ...], f
 
 
 async def gather_status(settings: Settings, review_within_days: int = 30) -> HubStatus:
-    from services.core.durable import read_facts
-    from services.core.officer_trust import AnchorFile
-    from services.core.topics import FEED_NAMES
-    from services.depersonalise.policy import protocol_rows
+    from services.core.crypto.officer_trust import AnchorFile
+    from services.core.kafka.topics import FEED_NAMES
+    from services.core.ops.durable import read_facts
+    from services.protocols.in_force import protocol_rows
 
     facts = await read_facts(settings)
     today = datetime.now(UTC).date()

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import sys
 
-from services.core.kafka import make_consumer
-from services.core.settings import Settings
-from services.core.topics import topics_for
+from services.core.config.settings import Settings
+from services.core.kafka.clients import make_consumer
+from services.core.kafka.topics import topics_for
 
 
 async def print_group(settings: Settings, group: str, *, from_beginning: bool, limit: int) -> int:

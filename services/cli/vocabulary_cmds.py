@@ -22,7 +22,7 @@ def _fail(message: str) -> typer.Exit:
 @vocabulary_app.command("list")
 def list_lists() -> None:
     """Every shipped vocabulary and tag set with its SHA-256 (what protocol signatures bind)."""
-    from services.depersonalise.vocabularies import NAMES_REF, available, sha256_of
+    from services.protocols.vocabularies import NAMES_REF, available, sha256_of
 
     for ref in [*available(".txt"), *available(".yaml"), NAMES_REF]:
         typer.echo(f"{ref:24} sha256:{sha256_of(ref)}")
@@ -34,11 +34,11 @@ def show(ref: str = typer.Argument(..., help="id@version, e.g. incident-en@1 or 
          file: Path = typer.Option(None, "--file", help="A file of sample text.")) -> None:
     """What REF would release from the sample text (or, without text, what REF holds)."""
     from services.core.errors import HubError
-    from services.depersonalise.transforms.free_text import lists_for
-    from services.depersonalise.transforms.free_text_record import RecordWords
-    from services.depersonalise.transforms.free_text_tags import find_tags
-    from services.depersonalise.transforms.free_text_vocabulary import Release
-    from services.depersonalise.vocabularies import load_tagset, load_vocabulary, path_of, sha256_of
+    from services.protocols.transforms.free_text import lists_for
+    from services.protocols.transforms.free_text_record import RecordWords
+    from services.protocols.transforms.free_text_tags import find_tags
+    from services.protocols.transforms.free_text_vocabulary import Release
+    from services.protocols.vocabularies import load_tagset, load_vocabulary, path_of, sha256_of
 
     try:
         path = path_of(ref)

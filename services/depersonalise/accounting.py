@@ -1,7 +1,7 @@
 """What depersonalise must account for, decided from a stage result (pure; issue 16).
 
 A record no live protocol releases (``blocked``) is *withheld*; one the risk gate coarsened is
-*generalised*. Both become audit facts (``services/core/accounting_facts.py``) so the partner's
+*generalised*. Both become audit facts (``services/core/audit/accounting.py``) so the partner's
 reconciliation report can say what happened to each of its records after a restart too.
 """
 
@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from schemas.envelope import Envelope
-from services.core.accounting_facts import gate_facts, withheld_fact
+from services.core.audit.accounting import gate_facts, withheld_fact
 from services.depersonalise.stage import StageResult
 
 

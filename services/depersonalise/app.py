@@ -13,17 +13,15 @@ from fastapi import FastAPI
 
 from schemas.envelope import RawRecord
 from services.core.areas import AreaIndex
-from services.core.audit_facts import encode_fact, fact_key
-from services.core.config_follow import ConfigFollower
-from services.core.config_state import ConfigState
-from services.core.field_crypto import DataKeyStore
-from services.core.keyring import PseudonymKeyring
-from services.core.keys import MasterKey
-from services.core.metrics import ConsumerLag, ServiceMetrics
-from services.core.officer_trust import AnchorFile
-from services.core.ops import ops_app
-from services.core.settings import Settings
-from services.core.stage_runner import (
+from services.core.audit.facts import encode_fact, fact_key
+from services.core.config.follow import ConfigFollower
+from services.core.config.settings import Settings
+from services.core.config.state import ConfigState
+from services.core.crypto.fields import DataKeyStore
+from services.core.crypto.keyring import PseudonymKeyring
+from services.core.crypto.keys import MasterKey
+from services.core.crypto.officer_trust import AnchorFile
+from services.core.kafka.stage_runner import (
     Inputs,
     Item,
     Out,
@@ -33,10 +31,12 @@ from services.core.stage_runner import (
     StageRunner,
     run_until_first_stops,
 )
-from services.core.topics import topics_for
+from services.core.kafka.topics import topics_for
+from services.core.ops.metrics import ConsumerLag, ServiceMetrics
+from services.core.ops.service import ops_app
 from services.depersonalise.accounting import accounting_facts
-from services.depersonalise.policy import protocol_set_of
 from services.depersonalise.stage import Depersonaliser, StageResult
+from services.protocols.in_force import protocol_set_of
 
 CONSUMER_GROUP = "depersonalise"
 

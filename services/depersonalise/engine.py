@@ -17,8 +17,8 @@ from typing import Any, Literal
 from schemas.base import personal_fields
 from schemas.feeds import FEEDS
 from services.core.errors import ProtocolError
-from services.depersonalise.protocol import Protocol
-from services.depersonalise.transforms import DROP, AreaInfo, TransformContext, get_transform
+from services.protocols.protocol import Protocol
+from services.protocols.transforms import DROP, AreaInfo, TransformContext, get_transform
 
 AreaLevel = Literal["ward", "district", "none"]
 

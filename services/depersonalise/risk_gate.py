@@ -47,6 +47,9 @@ forgotten as soon as any part of it falls outside the window, and when more than
 (bucket, level, combination) counts are held the oldest buckets are forgotten early. Both only
 ever lower counts, so under memory pressure the gate becomes stricter, never looser. The state is
 in memory: a restarted service starts from zero counts, which is also the stricter direction.
+
+Over 400 lines because the counting window, the generalisation ladder and suppression are one
+algorithm whose invariants (k over a window, floors) must be read together.
 """
 
 from __future__ import annotations
@@ -60,9 +63,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from services.core.canonical import canonical_bytes
-from services.depersonalise.protocol import Protocol
-from services.depersonalise.transforms import DROP, AreaInfo
+from services.core.crypto.canonical import canonical_bytes
+from services.protocols.protocol import Protocol
+from services.protocols.transforms import DROP, AreaInfo
 
 Action = Literal["release", "generalise", "suppress", "hold"]
 #: One rung up a ladder: (released value, the record's area) -> coarser value, or DROP.

@@ -33,12 +33,12 @@ from schemas.envelope import RawRecord
 from schemas.feeds import EVENT_TIME_FIELD
 from schemas.shared import SharedRecord
 from services.core.areas import AreaIndex
-from services.core.errors import CryptoError
+from services.core.crypto.errors import CryptoError
 from services.depersonalise.engine import AreaLevel, release
-from services.depersonalise.lifecycle import ProtocolSet
-from services.depersonalise.protocol import Protocol as SharingProtocol
 from services.depersonalise.risk_gate import Action, Decision, RiskGate
-from services.depersonalise.transforms import AreaInfo
+from services.protocols.lifecycle import ProtocolSet
+from services.protocols.protocol import Protocol as SharingProtocol
+from services.protocols.transforms import AreaInfo
 
 
 class Opener(Protocol):

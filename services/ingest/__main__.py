@@ -2,9 +2,9 @@
 
 import asyncio
 
-from services.core.ops import serve
-from services.core.settings import Settings
-from services.core.topics import provision_or_exit
+from services.core.config.settings import Settings
+from services.core.kafka.topics import provision_or_exit
+from services.core.ops.service import serve
 from services.ingest.app import make_app
 
 

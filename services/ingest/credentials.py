@@ -1,8 +1,8 @@
 """Partner API keys, stored only as hashes.
 
 The storage, live revocation and constant-time check are the shared ``HashedTokenStore``
-(services/core/hashed_tokens.py), also used for the router's group tokens; this module only names
-the holder a partner. Several ingest replicas must share the state directory (or have the file
+(services/core/crypto/hashed_tokens.py), also used for the router's group tokens; this module only
+names the holder a partner. Several ingest replicas must share the state directory (or have the file
 distributed to them); there is no other channel.
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.core.errors import ConfigError
-from services.core.hashed_tokens import Entries, HashedTokenStore
+from services.core.config.errors import ConfigError
+from services.core.crypto.hashed_tokens import Entries, HashedTokenStore
 
 PREFIX = "s115"
 

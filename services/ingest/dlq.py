@@ -14,16 +14,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from services.core.config_state import ConfigState
-from services.core.dead_letters import REPLAYED, DeadLetter, collect, read_letters
-from services.core.errors import CryptoError, RecordRejected
-from services.core.field_crypto import DataKeyStore
-from services.core.kafka import make_producer
-from services.core.keys import MasterKey
-from services.core.metrics import ServiceMetrics
-from services.core.settings import Settings
-from services.core.topic_scan import scan
-from services.core.topics import topics_for
+from services.core.config.settings import Settings
+from services.core.config.state import ConfigState
+from services.core.crypto.errors import CryptoError
+from services.core.crypto.fields import DataKeyStore
+from services.core.crypto.keys import MasterKey
+from services.core.errors import RecordRejected
+from services.core.kafka.clients import make_producer
+from services.core.kafka.scan import scan
+from services.core.kafka.topics import topics_for
+from services.core.ops.dead_letters import REPLAYED, DeadLetter, collect, read_letters
+from services.core.ops.metrics import ServiceMetrics
 from services.ingest.records import RECORD_ID_INFO
 from services.ingest.service import IngestService, time_limits
 from services.ingest.validation import Item, load_json, validate_record

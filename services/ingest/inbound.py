@@ -19,10 +19,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from schemas.feeds import FEEDS
-from services.core.county import County
-from services.core.errors import BrokerUnavailable, CryptoError
-from services.core.stage_runner import Inputs, Item, Outcome, Stage
-from services.core.topics import Topics
+from services.core.config.county import County
+from services.core.crypto.errors import CryptoError
+from services.core.kafka.errors import BrokerUnavailable
+from services.core.kafka.stage_runner import Inputs, Item, Outcome, Stage
+from services.core.kafka.topics import Topics
 from services.ingest.service import IngestService
 from services.ingest.validation import Item as Item_
 from services.ingest.validation import load_json

@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 
-from services.core.errors import BrokerUnavailable, RecordRejected
-from services.core.metrics import ServiceMetrics
-from services.core.settings import Settings
-from services.core.topics import Topics
+from services.core.config.settings import Settings
+from services.core.errors import RecordRejected
+from services.core.kafka.errors import BrokerUnavailable
+from services.core.kafka.topics import Topics
+from services.core.ops.metrics import ServiceMetrics
 from services.ingest.limits import RecentRecords
 from services.ingest.records import (
     Sealer,

@@ -1,32 +1,34 @@
-"""Router glue: shared records in, per-group deliveries out. The logic is in subscriptions.py and
-ledger.py; this file only moves bytes between Kafka and them."""
+"""Router glue: shared records in, per-group deliveries out. The logic is in subscriptions.py,
+routing_view.py and ledger.py; this file only moves bytes between Kafka and them.
+
+Each batch takes one ``RoutingView`` (``routing_view.py``) and gives it to routing, the hot-spot
+stage and the disclosure facts, so all three judge the batch by the same protocols and
+subscriptions; the view is recomputed on config changes and at protocol validity boundaries."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import FastAPI
 
 from schemas.shared import SharedRecord
-from services.core.accounting_facts import unrouted_fact
 from services.core.areas import AreaIndex
-from services.core.audit_facts import (
+from services.core.audit.accounting import unrouted_fact
+from services.core.audit.facts import (
     disclosure_fact,
     encode_fact,
     fact_key,
     payload_digest,
 )
-from services.core.config_follow import ConfigFollower
-from services.core.config_state import ConfigState
-from services.core.metrics import ConsumerLag, ServiceMetrics
-from services.core.officer_trust import AnchorFile
-from services.core.ops import ops_app
-from services.core.settings import Settings
-from services.core.stage_runner import (
+from services.core.config.follow import ConfigFollower
+from services.core.config.settings import Settings
+from services.core.config.state import ConfigState
+from services.core.crypto.officer_trust import AnchorFile
+from services.core.kafka.scan import scan
+from services.core.kafka.stage_runner import (
     Inputs,
     Item,
     Out,
@@ -35,13 +37,14 @@ from services.core.stage_runner import (
     StageRunner,
     run_until_first_stops,
 )
-from services.core.topic_scan import scan
-from services.core.topics import topics_for
-from services.router.audit_sink import AuditChainer, ProtocolTerms
+from services.core.kafka.topics import topics_for
+from services.core.ops.metrics import ConsumerLag, ServiceMetrics
+from services.core.ops.service import ops_app
+from services.router.audit_sink import AuditChainer
 from services.router.hotspot_runner import HotspotRunner, merge_by_event_time
 from services.router.ledger import DeliveryLedger, NewestIds
-from services.router.policy import live_recipients
-from services.router.subscriptions import Subscription, entitled_groups, subscriptions_for
+from services.router.routing_view import RoutingView, RoutingViews
+from services.router.subscriptions import Subscription
 from services.router.web import make_web_app
 from services.router.web.officer import make_officer_router
 
@@ -65,28 +68,30 @@ class Router:
         self.m_dupes = m.counter("duplicates_skipped_total",
                                  "Redelivered records not sent again to a group.", ["group"])
         self.ledger = DeliveryLedger(settings.router_ledger_ids_per_group)
-        self.subs: list[Subscription] = []
-        self.group_names: dict[str, str] = {}  # read by the group page for its title
         self._stop: asyncio.Event | None = None
-        self.live: dict[str, frozenset[str]] = {}
+        self.views = RoutingViews(self.anchors, lambda: AreaIndex.load(settings.boundaries_dir))
         self.follower = ConfigFollower(settings, self._on_config, metrics=m, service="router")
-        self.audit_terms = ProtocolTerms()
         self.lag = ConsumerLag(self.metrics)
         self.chainer = AuditChainer(settings, self.metrics)
-        self.hotspots = HotspotRunner(settings, self.metrics, self)
+        self.hotspots = HotspotRunner(settings, self.metrics, self.views)
         self.shared_runner = StageRunner(settings, SharedStage(self), m, service="router",
                                          lag=self.lag)
         self.chain_runner = StageRunner(settings, self.chainer, m, service="router",
                                         lag=self.lag)
 
     def _on_config(self, state: ConfigState) -> None:
-        county = state.county
         # Polygons and county-wide groups resolve against the boundaries (cached per process).
-        self.subs = subscriptions_for(county, AreaIndex.load(self.settings.boundaries_dir))
-        self.group_names = {g.id: g.name for g in county.groups} if county else {}
-        self.live = live_recipients(state, self.anchors)
-        self.hotspots.on_config(state)
-        self.audit_terms.update(state)
+        self.views.on_config(state)
+
+    @property
+    def subs(self) -> list[Subscription]:
+        """The current subscriptions (the group web app's ``GroupSource``)."""
+        return list(self.views.current.subs)
+
+    @property
+    def group_names(self) -> dict[str, str]:
+        """Group id -> name, for the group page's title."""
+        return dict(self.views.current.group_names)
 
     def feed_status(self) -> list[dict[str, Any]]:
         """Partner feeds' watermark state, for the group page's feed note (issue 17)."""
@@ -108,16 +113,13 @@ class Router:
         return True, "ok"
 
     async def _seed_ledger(self) -> None:
-        for sub in self.subs:
+        for sub in self.views.current.subs:
             # Only the newest ids fit the ledger, and the scan interleaves partitions.
             newest = NewestIds(self.ledger.max_per_group)
             async for m in scan(self.settings, self.topics.deliver(sub.group)):
                 if m.key:
                     newest.add(m.timestamp, m.key.decode())
             self.ledger.seed(sub.group, newest.oldest_first())
-
-    def route(self, rec: SharedRecord) -> list[str]:
-        return entitled_groups(rec, self.subs, self.live)
 
     async def run(self, stop: asyncio.Event) -> None:
         self._stop = stop
@@ -140,7 +142,8 @@ class Router:
             self.hotspots.ready.clear()
             await self.follower.stop()
 
-    def route_record(self, rec: SharedRecord, value: bytes, groups: list[str]) -> list[Out]:
+    def route_record(self, rec: SharedRecord, value: bytes, groups: list[str],
+                     view: RoutingView) -> list[Out]:
         """Deliveries and their disclosure facts for one record already known to be new here."""
         self.m_in.labels(rec.feed).inc()
         if not groups:
@@ -150,7 +153,7 @@ class Router:
             return [Out(self.topics.audit_facts, encode_fact(fact), key=fact_key(fact))]
         out: list[Out] = []
         key = rec.hub_record_id.encode()
-        basis, transforms = self.audit_terms.of(rec.protocol, rec.feed)
+        basis, transforms = view.terms_of(rec.protocol, rec.feed)
         # One digest per record, not per group: the delivered bytes are the same.
         digest = payload_digest(json.loads(value))
         headers = [("protocol", rec.protocol.encode())]
@@ -201,14 +204,15 @@ class SharedStage(Stage):
     def handle(self, items: list[Item]) -> Iterator[Outcome]:
         router = self.router
         hot = router.hotspots
-        now = datetime.now(UTC)
+        now = router.views.now()
+        view = router.views.at(now)  # one view per batch: routing and alerts agree
         for item in items:
             rec: SharedRecord = item.value
             msg = item.msg
-            groups = router.route(rec)
-            out = (router.route_record(rec, msg.value, groups)
+            groups = view.route(rec)
+            out = (router.route_record(rec, msg.value, groups, view)
                    if msg.offset >= self.route_from.get(msg.partition, 0) else [])
-            out += hot.observe(rec, msg.partition, msg.offset, bool(groups), now)
+            out += hot.observe(rec, msg.partition, msg.offset, bool(groups), now, view)
             yield out
 
     def after_batch(self, processed: int) -> list[list[Out]]:

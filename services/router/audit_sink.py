@@ -31,48 +31,28 @@ from typing import Any
 from pydantic import ValidationError
 
 from schemas.audit_fact import AuditFact
-from services.core.audit_chain import AuditError
-from services.core.audit_facts import protocol_terms
-from services.core.audit_io import read_chain
-from services.core.audit_key import HubAuditKey, ensure_audit_key
-from services.core.audit_log import ChainState, checkpoint_message
-from services.core.config_state import ConfigState
-from services.core.errors import BrokerUnavailable
-from services.core.metrics import ServiceMetrics
-from services.core.settings import Settings
-from services.core.stage_runner import INVALID, Inputs, Item, Out, Outcome, Reject, Stage, describe
-from services.core.topics import topics_for
+from services.core.audit.chain_io import read_chain
+from services.core.audit.errors import AuditError
+from services.core.audit.key import HubAuditKey, ensure_audit_key
+from services.core.audit.log import ChainState, checkpoint_message
+from services.core.config.settings import Settings
+from services.core.kafka.errors import BrokerUnavailable
+from services.core.kafka.stage_runner import (
+    INVALID,
+    Inputs,
+    Item,
+    Out,
+    Outcome,
+    Reject,
+    Stage,
+    describe,
+)
+from services.core.kafka.topics import topics_for
+from services.core.ops.metrics import ServiceMetrics
 
 log = logging.getLogger(__name__)
 
 CONSUMER_GROUP = "audit-chainer"
-
-
-class ProtocolTerms:
-    """ref -> (lawful basis, field -> transform per feed), from the config state, so the router
-    can say under what terms it disclosed without re-parsing YAML per record."""
-
-    def __init__(self) -> None:
-        self._terms: dict[str, tuple[list[str], dict[str, dict[str, str]]]] = {}
-
-    def update(self, state: ConfigState) -> None:
-        from services.depersonalise.policy import protocol_set_of
-
-        pset, _ = protocol_set_of(state)
-        terms: dict[str, tuple[list[str], dict[str, dict[str, str]]]] = {}
-        for p in pset:
-            by_feed = {feed: protocol_terms(p, feed)[1] for feed in p.feeds}
-            terms[p.ref] = (list(p.lawful_basis), by_feed)
-        self._terms = terms
-
-    def of(self, ref: str, feed: str) -> tuple[list[str], dict[str, str]]:
-        got = self._terms.get(ref)
-        if got is None:
-            # The router only routes under live protocols, which it has parsed; reaching here
-            # means a record would leave unaudited, so refuse the batch instead.
-            raise AuditError(f"protocol {ref} is not in the config state; cannot audit the "
-                             "disclosure")
-        return got[0], got[1].get(feed, {})
 
 
 class AuditChainer(Stage):

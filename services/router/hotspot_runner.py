@@ -6,7 +6,7 @@ both routing and ``observe`` here (issue 12). The interface to the window logic
 
 Why not faust tables and windows: on the embedded broker faust's table recovery reads each
 changelog partition only up to the end offset the broker reports, which tansu under-reports
-(see services/core/topic_scan.py); a restarted worker restored a tumbling-window count of 4
+(see services/core/kafka/scan.py); a restarted worker restored a tumbling-window count of 4
 where 6 had been written (notes/issue-5.md has the run). The stage therefore keeps its own
 state: a snapshot of the detectors *and* of the shared offsets they have counted, written as
 one unit, read back with ``topic_scan.drain``.
@@ -32,31 +32,22 @@ import json
 import logging
 import time
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from schemas.alert import HotspotAlert
 from schemas.shared import SharedRecord
 from services.core.areas import AreaIndex
-from services.core.config_state import ConfigState
-from services.core.metrics import ServiceMetrics
-from services.core.settings import Settings
-from services.core.stage_runner import Out
-from services.core.topic_scan import scan
-from services.core.topics import topics_for
-from services.router.hotspot_stage import (
-    HotspotStage,
-    alert_recipients,
-    lateness_by_protocol,
-    to_hotspot_alert,
-)
+from services.core.config.settings import Settings
+from services.core.kafka.scan import scan
+from services.core.kafka.stage_runner import Out
+from services.core.kafka.topics import topics_for
+from services.core.ops.metrics import ServiceMetrics
+from services.router.hotspot_stage import HotspotStage, to_hotspot_alert
 from services.router.hotspots.adjacency import build_adjacency, load_ward_features
 from services.router.hotspots.detector import Alert, DetectorConfig
 from services.router.ledger import DeliveryLedger
-
-if TYPE_CHECKING:
-    from services.router.app import Router
+from services.router.routing_view import RoutingView, RoutingViews
 
 log = logging.getLogger(__name__)
 
@@ -108,17 +99,18 @@ def merge_by_event_time(batches: Iterable[list[Any]]) -> Iterator[Any]:
 
 
 class HotspotRunner:
-    def __init__(self, settings: Settings, metrics: ServiceMetrics, router: Router,
+    def __init__(self, settings: Settings, metrics: ServiceMetrics, views: RoutingViews,
                  config: DetectorConfig | None = None) -> None:
         self.settings = settings
         self.topics = topics_for(settings)
-        self.router = router
+        # The routing view only, never the router: subscriptions, live protocols and
+        # suppression thresholds arrive with each batch's view (routing_view.py).
+        self.views = views
         self.config = config or DetectorConfig()
         self.stage: HotspotStage | None = None
         self.ward_names: dict[str, str] = {}
-        self.suppress: dict[str, int] = {}
-        self.lateness: dict[str, timedelta] = {}
         self.sent = DeliveryLedger()
+        self._lateness: Mapping[str, timedelta] = {}
         self.ready = asyncio.Event()
         self._slot = 0
         self._dirty = False
@@ -148,30 +140,21 @@ class HotspotRunner:
         self.m_feed_late = m.gauge("hotspot_feed_late_records", "Records counted into past "
                                    "weeks because they came after allowed lateness.", ["feed"])
 
-    # -- config -------------------------------------------------------------------------------
-
-    def on_config(self, state: ConfigState) -> None:
-        from services.depersonalise.policy import protocol_set_of
-
-        pset, _ = protocol_set_of(state)
-        self.suppress = {p.id: p.suppress_below for p in pset}
-        self.lateness = lateness_by_protocol(pset)
-        if self.stage is not None:
-            self.stage.set_lateness(self.lateness)
+    # -- study area -----------------------------------------------------------------------------
 
     def _build_stage(self) -> HotspotStage:
         """Study area: the wards of the config's county in the boundaries (adjacency from them);
         a county the boundaries do not hold gets no study area and Gi* is left out."""
         areas = AreaIndex.load(self.settings.boundaries_dir)
-        county = self.router.follower.state.county
-        name = county.county.casefold() if county else ""
+        name = self.views.current.county.casefold()
         features = [f for f in load_ward_features(self.settings.boundaries_dir / "wards.geojson")
                     if areas.district_county.get(f.lad_code, "").casefold() == name]
         self.ward_names = {w.code: w.name for w in areas.wards.values()}
         districts = {w.code: w.district_code for w in areas.wards.values()}
         stage = HotspotStage(self.config, adjacency=build_adjacency(features),
                              districts=districts, wards=[f.ward_code for f in features])
-        stage.set_lateness(self.lateness)
+        stage.set_lateness(self.views.current.lateness)
+        self._lateness = self.views.current.lateness
         return stage
 
     # -- state --------------------------------------------------------------------------------
@@ -187,7 +170,7 @@ class HotspotRunner:
             self.stage.restore(state)
             head = json.loads(latest[b"head"])
             self._slot = 1 - int(head["slot"])
-        for sub in self.router.subs:
+        for sub in self.views.current.subs:
             topic = self.topics.hotspots(sub.group)
             ids = {m.key.decode() async for m in scan(self.settings, topic) if m.key}
             self.sent.seed(sub.group, ids)
@@ -234,14 +217,17 @@ class HotspotRunner:
         return self.stage.offsets.get(partition)
 
     def observe(self, rec: SharedRecord, partition: int, offset: int, entitled: bool,
-                now: datetime) -> list[Out]:
+                now: datetime, view: RoutingView) -> list[Out]:
         assert self.stage is not None
+        if view.lateness is not self._lateness:  # a config change: the protocols' lateness
+            self.stage.set_lateness(view.lateness)
+            self._lateness = view.lateness
         result = self.stage.observe(rec, partition, offset, entitled=entitled, now=now)
         self.m_records.labels(result.reason).inc()
         self._dirty = True
         out: list[Out] = []
         for alert in result.alerts:
-            out += self._send(alert)
+            out += self._send(alert, view)
         self._alerted = self._alerted or bool(out)
         return out
 
@@ -263,15 +249,15 @@ class HotspotRunner:
         self._dirty = False
         return self._snapshot()
 
-    def _send(self, alert: Alert) -> list[Out]:
-        from services.core.audit_facts import alert_fact, encode_fact, fact_key
+    def _send(self, alert: Alert, view: RoutingView) -> list[Out]:
+        from services.core.audit.facts import alert_fact, encode_fact, fact_key
 
         out = []
         now = datetime.now(UTC)
-        for group in alert_recipients(alert, self.router.subs, self.router.live):
+        for group in view.alert_groups(alert):
             protocol_id = alert.category.split("|", 1)[0]
             msg = to_hotspot_alert(alert, group,
-                                   suppress_below=self.suppress.get(protocol_id,
+                                   suppress_below=view.suppress_for(protocol_id,
                                                                     self.config.suppress_below),
                                    ward_names=self.ward_names, raised_at=now)
             if not self.sent.first_time(group, msg.alert_id):
@@ -280,25 +266,18 @@ class HotspotRunner:
             value = msg.model_dump_json().encode()
             out.append(Out(self.topics.hotspots(group), value, key=msg.alert_id.encode(),
                            headers=[("protocol", msg.protocol.encode())]))
-            fact = alert_fact(msg, group=group, lawful_basis=self._basis(msg), at=now)
+            # None for a version no longer in the config: the fact still names the ref.
+            fact = alert_fact(msg, group=group, lawful_basis=view.basis_of(msg.protocol), at=now)
             out.append(Out(self.topics.audit_facts, encode_fact(fact), key=fact_key(fact)))
             self.m_alerts.labels(group, alert.window).inc()
         return out
-
-    def _basis(self, alert: HotspotAlert) -> list[str] | None:
-        terms = getattr(self.router, "audit_terms", None)
-        if terms is None:
-            return None
-        try:
-            return list(terms.of(alert.protocol, "")[0])
-        except Exception:  # an old version no longer in the config: the fact names the ref
-            return None
 
     def current_for(self, group: str, kind: str = "week") -> list[dict[str, Any]]:
         """Open-window rows for the wards ``group`` covers, counts suppressed as "<N"."""
         if self.stage is None:
             return []
-        sub = next((s for s in self.router.subs if s.group == group), None)
+        view = self.views.current
+        sub = view.sub_of(group)
         if sub is None:
             return []
         rows = []
@@ -308,6 +287,6 @@ class HotspotRunner:
             if not (row["protocol_id"] in sub.protocols and sub.covers_ward(ward, district)
                     and sub.covers_category(row["category"])):
                 continue
-            n = self.suppress.get(row["protocol_id"], self.config.suppress_below)
+            n = view.suppress_for(row["protocol_id"], self.config.suppress_below)
             rows.append({**row, "count": str(row["count"]) if row["count"] >= n else f"<{n}"})
         return rows

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 from schemas.shared import SharedRecord
 from services.core.areas import AreaIndex
-from services.core.county import County, Group, group_area_geometry
+from services.core.config.county import County, Group, group_area_geometry
 
 
 @dataclass(frozen=True)

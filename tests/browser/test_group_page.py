@@ -4,6 +4,8 @@ appears in the live list, and clicking it shows its evidence.
 
 Chromium is driven by Playwright's Python package with ``executable_path`` pointing at the system
 browser; Playwright's own browser downloads are never used. A missing chromium fails the test.
+
+Over 400 lines because one whole hub in Chromium is started once for all the page's checks.
 """
 
 from __future__ import annotations
@@ -18,13 +20,13 @@ from pathlib import Path
 import httpx
 import pytest
 
+from demo.cluster import LocalHub
+from demo.synthetic import Generator
 from schemas.alert import HotspotAlert
 from schemas.shared import SharedRecord
 from services.core.areas import AreaIndex
-from services.core.kafka import kafka_python_common
-from services.core.settings import REPO_ROOT
-from services.demo.cluster import LocalHub
-from services.demo.synthetic import Generator
+from services.core.config.settings import REPO_ROOT
+from services.core.kafka.clients import kafka_python_common
 from tests.conftest import BrokerInfo
 from tests.e2e.conftest import start_hub
 from tests.kafka_read import wait_for

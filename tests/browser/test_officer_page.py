@@ -17,11 +17,11 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
+from demo.cluster import LocalHub
+from demo.synthetic import Generator
 from services.cli.main import app
 from services.core.areas import AreaIndex
-from services.core.settings import REPO_ROOT
-from services.demo.cluster import LocalHub
-from services.demo.synthetic import Generator
+from services.core.config.settings import REPO_ROOT
 from tests.browser.test_group_page import CHROMIUM_FLAGS, chromium_path
 from tests.conftest import BrokerInfo
 from tests.e2e.conftest import start_hub

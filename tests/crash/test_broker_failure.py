@@ -27,11 +27,11 @@ from pathlib import Path
 import pytest
 
 from bench.workload import HttpPublisher, synthetic
-from services.core import kafka_local
-from services.core.kafka import kafka_python_common
-from services.core.settings import REPO_ROOT, Settings
-from services.core.topics import topics_for
-from services.demo.cluster import LocalHub
+from demo.cluster import LocalHub
+from services.core.config.settings import REPO_ROOT, Settings
+from services.core.kafka import local as kafka_local
+from services.core.kafka.clients import kafka_python_common
+from services.core.kafka.topics import topics_for
 from tests.crash.test_kill9 import Background, assert_exact, count, processed, wait_drained
 from tests.kafka_read import wait_for
 

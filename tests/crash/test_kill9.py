@@ -39,9 +39,9 @@ from bench.workload import (
     read_deliveries,
     synthetic,
 )
-from services.core.settings import REPO_ROOT, Settings
-from services.core.topics import topics_for
-from services.demo.cluster import LocalHub
+from demo.cluster import LocalHub
+from services.core.config.settings import REPO_ROOT, Settings
+from services.core.kafka.topics import topics_for
 from tests.conftest import BrokerInfo
 from tests.e2e.conftest import start_hub
 from tests.kafka_read import read_topic, wait_for
@@ -226,9 +226,9 @@ def test_given_router_killed_during_a_county_change_then_counts_are_exact_and_th
     Stevenage group as well: the restarted router came up on the new config."""
     import yaml
 
-    from services.core.config_publish import county_messages, publish
-    from services.core.county import load_county
-    from services.core.officer_trust import fingerprint, load_log
+    from services.core.config.county import load_county
+    from services.core.config.publish import county_messages, publish
+    from services.core.crypto.officer_trust import fingerprint, load_log
 
     assert hub.boot is not None
     assert hub.settings is not None

@@ -1,5 +1,7 @@
 """The deployment files cannot run here (no Docker engine), so they are parsed and checked against
-the code: images, entry points, ports, environment names, metric and topic names."""
+the code: images, entry points, ports, environment names, metric and topic names.
+
+Over 400 lines because every deployment file is checked against the code in one place."""
 
 from __future__ import annotations
 
@@ -10,8 +12,8 @@ from typing import Any
 import pytest
 import yaml
 
-from services.core.settings import REPO_ROOT, Settings
-from services.core.topics import FEED_NAMES, Topics
+from services.core.config.settings import REPO_ROOT, Settings
+from services.core.kafka.topics import FEED_NAMES, Topics
 
 DEPLOY = REPO_ROOT / "deploy"
 SERVICES = {"ingest": "ingest_port", "depersonalise": "depersonalise_port",
@@ -57,7 +59,7 @@ def known_metric_names() -> set[str]:
             names |= {f"s115hub_{svc}_{m.group(2)}" for m in pattern.finditer(path.read_text())}
         # Registered by shared helpers for whichever service uses them.
         for shared in ("consumer_lag_records", "http_request_duration_seconds",
-                       # services/core/stage_runner.py, for every service's stages
+                       # services/core/kafka/stage_runner.py, for every service's stages
                        "stage_records_total", "stage_dead_letters_total",
                        "stage_batch_duration_seconds", "stage_infra_failures_total"):
             names.add(f"s115hub_{svc}_{shared}")
@@ -338,9 +340,9 @@ def _table_rows(text: str) -> dict[str, str]:
 
 
 def test_security_readme_acl_table_is_the_table_acl_apply_installs() -> None:
-    """Every grant of services/core/acl_table.py (what the e2e test installed and checked) is
+    """Every grant of services/core/kafka/acls.py (what the e2e test installed and checked) is
     in the README row of its principal: the resource name and the operation."""
-    from services.core.acl_table import group_grants, partner_grants, service_grants
+    from services.core.kafka.acls import group_grants, partner_grants, service_grants
 
     rows = _table_rows((DEPLOY / "security" / "README.md").read_text())
     grants = [*service_grants("s115"), *partner_grants("<id>"), *group_grants("<id>")]

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from services.core.settings import REPO_ROOT
+from services.core.config.settings import REPO_ROOT
 
 CLI = [sys.executable, "-m", "services.cli.main"]
 

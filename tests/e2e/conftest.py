@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from services.core.settings import REPO_ROOT
-from services.demo.cluster import LocalHub
+from demo.cluster import LocalHub
+from services.core.config.settings import REPO_ROOT
 from tests.conftest import BrokerInfo
 
 

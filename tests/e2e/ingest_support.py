@@ -12,11 +12,11 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from services.core.config_publish import publish
-from services.core.kafka import ensure_topics
-from services.core.settings import REPO_ROOT, Settings
-from services.core.topics import topic_specs
-from services.demo.bootstrap import Bootstrap, bootstrap
+from demo.bootstrap import Bootstrap, bootstrap
+from services.core.config.publish import publish
+from services.core.config.settings import REPO_ROOT, Settings
+from services.core.kafka.clients import ensure_topics
+from services.core.kafka.topics import topic_specs
 from services.ingest.app import make_app
 
 HERTS = REPO_ROOT / "deploy" / "hertfordshire"

@@ -22,11 +22,11 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
+from demo.cluster import LocalHub
+from demo.synthetic import Generator
 from services.cli.main import app
 from services.core.areas import AreaIndex
-from services.core.settings import REPO_ROOT
-from services.demo.cluster import LocalHub
-from services.demo.synthetic import Generator
+from services.core.config.settings import REPO_ROOT
 from tests.conftest import BrokerInfo
 from tests.kafka_read import read_json, wait_for
 
@@ -187,9 +187,9 @@ def test_protocol_reviews_remind_ahead_of_review_by(hub: LocalHub) -> None:
 
 def test_retention_apply_sets_each_topic_from_its_protocols_and_audits_deletions(
         hub: LocalHub, kafka_broker: BrokerInfo) -> None:
-    from services.core.field_crypto import DataKeyStore
-    from services.core.keys import MasterKey
-    from services.core.retention_io import with_current
+    from services.core.crypto.fields import DataKeyStore
+    from services.core.crypto.keys import MasterKey
+    from services.core.ops.retention_io import with_current
 
     assert hub.settings is not None
     s = hub.settings
@@ -213,15 +213,15 @@ def test_retention_apply_sets_each_topic_from_its_protocols_and_audits_deletions
                         what="the key shredding on the chain")
     assert shredded[0]["detail"]["first"] == old_key
     if kafka_broker.kind != "embedded":  # tansu reports no topic configs
-        from services.core.retention import TopicRetention
+        from services.core.ops.retention import TopicRetention
 
         row = TopicRetention(f"{s.topic_prefix}.deliver.grp-watford", 365, (), ())
         assert with_current(s, [row])[0].current_ms == 365 * 24 * 3600 * 1000
 
 
 def test_keys_shred_destroys_old_pseudonym_epochs_and_audits_it(hub: LocalHub) -> None:
-    from services.core.keyring import PseudonymKeyring
-    from services.core.keys import MasterKey
+    from services.core.crypto.keyring import PseudonymKeyring
+    from services.core.crypto.keys import MasterKey
 
     assert hub.settings is not None
     s = hub.settings

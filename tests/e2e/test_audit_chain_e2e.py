@@ -17,16 +17,16 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
+from demo.cluster import LocalHub
+from demo.synthetic import Generator
 from services.cli.main import app
 from services.core.areas import AreaIndex
-from services.core.audit_chain import AuditEvent, event_hash, verify_chain
-from services.core.audit_key import load_audit_key
-from services.core.canonical import canonical_bytes
-from services.core.kafka import ensure_topics
-from services.core.settings import REPO_ROOT, Settings
-from services.core.topics import TopicSpec
-from services.demo.cluster import LocalHub
-from services.demo.synthetic import Generator
+from services.core.audit.chain import AuditEvent, event_hash, verify_chain
+from services.core.audit.key import load_audit_key
+from services.core.config.settings import REPO_ROOT, Settings
+from services.core.crypto.canonical import canonical_bytes
+from services.core.kafka.clients import ensure_topics
+from services.core.kafka.topics import TopicSpec
 from tests.conftest import BrokerInfo
 from tests.e2e.conftest import start_hub
 from tests.kafka_read import read_topic, wait_for
@@ -181,7 +181,7 @@ def _copy_chain(hub: LocalHub, events: list[dict[str, Any]], cps: list[dict[str,
     """Write events and checkpoints to a fresh prefix's audit topic, as the chainer would."""
     from kafka import KafkaProducer
 
-    from services.core.kafka import kafka_python_common
+    from services.core.kafka.clients import kafka_python_common
 
     s = _settings(hub)
     prefix = f"t{uuid.uuid4().hex[:8]}"

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from services.core.broker import free_port
-from services.core.settings import REPO_ROOT
+from services.core.config.settings import REPO_ROOT
+from services.core.kafka.broker import free_port
 from tests.e2e.cli_support import clean_env, run_cli
 
 pytestmark = pytest.mark.own_broker

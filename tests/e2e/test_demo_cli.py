@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from services.core.settings import REPO_ROOT
+from services.core.config.settings import REPO_ROOT
 
 pytestmark = [pytest.mark.own_broker, pytest.mark.slow]
 

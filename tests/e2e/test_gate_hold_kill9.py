@@ -16,11 +16,11 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from demo.cluster import LocalHub
+from demo.synthetic import Generator
 from schemas.shared import SharedRecord
 from services.core.areas import AreaIndex
-from services.core.settings import REPO_ROOT
-from services.demo.cluster import LocalHub
-from services.demo.synthetic import Generator
+from services.core.config.settings import REPO_ROOT
 from tests.conftest import BrokerInfo
 from tests.e2e.conftest import start_hub
 from tests.kafka_read import read_topic, wait_for

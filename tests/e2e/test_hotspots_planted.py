@@ -14,10 +14,10 @@ from typing import Any
 import httpx
 import pytest
 
+from demo.cluster import LocalHub
+from demo.synthetic import Generator
 from schemas.alert import HotspotAlert
 from services.core.areas import AreaIndex
-from services.demo.cluster import LocalHub
-from services.demo.synthetic import Generator
 from services.router.hotspots.adjacency import ward_adjacency
 from tests.kafka_read import read_json, read_topic, wait_for
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from services.core.broker import EmbeddedBroker, free_port
+from services.core.kafka.broker import EmbeddedBroker, free_port
 from tests.e2e.ingest_support import hub_settings, police_record, running_ingest
 from tests.kafka_read import read_json, wait_for
 

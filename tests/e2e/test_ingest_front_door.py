@@ -17,8 +17,8 @@ from kafka import KafkaProducer
 from typer.testing import CliRunner
 
 from services.cli.main import app as cli
-from services.core.kafka import kafka_python_common
-from services.core.settings import Settings
+from services.core.config.settings import Settings
+from services.core.kafka.clients import kafka_python_common
 from tests.conftest import BrokerInfo
 from tests.e2e.ingest_support import Ingest, hub_settings, police_record, running_ingest
 from tests.kafka_read import read_json, read_topic, wait_for

@@ -17,15 +17,15 @@ import pytest
 from kafka import KafkaProducer
 from typer.testing import CliRunner
 
+from demo.cluster import LocalHub
+from demo.synthetic import Generator
 from schemas.feeds import FEEDS
 from services.cli.main import app as cli
 from services.core.areas import AreaIndex
-from services.core.field_crypto import DataKeyStore
-from services.core.kafka import kafka_python_common
-from services.core.keys import MasterKey
-from services.core.settings import REPO_ROOT
-from services.demo.cluster import LocalHub
-from services.demo.synthetic import Generator
+from services.core.config.settings import REPO_ROOT
+from services.core.crypto.fields import DataKeyStore
+from services.core.crypto.keys import MasterKey
+from services.core.kafka.clients import kafka_python_common
 from services.ingest.records import RECORD_ID_INFO, build_raw
 from tests.conftest import BrokerInfo
 from tests.e2e.test_pipeline_routing import expected_groups

@@ -23,11 +23,11 @@ import httpx
 import pytest
 
 from bench.canary_corpus import build
+from demo.cluster import LocalHub
+from demo.synthetic import Generator
 from services.core.areas import AreaIndex
-from services.core.kafka import make_consumer
-from services.demo.cluster import LocalHub
-from services.demo.synthetic import Generator
-from services.depersonalise.vocabularies import load_vocabulary
+from services.core.kafka.clients import make_consumer
+from services.protocols.vocabularies import load_vocabulary
 from services.router.web.tokens import group_token_store
 from tests.kafka_read import read_json, read_topic, wait_for
 

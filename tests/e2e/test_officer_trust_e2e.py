@@ -13,7 +13,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from prometheus_client.parser import text_string_to_metric_families
 
-from services.core.config_publish import (
+from demo.bootstrap import officer_of, protocol_yaml
+from demo.cluster import LocalHub
+from services.core.config.publish import (
     county_messages,
     officer_message,
     officer_messages,
@@ -21,12 +23,10 @@ from services.core.config_publish import (
     publish,
     with_officer_fingerprint,
 )
-from services.core.officer_trust import change_for, countersign, dump_log, load_log
-from services.core.settings import REPO_ROOT
-from services.demo.bootstrap import officer_of, protocol_yaml
-from services.demo.cluster import LocalHub
-from services.depersonalise.protocol import Protocol, load_protocol
-from services.depersonalise.signing import key_id_of, load_private_key, sign_protocol
+from services.core.config.settings import REPO_ROOT
+from services.core.crypto.officer_trust import change_for, countersign, dump_log, load_log
+from services.protocols.protocol import Protocol, load_protocol
+from services.protocols.signing import key_id_of, load_private_key, sign_protocol
 from tests.conftest import BrokerInfo
 from tests.e2e.conftest import start_hub
 from tests.kafka_read import read_json, wait_for

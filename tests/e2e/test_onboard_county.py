@@ -22,8 +22,8 @@ import httpx
 import pytest
 
 from services.core.areas import AreaIndex
-from services.core.broker import free_port
-from services.core.settings import REPO_ROOT
+from services.core.config.settings import REPO_ROOT
+from services.core.kafka.broker import free_port
 from tests.conftest import BrokerInfo
 from tests.e2e.cli_support import Running, clean_env, run_cli
 
@@ -86,8 +86,8 @@ def test_onboard_halton_run_across_a_restart_and_check_it(
             shutil.copy(pub, county / "officers" / party / pub.name)
         [key] = (keys / party).glob("*.key.pem")
         ok(run_cli(["protocol", "sign", str(protocol), "--key", str(key)], unit_env))
-    # The officer keys are pinned (services/core/officer_trust.py): the file beside the county,
-    # its fingerprint in county.yaml, which the officers approve.
+    # The officer keys are pinned (services/core/crypto/officer_trust.py): the file beside the
+    # county, its fingerprint in county.yaml, which the officers approve.
     out = ok(run_cli(["officer-keys", "init", str(county / "officer-keys.yaml"), "--officers-dir",
                       str(county / "officers"), "--config-dir", str(county)], unit_env))
     pin = out.strip().splitlines()[-1].split("officer_keys_sha256: ", 1)[1]
@@ -109,7 +109,7 @@ def test_onboard_halton_run_across_a_restart_and_check_it(
         cli = clean_env(S115HUB_ENV_FILE=str(env_file))
 
         # Retention from the protocols, as deploy/README.md says after the first start.
-        ok(run_cli(["retention", "apply"], cli, timeout=180))
+        ok(run_cli(["retention", "apply", "--yes"], cli, timeout=180))
 
         # 4. Credentials, only for parties in county.yaml.
         lines = ok(run_cli(["partner", "add", "cheshire-police"], cli)).split()

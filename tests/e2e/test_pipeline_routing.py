@@ -10,10 +10,10 @@ from typing import Any
 import httpx
 import pytest
 
+from demo.cluster import LocalHub
+from demo.synthetic import Generator
 from services.core.areas import AreaIndex
-from services.demo.cluster import LocalHub
-from services.demo.synthetic import Generator
-from services.depersonalise.protocol import load_protocol
+from services.protocols.protocol import load_protocol
 from tests.kafka_read import read_json, read_topic, wait_for
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]

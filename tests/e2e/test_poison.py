@@ -28,12 +28,12 @@ from hypothesis import strategies as st
 
 from bench.kafka_intake import record_id_key
 from bench.workload import Item, expected_groups, read_deliveries, synthetic
+from demo.cluster import SERVICES, LocalHub
 from schemas.dead_letter import DeadLetter
-from services.core.county import load_county
-from services.core.kafka import make_producer
-from services.core.settings import REPO_ROOT, Settings
-from services.core.topics import topics_for
-from services.demo.cluster import SERVICES, LocalHub
+from services.core.config.county import load_county
+from services.core.config.settings import REPO_ROOT, Settings
+from services.core.kafka.clients import make_producer
+from services.core.kafka.topics import topics_for
 from services.ingest.records import hub_record_id
 from tests.conftest import BrokerInfo
 from tests.e2e.conftest import start_hub

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from services.core.settings import REPO_ROOT
-from services.demo.cluster import LocalHub
+from demo.cluster import LocalHub
+from services.core.config.settings import REPO_ROOT
 from tests.conftest import BrokerInfo
 from tests.e2e.conftest import start_hub
 from tests.kafka_read import read_json, wait_for

@@ -15,14 +15,14 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from demo.bootstrap import officer_of, protocol_yaml
+from demo.cluster import LocalHub
+from demo.synthetic import Generator
 from services.core.areas import AreaIndex
-from services.core.config_publish import protocol_message, publish
-from services.core.settings import REPO_ROOT
-from services.demo.bootstrap import officer_of, protocol_yaml
-from services.demo.cluster import LocalHub
-from services.demo.synthetic import Generator
-from services.depersonalise.protocol import Protocol, load_protocol
-from services.depersonalise.signing import load_private_key, sign_protocol
+from services.core.config.publish import protocol_message, publish
+from services.core.config.settings import REPO_ROOT
+from services.protocols.protocol import Protocol, load_protocol
+from services.protocols.signing import load_private_key, sign_protocol
 from tests.conftest import BrokerInfo
 from tests.e2e.conftest import start_hub
 from tests.kafka_read import read_json, wait_for

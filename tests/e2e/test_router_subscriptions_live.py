@@ -10,10 +10,10 @@ from typing import Any
 import httpx
 import pytest
 
+from demo.cluster import LocalHub
+from demo.synthetic import Generator
 from services.core.areas import AreaIndex
-from services.core.config_publish import publish
-from services.demo.cluster import LocalHub
-from services.demo.synthetic import Generator
+from services.core.config.publish import publish
 from tests.kafka_read import read_json, wait_for
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
@@ -56,7 +56,7 @@ def set_watford_districts(hub: LocalHub, districts: list[str]) -> None:
             g["districts"] = districts
     # As an officer's county would, it pins the officer key file the hub trusts: a county
     # without the pin trusts no key and every protocol stops (fail-closed, issue 13).
-    from services.core.officer_trust import fingerprint, load_log
+    from services.core.crypto.officer_trust import fingerprint, load_log
 
     anchors = load_log(hub.settings.resolved_officer_keys_file())
     assert anchors is not None

@@ -5,6 +5,9 @@ The web sub-app runs in-process under uvicorn with a fixed pair of groups; deliv
 are planted on the groups' own topics as the router and the detector would write them, so these
 tests need neither the pipeline nor a detector that happens to fire. The page through the real
 router is tested in tests/browser/.
+
+Over 400 lines because one in-process web app serves every delivery-over-HTTP test; splitting would
+start it twice.
 """
 
 from __future__ import annotations
@@ -28,12 +31,12 @@ from shapely.geometry import Point
 from schemas.alert import HotspotAlert
 from schemas.shared import SharedRecord
 from services.core.areas import AreaIndex
-from services.core.broker import free_port
-from services.core.county import Group
-from services.core.kafka import ensure_topics, kafka_python_common
-from services.core.metrics import ServiceMetrics
-from services.core.settings import Settings
-from services.core.topics import topic_specs, topics_for
+from services.core.config.county import Group
+from services.core.config.settings import Settings
+from services.core.kafka.broker import free_port
+from services.core.kafka.clients import ensure_topics, kafka_python_common
+from services.core.kafka.topics import topic_specs, topics_for
+from services.core.ops.metrics import ServiceMetrics
 from services.router.subscriptions import Subscription
 from services.router.web import make_web_app
 from services.router.web.tokens import group_token_store

@@ -12,10 +12,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from services.core.broker import free_port
-from services.core.config_publish import publish
-from services.core.settings import REPO_ROOT, Settings
-from services.demo.bootstrap import bootstrap
+from demo.bootstrap import bootstrap
+from services.core.config.publish import publish
+from services.core.config.settings import REPO_ROOT, Settings
+from services.core.kafka.broker import free_port
 from tests.conftest import BrokerInfo
 from tests.e2e.cli_support import clean_env
 

@@ -12,12 +12,12 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
+from demo.cluster import LocalHub
+from demo.synthetic import Generator
 from services.cli.main import app
 from services.cli.status_cmds import Samples, parse_metrics, total_by
 from services.core.areas import AreaIndex
-from services.core.settings import REPO_ROOT
-from services.demo.cluster import LocalHub
-from services.demo.synthetic import Generator
+from services.core.config.settings import REPO_ROOT
 from tests.conftest import BrokerInfo
 from tests.e2e.conftest import start_hub
 from tests.kafka_read import read_json, read_topic, wait_for

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from services.core.settings import REPO_ROOT
+from services.core.config.settings import REPO_ROOT
 from tests.conftest import BrokerInfo
 from tests.e2e.cli_support import Running, clean_env, descendants
 
@@ -51,7 +51,7 @@ def test_up_given_each_stop_signal_then_broker_and_services_are_all_gone(tmp_pat
 @pytest.mark.parametrize("sig", SIGNALS, ids=lambda s: s.name)
 def test_broker_given_a_stop_signal_then_the_broker_process_is_gone(
         sig: signal.Signals, tmp_path: Path) -> None:
-    from services.core.broker import free_port
+    from services.core.kafka.broker import free_port
 
     cmd = Running(["broker", "--port", str(free_port())],
                   clean_env(S115HUB_STATE_DIR=str(tmp_path)))

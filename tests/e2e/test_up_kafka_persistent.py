@@ -17,11 +17,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from services.core import kafka_local
+from demo.synthetic import Generator
 from services.core.areas import AreaIndex
-from services.core.settings import REPO_ROOT, Settings
-from services.core.topics import topics_for
-from services.demo.synthetic import Generator
+from services.core.config.settings import REPO_ROOT, Settings
+from services.core.kafka import local as kafka_local
+from services.core.kafka.topics import topics_for
 from tests.kafka_read import read_topic, wait_for
 
 pytestmark = [pytest.mark.own_broker, pytest.mark.slow, pytest.mark.kafka]

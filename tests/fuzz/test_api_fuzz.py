@@ -30,7 +30,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from services.core.broker import free_port
+from services.core.kafka.broker import free_port
 from services.ingest.app import make_app
 from tests.conftest import BrokerInfo
 from tests.e2e.ingest_support import hub_settings

@@ -18,10 +18,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from schemas.feeds import FEEDS
+from services.core.crypto.fields import DataKeyStore
 from services.core.errors import RecordRejected
-from services.core.field_crypto import DataKeyStore
-from services.core.metrics import ServiceMetrics
-from services.core.topics import Topics
+from services.core.kafka.topics import Topics
+from services.core.ops.metrics import ServiceMetrics
 from services.ingest.service import IngestService
 from services.ingest.validation import Item, load_json, parse_csv, parse_ndjson, validate_record
 

@@ -8,9 +8,9 @@ import asyncio
 
 import pytest
 
-from services.core.config_follow import ConfigFollower
-from services.core.settings import Settings
-from services.core.topics import base_topic_specs, provision_topics, topics_for
+from services.core.config.follow import ConfigFollower
+from services.core.config.settings import Settings
+from services.core.kafka.topics import base_topic_specs, provision_topics, topics_for
 from tests.conftest import BrokerInfo
 
 pytestmark = pytest.mark.kafka

@@ -8,8 +8,8 @@ import asyncio
 
 import pytest
 
-from services.core.kafka import make_producer
-from services.core.settings import Settings
+from services.core.config.settings import Settings
+from services.core.kafka.clients import make_producer
 from tests.conftest import BrokerInfo
 from tests.kafka_read import read_topic
 

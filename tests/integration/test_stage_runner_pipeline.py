@@ -10,11 +10,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from services.core.kafka import ensure_topics, kafka_python_common, make_producer
-from services.core.metrics import ServiceMetrics
-from services.core.settings import Settings
-from services.core.stage_runner import Inputs, Item, Out, Outcome, Stage, StageRunner
-from services.core.topics import TopicSpec
+from services.core.config.settings import Settings
+from services.core.kafka.clients import ensure_topics, kafka_python_common, make_producer
+from services.core.kafka.stage_runner import Inputs, Item, Out, Outcome, Stage, StageRunner
+from services.core.kafka.topics import TopicSpec
+from services.core.ops.metrics import ServiceMetrics
 from tests.conftest import BrokerInfo
 from tests.kafka_read import read_topic
 

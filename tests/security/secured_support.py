@@ -22,8 +22,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from services.core.kafka_local import Listener, LocalKafka
-from services.core.settings import Settings
+from services.core.config.settings import Settings
+from services.core.kafka.local import Listener, LocalKafka
 
 BROKER_CN = "s115hub-test-broker"
 MECHANISM = "SCRAM-SHA-512"

@@ -9,9 +9,12 @@ audit key, the group tokens and the pinned officer keys: no master key, no data 
 
 Each Kafka operation tried is counted as allowed or denied (``OPS``); the last test prints the
 totals, which notes/issue-13.md reports. No skip: without Java 17 or the Kafka distribution the
-fixture fails (services/core/kafka_local.py says why). It starts its own broker whatever the
+fixture fails (services/core/kafka/local.py says why). It starts its own broker whatever the
 session broker is, so it lives outside tests/e2e: CI's tansu pass (e2e and crash tests) would only
 run it a second time on the same Apache Kafka.
+
+Over 400 lines because one secured Apache Kafka is started once and every principal's grants are
+tried on it.
 """
 
 from __future__ import annotations
@@ -31,14 +34,14 @@ from typing import Any
 import httpx
 import pytest
 
-from services.core.acl_table import acl_table, users_of
-from services.core.broker import free_port
-from services.core.county import load_county
-from services.core.kafka import kafka_python_common
-from services.core.officer_trust import fingerprint, load_log
-from services.core.settings import REPO_ROOT
-from services.demo.bootstrap import bootstrap
-from services.demo.synthetic import Generator
+from demo.bootstrap import bootstrap
+from demo.synthetic import Generator
+from services.core.config.county import load_county
+from services.core.config.settings import REPO_ROOT
+from services.core.crypto.officer_trust import fingerprint, load_log
+from services.core.kafka.acls import acl_table, users_of
+from services.core.kafka.broker import free_port
+from services.core.kafka.clients import kafka_python_common
 from tests.kafka_read import wait_for
 from tests.security.secured_support import Principals, SecuredCluster, make_tls, secured_kafka
 
@@ -233,7 +236,7 @@ def try_login(cluster: SecuredCluster, who: str, user: str, password: str) -> st
 
     from aiokafka.errors import KafkaConnectionError
 
-    from services.core.kafka import make_producer
+    from services.core.kafka.clients import make_producer
 
     async def go() -> str:
         producer = make_producer(cluster.settings(user, password), request_timeout_ms=10_000)

@@ -23,7 +23,7 @@ from shapely.errors import GeometryTypeError
 from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
-from services.core.errors import ConfigError
+from services.core.config.errors import ConfigError
 
 # services/router/hotspots/adjacency.py -> parents[3] is the repository root.
 DEFAULT_WARDS_PATH = Path(__file__).resolve().parents[3] / "deploy/data/boundaries/wards.geojson"

@@ -77,6 +77,9 @@ coarsens ``occurred_at`` (say to the day), configure only the window kinds at le
 coarse: hourly windows over day-bucketed times would put a whole day in the midnight hour.
 
 Everything is deterministic: no randomness, no wall clock, sorted output.
+
+Over 400 lines because it is kept whole as the hot-spot benchmark's 'before' reference; its window
+arithmetic and Alert are shared with the engine.
 """
 
 from __future__ import annotations
@@ -90,7 +93,7 @@ from typing import Any, Literal
 
 from scipy.stats import poisson
 
-from services.core.errors import ConfigError
+from services.core.config.errors import ConfigError
 
 from .getis_ord import gi_star
 from .stats import EwmaState, benjamini_hochberg, ewma_smoothing, poisson_exceedance_p

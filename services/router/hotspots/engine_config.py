@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
-from services.core.errors import ConfigError
+from services.core.config.errors import ConfigError
 
 from .detector import WINDOW_KINDS, WindowKind
 from .timeline import LENGTH

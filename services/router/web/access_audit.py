@@ -21,10 +21,10 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from services.core.audit_facts import access_fact, encode_fact, fact_key
-from services.core.hashed_tokens import Bearer
-from services.core.settings import Settings
-from services.core.topics import topics_for
+from services.core.audit.facts import access_fact, encode_fact, fact_key
+from services.core.config.settings import Settings
+from services.core.crypto.hashed_tokens import Bearer
+from services.core.kafka.topics import topics_for
 
 
 class FactSink(Protocol):
@@ -55,7 +55,7 @@ class KafkaFactSink:
         self._lock = asyncio.Lock()
 
     async def send(self, fact: Mapping[str, Any]) -> None:
-        from services.core.kafka import make_producer
+        from services.core.kafka.clients import make_producer
 
         async with self._lock:
             if self._producer is None:

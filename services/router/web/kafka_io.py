@@ -12,9 +12,9 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from services.core.kafka import make_consumer, topic_partitions
-from services.core.settings import Settings
-from services.core.topic_scan import drain
+from services.core.config.settings import Settings
+from services.core.kafka.clients import make_consumer, topic_partitions
+from services.core.kafka.scan import drain
 from services.router.web.positions import Position
 
 
@@ -44,8 +44,8 @@ async def follow(settings: Settings, topics: Mapping[str, str], resume: Mapping[
 
     A partition named in ``resume`` starts at that offset; the rest at the end (``from_end``) or
     the beginning. "The end" is the broker's reported end offset, which the embedded broker
-    under-reports (topic_scan.py), so a fresh ``from=end`` stream there may replay the tail of
-    the last batch: more, never fewer, records than asked for.
+    under-reports (services/core/kafka/scan.py), so a fresh ``from=end`` stream there may replay
+    the tail of the last batch: more, never fewer, records than asked for.
     """
     consumer = make_consumer(settings, group_id=None, enable_auto_commit=False)
     await consumer.start()

@@ -8,8 +8,8 @@ class, so the officer page can issue and revoke them without importing the inges
 
 from __future__ import annotations
 
-from services.core.hashed_tokens import HashedTokenStore
-from services.core.settings import Settings
+from services.core.config.settings import Settings
+from services.core.crypto.hashed_tokens import HashedTokenStore
 
 PREFIX = "s115o"
 FILE_NAME = "officer-tokens.json"

@@ -11,11 +11,12 @@ from pydantic import ValidationError
 from schemas.alert import HotspotAlert
 from schemas.shared import SharedRecord
 from services.core.areas import AreaIndex
-from services.core.county import load_county
-from services.core.errors import ConfigError, HubError
-from services.core.settings import Settings
-from services.core.topic_scan import scan
-from services.core.topics import topics_for
+from services.core.config.county import load_county
+from services.core.config.errors import ConfigError
+from services.core.config.settings import Settings
+from services.core.errors import HubError
+from services.core.kafka.scan import scan
+from services.core.kafka.topics import topics_for
 from services.router.subscriptions import subscription_for
 from services.router.web.app import group_wards
 from services.router.web.pack import fields_by_protocol, pack_html
@@ -54,7 +55,7 @@ async def build_pack(settings: Settings, group: str, start: datetime | None,
             continue
         alerts[alert.alert_id] = alert
     recs = list(records.values())
-    from services.core.audit_facts import default_actor
+    from services.core.audit.facts import default_actor
     from services.router.web.records import event_time
 
     html = pack_html(group=group, name=g.name, start=s, end=e, records=recs,

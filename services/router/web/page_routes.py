@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 
-from services.core.errors import ConfigError
+from services.core.config.errors import ConfigError
 from services.router.subscriptions import Subscription
 from services.router.web import summary
 from services.router.web.access_audit import reader_name

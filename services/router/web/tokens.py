@@ -12,8 +12,8 @@ mistaken for a group token even if the files were mixed up.
 
 from __future__ import annotations
 
-from services.core.hashed_tokens import HashedTokenStore
-from services.core.settings import Settings
+from services.core.config.settings import Settings
+from services.core.crypto.hashed_tokens import HashedTokenStore
 
 PREFIX = "s115g"
 FILE_NAME = "group-tokens.json"

@@ -12,8 +12,8 @@ import pytest
 
 from services.cli.config_check import check_county_dir, diff_lines
 from services.core.areas import AreaIndex
-from services.core.config_state import encode
-from services.core.settings import REPO_ROOT
+from services.core.config.settings import REPO_ROOT
+from services.core.config.state import encode
 
 HALTON = REPO_ROOT / "deploy" / "halton"
 TODAY = date(2026, 11, 29)
@@ -84,8 +84,8 @@ def test_given_a_protocol_party_that_is_no_partner_or_group_then_it_is_refused(
 def test_given_a_signature_naming_another_officer_then_it_is_refused(
         halton: Path, areas: AreaIndex) -> None:
     from services.cli.protocol_text import with_signatures
-    from services.depersonalise.protocol import load_protocol
-    from services.depersonalise.signing import generate_officer_key, sign_protocol
+    from services.protocols.protocol import load_protocol
+    from services.protocols.signing import generate_officer_key, sign_protocol
 
     path = halton / "protocols" / "halton-asb.yaml"
     private_pem, _, _ = generate_officer_key()

@@ -8,16 +8,16 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from schemas.envelope import Envelope
 from schemas.shared import SharedRecord
-from services.core.accounting_facts import (
+from services.core.audit.accounting import (
     generalised_fact,
     unrouted_fact,
     unrouted_reason,
     withheld_fact,
 )
-from services.core.audit_chain import verify_chain
-from services.core.audit_facts import decode_fact, encode_fact, event_identity
-from services.core.audit_key import HubAuditKey, audit_key_id
-from services.core.audit_log import ChainState
+from services.core.audit.chain import verify_chain
+from services.core.audit.facts import decode_fact, encode_fact, event_identity
+from services.core.audit.key import HubAuditKey, audit_key_id
+from services.core.audit.log import ChainState
 from services.depersonalise.accounting import accounting_facts
 from services.depersonalise.stage import StageResult
 
@@ -63,8 +63,8 @@ def test_given_each_accounting_fact_then_it_chains_verifies_and_is_chained_once(
 
 
 def test_given_a_chained_accounting_event_then_its_identity_is_its_fact_id() -> None:
-    from services.core.audit_chain import ChainWriter
-    from services.core.audit_facts import fact_append_kwargs
+    from services.core.audit.chain import ChainWriter
+    from services.core.audit.facts import fact_append_kwargs
 
     w = ChainWriter()
     for f in (unrouted_fact(shared(), at=T0), withheld_fact("r2", "p", "fire", "unsigned"),

@@ -1,4 +1,7 @@
-"""The disclosure audit chain: tamper evidence, checkpoints, resumption, queries, bundles."""
+"""The disclosure audit chain: tamper evidence, checkpoints, resumption, queries, bundles.
+
+Over 400 lines because tamper cases, checkpoints, resumption, queries and bundles share one set of
+chain fixtures."""
 
 from __future__ import annotations
 
@@ -17,10 +20,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.core.audit_bundle import export_bundle, public_key_fingerprint, verify_bundle
-from services.core.audit_chain import (
+from services.core.audit.bundle import export_bundle, public_key_fingerprint, verify_bundle
+from services.core.audit.chain import (
     GENESIS_HASH,
-    AuditError,
     AuditEvent,
     ChainWriter,
     Checkpoint,
@@ -30,8 +32,10 @@ from services.core.audit_chain import (
     verify_chain,
     verify_checkpoint,
 )
-from services.core.canonical import canonical_bytes
-from services.core.errors import CryptoError, HubError
+from services.core.audit.errors import AuditError
+from services.core.crypto.canonical import canonical_bytes
+from services.core.crypto.errors import CryptoError
+from services.core.errors import HubError
 
 T0 = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
 GROUPS = ("asb-tasking", "dv-marac", "youth-panel")

@@ -12,8 +12,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from schemas.alert import HotspotAlert
 from schemas.shared import SharedRecord
-from services.core.audit_chain import AuditError, verify_chain
-from services.core.audit_facts import (
+from services.core.audit.chain import verify_chain
+from services.core.audit.errors import AuditError
+from services.core.audit.facts import (
     alert_fact,
     config_fact,
     config_facts_for,
@@ -23,10 +24,10 @@ from services.core.audit_facts import (
     event_identity,
     payload_digest,
 )
-from services.core.audit_key import HubAuditKey, audit_key_id, ensure_audit_key, public_path
-from services.core.audit_log import ChainState, StoredChain, checkpoint_message, event_message
-from services.core.canonical import canonical_bytes
-from services.core.errors import CryptoError
+from services.core.audit.key import HubAuditKey, audit_key_id, ensure_audit_key, public_path
+from services.core.audit.log import ChainState, StoredChain, checkpoint_message, event_message
+from services.core.crypto.canonical import canonical_bytes
+from services.core.crypto.errors import CryptoError
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.core import canonical
-from services.core.canonical import _MAX_SAFE_INT, _reference_bytes, canonical_bytes
+from services.core.crypto import canonical
+from services.core.crypto.canonical import _MAX_SAFE_INT, _reference_bytes, canonical_bytes
 
 # Characters chosen to hit every escaping and ordering boundary: controls, quote, backslash,
 # DEL, U+2028/2029, the U+E000-U+FFFF block that sorts differently in UTF-16, astral planes,

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from services.core.config_state import ConfigRejected, ConfigState
+from services.core.config.state import ConfigRejected, ConfigState
 
 COUNTY = {"county": "Testshire", "partners": [{"id": "pol", "name": "Police", "kind": "police",
                                                "feeds": ["police"], "officer": "o"}],
@@ -77,7 +77,7 @@ def test_the_reason_never_echoes_the_value() -> None:
 def test_given_the_officer_messages_config_apply_publishes_then_the_follower_takes_them() -> None:
     # Regression: the contract lacked ``countersigned_by``, so every officer key `config apply`
     # wrote was dead-lettered by all three services on every start.
-    from services.core.config_publish import officer_message
+    from services.core.config.publish import officer_message
 
     s = good()
     key, value = officer_message("k2", "pol", "o", "PEM", countersigned_by="k1")

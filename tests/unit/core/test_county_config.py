@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from services.core.areas import AreaIndex
-from services.core.county import County, load_county
-from services.core.errors import ConfigError
-from services.core.settings import REPO_ROOT
-from services.core.yamlconf import parse_text
+from services.core.config.county import County, load_county
+from services.core.config.errors import ConfigError
+from services.core.config.settings import REPO_ROOT
+from services.core.config.yamlconf import parse_text
 
 HERTS = REPO_ROOT / "deploy" / "hertfordshire" / "county.yaml"
 BOUNDARIES = REPO_ROOT / "deploy" / "data" / "boundaries"

@@ -16,10 +16,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.core import field_crypto
-from services.core.errors import CryptoError
-from services.core.field_crypto import DataKeyShredded, DataKeyStore, key_id_for
-from services.core.keys import MasterKey
+from services.core.crypto import fields as field_crypto
+from services.core.crypto.errors import CryptoError
+from services.core.crypto.fields import DataKeyShredded, DataKeyStore, key_id_for
+from services.core.crypto.keys import MasterKey
 
 DAY = date(2024, 3, 1)
 FIELDS: dict[str, Any] = {"name": "Jane Doe", "dob": date(1990, 5, 17), "address": "1 High St"}

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from services.core.errors import CryptoError
-from services.core.keyring import PseudonymKeyring
-from services.core.keys import MasterKey
+from services.core.crypto.errors import CryptoError
+from services.core.crypto.keyring import PseudonymKeyring
+from services.core.crypto.keys import MasterKey
 
 PROTOCOL = "herts-asb-2024"
 

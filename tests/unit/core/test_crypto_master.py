@@ -11,8 +11,9 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from services.core.errors import CryptoError, HubError
-from services.core.keys import MasterKey, write_private_file
+from services.core.crypto.errors import CryptoError
+from services.core.crypto.keys import MasterKey, write_private_file
+from services.core.errors import HubError
 
 
 def _b64_key(n: int = 32) -> tuple[str, bytes]:

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from services.core.errors import CryptoError
-from services.core.keyring import PseudonymKeyring
-from services.core.keys import MasterKey
-from services.depersonalise.transforms.pseudonymise import token
+from services.core.crypto.errors import CryptoError
+from services.core.crypto.keyring import PseudonymKeyring
+from services.core.crypto.keys import MasterKey
+from services.protocols.transforms.pseudonymise import token
 
 KEY = MasterKey(os.urandom(32)).keyring_key()
 

@@ -1,4 +1,5 @@
-"""Officer trust anchors (services/core/officer_trust.py): which officer keys may sign protocols."""
+"""Officer trust anchors (services/core/crypto/officer_trust.py): which officer keys may sign
+protocols."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ from datetime import date, timedelta
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from services.core.config_state import ConfigState
-from services.core.errors import ConfigError
-from services.core.officer_trust import (
+from services.core.config.errors import ConfigError
+from services.core.config.state import ConfigState
+from services.core.crypto.officer_trust import (
     AnchorFile,
     AnchorLog,
     KeyChange,
@@ -24,9 +25,9 @@ from services.core.officer_trust import (
     replay,
     trusted_keys,
 )
-from services.depersonalise.lifecycle import protocol_status
-from services.depersonalise.policy import protocol_set_of
-from services.depersonalise.protocol import Protocol
+from services.protocols.in_force import protocol_set_of
+from services.protocols.lifecycle import protocol_status
+from services.protocols.protocol import Protocol
 
 
 def key() -> Ed25519PrivateKey:
@@ -201,8 +202,8 @@ class TestFile:
 
 def _protocol() -> Protocol:
     """The shipped police protocol, its parties relabelled to the two test parties, in date."""
-    from services.core.settings import REPO_ROOT
-    from services.depersonalise.protocol import load_protocol
+    from services.core.config.settings import REPO_ROOT
+    from services.protocols.protocol import load_protocol
 
     p = load_protocol(REPO_ROOT / "deploy" / "hertfordshire" / "protocols" / "police-district.yaml")
     today = date.today()
@@ -214,7 +215,7 @@ def _protocol() -> Protocol:
 
 def test_given_a_protocol_signed_by_a_key_only_on_the_topic_then_it_is_not_live(
         tmp_path, log: AnchorLog, keys: dict) -> None:
-    from services.depersonalise.signing import sign_protocol
+    from services.protocols.signing import sign_protocol
 
     path = tmp_path / "officer-keys.yaml"
     path.write_text(dump_log(log))
@@ -243,7 +244,7 @@ def test_given_a_protocol_signed_by_a_key_only_on_the_topic_then_it_is_not_live(
 
 
 def _yaml(protocol: Protocol) -> str:
-    from services.demo.bootstrap import protocol_yaml
+    from demo.bootstrap import protocol_yaml
 
     return protocol_yaml(protocol)
 
@@ -254,7 +255,7 @@ def test_given_a_key_file_the_county_does_not_pin_then_config_apply_refuses_in_o
     from typer.testing import CliRunner
 
     from services.cli.main import app
-    from services.core.settings import REPO_ROOT
+    from services.core.config.settings import REPO_ROOT
 
     (tmp_path / "county.yaml").write_text(
         (REPO_ROOT / "deploy" / "hertfordshire" / "county.yaml").read_text()
@@ -275,8 +276,8 @@ def test_given_a_key_file_the_county_does_not_pin_then_config_apply_refuses_in_o
 
 def test_given_an_unquoted_all_digit_fingerprint_then_the_county_error_says_quote_it(
         tmp_path) -> None:
-    from services.core.county import load_county
-    from services.core.settings import REPO_ROOT
+    from services.core.config.county import load_county
+    from services.core.config.settings import REPO_ROOT
 
     path = tmp_path / "county.yaml"
     path.write_text((REPO_ROOT / "deploy" / "hertfordshire" / "county.yaml").read_text()
@@ -291,7 +292,7 @@ def test_given_the_officer_cli_then_init_propose_countersign_show_rotate_a_key(t
     from typer.testing import CliRunner
 
     from services.cli.main import app
-    from services.depersonalise.signing import generate_officer_key, save_private_key
+    from services.protocols.signing import generate_officer_key, save_private_key
 
     keys = {}
     for party in ("herts-police", "herts-fire"):

@@ -6,8 +6,8 @@ import csv
 import io
 from datetime import UTC, date, datetime, timedelta
 
-from services.core.hub_status import ProtocolRow, build_status, render_status, reviews_due
-from services.core.reconcile import CSV_COLUMNS, reconcile, to_csv
+from services.core.audit.reconcile import CSV_COLUMNS, reconcile, to_csv
+from services.core.ops.status import ProtocolRow, build_status, render_status, reviews_due
 from services.ingest.records import rejected_source_id
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)

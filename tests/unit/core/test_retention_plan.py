@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import date
 
-from services.core.retention import DAY_MS, ProtocolRetention, data_key_cutoff, plan
-from services.core.topics import Topics
+from services.core.kafka.topics import Topics
+from services.core.ops.retention import DAY_MS, ProtocolRetention, data_key_cutoff, plan
 
 T = Topics("s115")
 POLICE = ProtocolRetention("police@1", 365, ("police",), ("grp-a", "grp-county"))

@@ -13,10 +13,10 @@ from typing import Any
 from pydantic import BaseModel, StrictStr, ValidationError
 
 from schemas.dead_letter import DeadLetter
-from services.core.errors import BrokerUnavailable, ConfigError
-from services.core.metrics import ServiceMetrics
-from services.core.settings import Settings
-from services.core.stage_runner import (
+from services.core.config.errors import ConfigError
+from services.core.config.settings import Settings
+from services.core.kafka.errors import BrokerUnavailable
+from services.core.kafka.stage_runner import (
     BUDGET,
     ERROR,
     INVALID,
@@ -30,6 +30,7 @@ from services.core.stage_runner import (
     describe,
     is_infra,
 )
+from services.core.ops.metrics import ServiceMetrics
 
 
 @dataclass
@@ -164,7 +165,7 @@ class TestStopping:
     def test_given_a_stage_task_that_ends_first_then_stop_is_set_and_the_service_stops(
             self) -> None:
         """The config follower stopping makes the service exit (not carry on, stale)."""
-        from services.core.stage_runner import StageStopped, run_until_first_stops
+        from services.core.kafka.stage_runner import StageStopped, run_until_first_stops
 
         async def go() -> tuple[bool, str]:
             stop = asyncio.Event()
@@ -188,7 +189,7 @@ class TestStopping:
         assert "config" in why
 
     def test_given_stop_then_the_stages_wind_down_without_error(self) -> None:
-        from services.core.stage_runner import run_until_first_stops
+        from services.core.kafka.stage_runner import run_until_first_stops
 
         async def go() -> None:
             stop = asyncio.Event()

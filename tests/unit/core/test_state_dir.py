@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 
 from services.cli.hub_up import choose_broker
-from services.core.errors import HubError
-from services.core.state_dir import (
+from services.core.config.state_dir import (
     cli_env_file,
     load_env_into,
     parse_env,
@@ -19,6 +18,7 @@ from services.core.state_dir import (
     render_env,
     write_env_file,
 )
+from services.core.errors import HubError
 
 
 class TestProductionState:

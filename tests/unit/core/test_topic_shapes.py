@@ -3,8 +3,8 @@ tests/e2e/test_start_order.py)."""
 
 from __future__ import annotations
 
-from services.core.settings import Settings
-from services.core.topics import TopicSpec, base_topic_specs, shape_problems
+from services.core.config.settings import Settings
+from services.core.kafka.topics import TopicSpec, base_topic_specs, shape_problems
 
 CONFIG = TopicSpec("s115.config", 1, {"cleanup.policy": "compact"})
 AUDIT = TopicSpec("s115.audit", 1, {"retention.ms": "-1"})

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from services.depersonalise.transforms import AreaInfo, TransformContext
+from services.protocols.transforms import AreaInfo, TransformContext
 
 TEST_KEY = bytes(range(32))
 OTHER_KEY = bytes(range(1, 33))

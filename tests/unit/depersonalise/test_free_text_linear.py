@@ -7,12 +7,12 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.depersonalise.transforms.free_text import lists_for
-from services.depersonalise.transforms.free_text_normalise import normalise
-from services.depersonalise.transforms.free_text_record import record_words
-from services.depersonalise.transforms.free_text_tags import find_tags
-from services.depersonalise.transforms.free_text_vocabulary import Meter, Release
-from services.depersonalise.vocabularies import load_tagset
+from services.protocols.transforms.free_text import lists_for
+from services.protocols.transforms.free_text_normalise import normalise
+from services.protocols.transforms.free_text_record import record_words
+from services.protocols.transforms.free_text_tags import find_tags
+from services.protocols.transforms.free_text_vocabulary import Meter, Release
+from services.protocols.vocabularies import load_tagset
 
 LISTS = lists_for(["incident-en@1", "towns-east@1"])
 TAGSET = load_tagset("mo-tags@1")

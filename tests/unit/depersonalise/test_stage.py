@@ -13,11 +13,11 @@ import pytest
 
 from schemas.envelope import Envelope, RawRecord
 from services.core.areas import AreaIndex
-from services.core.keyring import PseudonymKeyring
-from services.core.settings import Settings
-from services.depersonalise.lifecycle import ProtocolSet
-from services.depersonalise.protocol import load_protocol
+from services.core.config.settings import Settings
+from services.core.crypto.keyring import PseudonymKeyring
 from services.depersonalise.stage import Depersonaliser
+from services.protocols.lifecycle import ProtocolSet
+from services.protocols.protocol import load_protocol
 from tests.unit.protocols import HERTS_PROTOCOLS, Officers
 
 TODAY = date(2026, 6, 1)

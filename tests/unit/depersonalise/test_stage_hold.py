@@ -10,10 +10,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from services.core.areas import AreaIndex
-from services.core.keyring import PseudonymKeyring
+from services.core.crypto.keyring import PseudonymKeyring
 from services.depersonalise.engine import release
-from services.depersonalise.lifecycle import ProtocolSet
 from services.depersonalise.stage import area_of, event_time
+from services.protocols.lifecycle import ProtocolSet
 from tests.unit.depersonalise.test_stage import (  # the module's fixtures and builders
     NOW,
     TODAY,

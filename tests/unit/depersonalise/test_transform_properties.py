@@ -21,9 +21,9 @@ from hypothesis import strategies as st
 
 from schemas.base import free_text_fields, personal_fields
 from schemas.feeds import FEEDS
-from services.depersonalise.transforms import DROP, REGISTRY, TransformContext
-from services.depersonalise.transforms.location import grid_centre, snap_anchor
-from services.depersonalise.vocabularies import load_vocabulary
+from services.protocols.transforms import DROP, REGISTRY, TransformContext
+from services.protocols.transforms.location import grid_centre, snap_anchor
+from services.protocols.vocabularies import load_vocabulary
 from tests.unit.depersonalise import OTHER_KEY, STEVENAGE, TEST_KEY
 
 LOWER_ONLY = load_vocabulary("incident-en@1").lower_only

@@ -6,8 +6,8 @@ from datetime import date
 
 import pytest
 
-from services.core.errors import ConfigError
-from services.depersonalise.transforms import DROP, get_transform
+from services.core.config.errors import ConfigError
+from services.protocols.transforms import DROP, get_transform
 from tests.unit.depersonalise import make_ctx
 
 ft = get_transform("free_text")

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from services.core.errors import ConfigError
-from services.depersonalise.transforms import get_transform
+from services.core.config.errors import ConfigError
+from services.protocols.transforms import get_transform
 from tests.unit.depersonalise import make_ctx
 
 keep = get_transform("keep")

@@ -5,9 +5,9 @@ import math
 import pytest
 
 from schemas.location import Location as LocationModel
-from services.core.errors import ConfigError
-from services.depersonalise.transforms import DROP, AreaInfo, get_transform
-from services.depersonalise.transforms.location import (
+from services.core.config.errors import ConfigError
+from services.protocols.transforms import DROP, AreaInfo, get_transform
+from services.protocols.transforms.location import (
     METRES_PER_DEGREE_LAT,
     grid_centre,
     read_point,

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from services.core.errors import ConfigError
-from services.depersonalise.transforms import DROP, get_transform
-from services.depersonalise.transforms.postcode import parse
+from services.core.config.errors import ConfigError
+from services.protocols.transforms import DROP, get_transform
+from services.protocols.transforms.postcode import parse
 from tests.unit.depersonalise import make_ctx
 
 pc = get_transform("postcode")

@@ -8,9 +8,10 @@ from typing import ClassVar
 
 import pytest
 
-from services.core.errors import ConfigError, CryptoError
-from services.depersonalise.transforms import DROP, get_transform
-from services.depersonalise.transforms.pseudonymise import normalise
+from services.core.config.errors import ConfigError
+from services.core.crypto.errors import CryptoError
+from services.protocols.transforms import DROP, get_transform
+from services.protocols.transforms.pseudonymise import normalise
 from tests.unit.depersonalise import OTHER_KEY, TEST_KEY, make_ctx
 
 pseudo = get_transform("pseudonymise")

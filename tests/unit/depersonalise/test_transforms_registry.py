@@ -5,8 +5,8 @@ import pickle
 
 import pytest
 
-from services.core.errors import ConfigError
-from services.depersonalise.transforms import DROP, REGISTRY, Transform, get_transform
+from services.core.config.errors import ConfigError
+from services.protocols.transforms import DROP, REGISTRY, Transform, get_transform
 from tests.unit.depersonalise import TEST_KEY, make_ctx
 
 EXPECTED = {"drop", "keep", "pseudonymise", "location", "time", "age_band", "postcode", "free_text"}

@@ -4,8 +4,8 @@ from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 
-from services.core.errors import ConfigError
-from services.depersonalise.transforms import DROP, get_transform
+from services.core.config.errors import ConfigError
+from services.protocols.transforms import DROP, get_transform
 from tests.unit.depersonalise import make_ctx
 
 time_ = get_transform("time")

@@ -7,7 +7,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from services.cli.main import app
-from services.depersonalise.vocabularies import sha256_of
+from services.protocols.vocabularies import sha256_of
 
 runner = CliRunner()
 

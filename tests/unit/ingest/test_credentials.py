@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from services.core.errors import ConfigError
+from services.core.config.errors import ConfigError
 from services.ingest.credentials import CredentialStore
 
 

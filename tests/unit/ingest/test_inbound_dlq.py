@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from services.core.county import County
+from services.core.config.county import County
 from services.core.errors import RecordRejected
 from services.ingest.dlq import REPLAYED, collect, read_corrections
 from services.ingest.inbound import feed_of, item_of

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from services.core.errors import BrokerUnavailable
-from services.core.field_crypto import DataKeyStore
-from services.core.metrics import ServiceMetrics
-from services.core.topics import Topics
+from services.core.crypto.fields import DataKeyStore
+from services.core.kafka.errors import BrokerUnavailable
+from services.core.kafka.topics import Topics
+from services.core.ops.metrics import ServiceMetrics
 from services.ingest.service import IngestService
 from services.ingest.validation import Item
 

@@ -11,8 +11,8 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from services.depersonalise.protocol import Protocol
-from services.depersonalise.signing import (
+from services.protocols.protocol import Protocol
+from services.protocols.signing import (
     generate_officer_key,
     officer_keys_from,
     private_key_from_pem,

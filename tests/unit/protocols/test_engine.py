@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 from services.core.errors import ProtocolError
 from services.depersonalise.engine import area_level, release
-from services.depersonalise.protocol import Protocol, load_protocol
-from services.depersonalise.transforms import AreaInfo
+from services.protocols.protocol import Protocol, load_protocol
+from services.protocols.transforms import AreaInfo
 
 from . import HERTS_PROTOCOLS, make_protocol
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from services.core.errors import ConfigError
-from services.depersonalise import vocabularies
-from services.depersonalise.protocol import load_protocol
-from services.depersonalise.signing import protocol_digest, verify_signatures
+from services.core.config.errors import ConfigError
+from services.protocols import vocabularies
+from services.protocols.protocol import load_protocol
+from services.protocols.signing import protocol_digest, verify_signatures
 
 from . import BASE_YAML, HERTS_PROTOCOLS, Officers, make_protocol
 

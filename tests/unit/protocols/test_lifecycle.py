@@ -4,9 +4,9 @@ from datetime import date
 
 import pytest
 
-from services.core.errors import ConfigError
-from services.depersonalise.lifecycle import ProtocolSet, protocol_status
-from services.depersonalise.protocol import FeedRules, Protocol, load_protocol
+from services.core.config.errors import ConfigError
+from services.protocols.lifecycle import ProtocolSet, protocol_status
+from services.protocols.protocol import FeedRules, Protocol, load_protocol
 
 from . import HERTS_PROTOCOLS, Officers, make_protocol
 

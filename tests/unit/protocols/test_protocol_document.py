@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from datetime import date
 
-from services.core.settings import REPO_ROOT
-from services.depersonalise.protocol import FieldRule, load_protocol
-from services.depersonalise.protocol_document import (
+from services.core.config.settings import REPO_ROOT
+from services.protocols.document import (
     DocumentContext,
     describe_rule,
     render_html,
     render_markdown,
 )
+from services.protocols.protocol import FieldRule, load_protocol
 
 POLICE = REPO_ROOT / "deploy" / "hertfordshire" / "protocols" / "police-district.yaml"
 

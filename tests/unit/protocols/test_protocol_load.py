@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from services.core.errors import ConfigError
-from services.depersonalise.protocol import FieldRule, Protocol, load_protocol, parse_protocol
+from services.core.config.errors import ConfigError
+from services.protocols.protocol import FieldRule, Protocol, load_protocol, parse_protocol
 
 from . import BASE_YAML, HERTS_PROTOCOLS, protocol_data
 

@@ -4,9 +4,9 @@ other line of the officer's file stays as it was, and the result verifies."""
 from __future__ import annotations
 
 from services.cli.protocol_text import with_signatures
-from services.core.settings import REPO_ROOT
-from services.depersonalise.protocol import parse_protocol
-from services.depersonalise.signing import (
+from services.core.config.settings import REPO_ROOT
+from services.protocols.protocol import parse_protocol
+from services.protocols.signing import (
     generate_officer_key,
     officer_keys_from,
     sign_protocol,

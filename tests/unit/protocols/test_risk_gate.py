@@ -8,7 +8,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.depersonalise.protocol import load_protocol
 from services.depersonalise.risk_gate import (
     RiskGate,
     age_band_step,
@@ -17,7 +16,8 @@ from services.depersonalise.risk_gate import (
     suppress_count,
     time_step,
 )
-from services.depersonalise.transforms import DROP, AreaInfo
+from services.protocols.protocol import load_protocol
+from services.protocols.transforms import DROP, AreaInfo
 
 from . import HERTS_PROTOCOLS, make_protocol
 

@@ -14,8 +14,8 @@ import pytest
 from pydantic import ValidationError
 
 from services.depersonalise.risk_gate import RiskGate, age_band_step, location_step
-from services.depersonalise.signing import protocol_digest
-from services.depersonalise.transforms import AreaInfo
+from services.protocols.signing import protocol_digest
+from services.protocols.transforms import AreaInfo
 
 from . import make_protocol
 

@@ -9,9 +9,10 @@ import pytest
 import yaml
 from cryptography.hazmat.primitives import serialization
 
-from services.core.errors import CryptoError, ProtocolError
-from services.depersonalise.protocol import FeedRules, FieldRule, parse_protocol
-from services.depersonalise.signing import (
+from services.core.crypto.errors import CryptoError
+from services.core.errors import ProtocolError
+from services.protocols.protocol import FeedRules, FieldRule, parse_protocol
+from services.protocols.signing import (
     generate_officer_key,
     key_id_of,
     load_officer_keys,

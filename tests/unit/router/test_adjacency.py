@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from shapely.geometry import box
 
-from services.core.errors import ConfigError
+from services.core.config.errors import ConfigError
 from services.router.hotspots.adjacency import (
     DEFAULT_WARDS_PATH,
     WardFeature,

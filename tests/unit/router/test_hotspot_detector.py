@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import numpy as np
 import pytest
 
-from services.core.errors import ConfigError
+from services.core.config.errors import ConfigError
 from services.router.hotspots.adjacency import ward_adjacency
 from services.router.hotspots.detector import (
     Alert,

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from services.core.errors import ConfigError
-from services.depersonalise.signing import protocol_digest
+from services.core.config.errors import ConfigError
+from services.protocols.signing import protocol_digest
 from services.router.hotspot_stage import lateness_by_protocol
 from services.router.hotspots.engine import CountEngine, EngineConfig, Event
 from tests.unit.protocols import make_protocol

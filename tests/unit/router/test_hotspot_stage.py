@@ -94,7 +94,9 @@ class TestEventTime:
         assert event_time(r) is None
 
     def test_given_a_council_record_then_reported_at_is_its_event_time(self) -> None:
-        assert event_time(shared(0, WARD, "2026-03-02T01:00:00Z", feed="council")) is not None
+        r = shared(0, WARD, "2026-03-02T01:00:00Z", feed="council",
+                   occurred_at="2026-02-27T09:00:00Z")  # not the council's event-time field
+        assert event_time(r) == (datetime(2026, 3, 2, 1, tzinfo=UTC), "hour")
 
 
 class TestCounting:

@@ -8,7 +8,7 @@ import random
 import pytest
 from pydantic import ValidationError
 
-from services.core.settings import Settings
+from services.core.config.settings import Settings
 from services.router.ledger import DeliveryLedger, NewestIds
 
 

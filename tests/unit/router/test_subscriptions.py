@@ -13,8 +13,8 @@ from shapely.ops import unary_union
 
 from schemas.shared import SharedRecord
 from services.core.areas import AreaIndex
-from services.core.county import County, Group
-from services.core.settings import Settings
+from services.core.config.county import County, Group
+from services.core.config.settings import Settings
 from services.router.subscriptions import (
     Subscription,
     entitled_groups,

@@ -7,7 +7,7 @@ import pytest
 
 from schemas.shared import SharedRecord
 from services.core.areas import AreaIndex
-from services.core.settings import Settings
+from services.core.config.settings import Settings
 
 
 @pytest.fixture(scope="session")

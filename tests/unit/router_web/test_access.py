@@ -13,9 +13,9 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from services.core.county import Group
-from services.core.metrics import ServiceMetrics
-from services.core.settings import Settings
+from services.core.config.county import Group
+from services.core.config.settings import Settings
+from services.core.ops.metrics import ServiceMetrics
 from services.router.subscriptions import Subscription
 from services.router.web import make_web_app
 from services.router.web.tokens import group_token_store
@@ -247,8 +247,8 @@ def test_offline_api_docs_load_nothing_from_elsewhere(
 def test_an_access_fact_chains_and_its_identity_is_recovered_from_the_chain() -> None:
     """The chainer dedupes by identity recomputed from the chained event: an access fact must
     come back with the id it was sent with, and two reads are two events."""
-    from services.core.audit_chain import ChainWriter
-    from services.core.audit_facts import access_fact, event_identity, fact_append_kwargs
+    from services.core.audit.chain import ChainWriter
+    from services.core.audit.facts import access_fact, event_identity, fact_append_kwargs
 
     writer = ChainWriter()
     a = access_fact("grp-a", "ann@grp-a", "export.csv", detail={"records": 3})

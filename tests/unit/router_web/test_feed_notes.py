@@ -12,9 +12,9 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from services.core.county import Group
-from services.core.metrics import ServiceMetrics
-from services.core.settings import Settings
+from services.core.config.county import Group
+from services.core.config.settings import Settings
+from services.core.ops.metrics import ServiceMetrics
 from services.router.subscriptions import Subscription
 from services.router.web import make_web_app
 from services.router.web.tokens import group_token_store

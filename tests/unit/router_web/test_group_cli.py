@@ -9,8 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from services.cli.main import app
-from services.core.settings import REPO_ROOT, Settings
-from services.core.topics import topics_for
+from services.core.config.settings import REPO_ROOT, Settings
+from services.core.kafka.topics import topics_for
 from services.router.web.tokens import group_token_store
 from tests.conftest import BrokerInfo
 from tests.kafka_read import read_json, wait_for

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from services.core.errors import ConfigError
-from services.core.hashed_tokens import HashedTokenStore
+from services.core.config.errors import ConfigError
+from services.core.crypto.hashed_tokens import HashedTokenStore
 from services.router.web.tokens import FILE_NAME, PREFIX
 
 

@@ -10,7 +10,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from services.core.settings import Settings
+from services.core.config.settings import Settings
 from services.router.web.officer import COOKIE, make_officer_router
 from services.router.web.officer_tokens import officer_token_store
 
