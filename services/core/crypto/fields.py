@@ -41,6 +41,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from services.core.crypto.errors import CryptoError
+from services.core.crypto.file_identity import FileIdentity, file_identity, stat_identity
 from services.core.crypto.keys import KEY_BYTES, fsync_dir, write_private_file
 
 NONCE_BYTES = 12
@@ -52,7 +53,6 @@ _KEY_FILE = re.compile(r"(\d{4}-\d{2}-\d{2})\.key")
 _TMP_FILE = re.compile(r"\.(\d{4}-\d{2}-\d{2})\.key\.[0-9a-f]+\.tmp")
 _WATERMARK = "shredded-before"
 
-_FileIdentity = tuple[int, int, int, int]
 
 
 class DataKeyShredded(CryptoError):
@@ -65,7 +65,7 @@ def key_id_for(day: date) -> str:
 
 @dataclass(frozen=True)
 class _DataKey:
-    identity: _FileIdentity
+    identity: FileIdentity
     aead: AESGCM
     fingerprint: str
 
@@ -154,10 +154,10 @@ class DataKeyStore:
     def _data_key(self, day: date, *, create: bool) -> _DataKey:
         key_id = key_id_for(day)
         path = self._path(day)
-        identity = _identity(path)
+        identity = file_identity(path)
         if identity is None and create:
             self._create(day, key_id, path)
-            identity = _identity(path)
+            identity = file_identity(path)
         if identity is None:
             self._cache.pop(key_id, None)
             raise DataKeyShredded(f"data key {key_id} has been shredded")
@@ -186,7 +186,7 @@ class DataKeyStore:
         except FileNotFoundError:
             raise DataKeyShredded(f"data key {key_id} has been shredded") from None
         with os.fdopen(fd, "rb") as fh:
-            identity = _identity_of(os.fstat(fh.fileno()))
+            identity = stat_identity(os.fstat(fh.fileno()))
             raw = fh.read()
         if not raw.strip(b"\0"):
             # Zeroed or empty: a shred is in progress in another process.
@@ -303,17 +303,6 @@ def _unb64(text: Any) -> bytes:
     except (binascii.Error, ValueError):
         raise CryptoError("not valid base64") from None
 
-
-def _identity_of(st: os.stat_result) -> _FileIdentity:
-    # ctime and size as well as the inode: a freed inode number can be reused by a new file.
-    return (st.st_dev, st.st_ino, st.st_ctime_ns, st.st_size)
-
-
-def _identity(path: Path) -> _FileIdentity | None:
-    try:
-        return _identity_of(os.stat(path))
-    except FileNotFoundError:
-        return None
 
 
 def _shred_file(path: Path) -> bool:

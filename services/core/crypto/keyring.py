@@ -30,12 +30,12 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from services.core.crypto.errors import CryptoError
+from services.core.crypto.file_identity import FileIdentity, file_identity, stat_identity
 from services.core.crypto.keys import KEY_BYTES, write_private_file
 
 _AAD = b"s115hub/keyring/v1"
 _NONCE_BYTES = 12
 
-_FileIdentity = tuple[int, int, int, int]
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ class PseudonymKeyring:
         self._aead = AESGCM(keyring_key)
         self._write_lock = threading.Lock()  # flock does not exclude threads sharing a process
         # Swapped whole, so a reader never pairs one file's identity with another file's state.
-        self._snapshot: tuple[_FileIdentity | None, _State] = (None, {})
+        self._snapshot: tuple[FileIdentity | None, _State] = (None, {})
         self._fresh()
 
     def key_for(self, protocol_id: str, epoch: int | None = None) -> tuple[int, bytes]:
@@ -106,7 +106,7 @@ class PseudonymKeyring:
                 keys = {e: k for e, k in entry.keys.items() if e >= before_epoch}
                 state = {**state, protocol_id: _Protocol(entry.current, keys)}
                 self._write(state)
-            self._snapshot = (_identity(self._path), state)
+            self._snapshot = (file_identity(self._path), state)
             return gone
 
     def epochs(self, protocol_id: str) -> list[int]:
@@ -122,7 +122,7 @@ class PseudonymKeyring:
 
     def _fresh(self) -> _State:
         identity, state = self._snapshot
-        if identity is not None and _identity(self._path) == identity:
+        if identity is not None and file_identity(self._path) == identity:
             return state
         self._snapshot = self._read()
         return self._snapshot[1]
@@ -137,16 +137,16 @@ class PseudonymKeyring:
                 entry = _Protocol(epoch, keys)
                 state = {**state, protocol_id: entry}
                 self._write(state)
-            self._snapshot = (_identity(self._path), state)
+            self._snapshot = (file_identity(self._path), state)
             return entry
 
-    def _read(self) -> tuple[_FileIdentity | None, _State]:
+    def _read(self) -> tuple[FileIdentity | None, _State]:
         try:
             fd = os.open(self._path, os.O_RDONLY)
         except FileNotFoundError:
             return None, {}
         with os.fdopen(fd, "rb") as fh:
-            identity = _identity_of(os.fstat(fh.fileno()))
+            identity = stat_identity(os.fstat(fh.fileno()))
             raw = fh.read()
         try:
             envelope = json.loads(raw)
@@ -218,14 +218,3 @@ def _unb64(text: Any) -> bytes:
     except binascii.Error:
         raise ValueError("not valid base64") from None
 
-
-def _identity_of(st: os.stat_result) -> _FileIdentity:
-    # ctime and size as well as the inode: a freed inode number can be reused by the next write.
-    return (st.st_dev, st.st_ino, st.st_ctime_ns, st.st_size)
-
-
-def _identity(path: Path) -> _FileIdentity | None:
-    try:
-        return _identity_of(os.stat(path))
-    except FileNotFoundError:
-        return None

@@ -212,9 +212,9 @@ def test_given_another_process_creates_the_key_just_after_this_one_looked_then_i
         tmp_path: Path, kek: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
     winner, loser = DataKeyStore(tmp_path, kek), DataKeyStore(tmp_path, kek)
     sealed_by_winner = winner.seal(FIELDS, "rec-1", DAY)
-    real_identity = field_crypto._identity
+    real_identity = field_crypto.file_identity
     looks = iter([None])  # the loser's first look happened before the winner's file landed
-    monkeypatch.setattr(field_crypto, "_identity", lambda p: next(looks, real_identity(p)))
+    monkeypatch.setattr(field_crypto, "file_identity", lambda p: next(looks, real_identity(p)))
 
     sealed_by_loser = loser.seal(FIELDS, "rec-2", DAY)
 
