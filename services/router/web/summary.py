@@ -204,7 +204,7 @@ def ward_records(records: Sequence[SharedRecord], start: datetime, end: datetime
             continue
         assert t is not None
         rows.append({"hub_record_id": r.hub_record_id, "time": t.isoformat(),
-                     "time_bucket": str(r.fields.get("time_precision") or _bucket_of(r)),
+                     "time_bucket": _coarser(r.fields.get("time_precision"), _bucket_of(r)),
                      "category": r.category, "feed": r.feed,
                      "area": r.ward_name or (names or {}).get(r.ward_code or "") or r.ward_code or
                      f"{r.district_name or r.district_code or 'unknown'} (district only)",
@@ -212,6 +212,17 @@ def ward_records(records: Sequence[SharedRecord], start: datetime, end: datetime
     rows.sort(key=lambda x: x["time"], reverse=True)
     return {"ward": ward, "total": len(rows), "records": rows[:limit],
             "truncated": len(rows) > limit}
+
+
+_FINENESS = ("minute", "hour", "day", "week", "month")
+
+
+def _coarser(stated: Any, released: str) -> str:
+    """The partner's ``time_precision`` says how precise its source was; the protocol may have
+    released the time coarser still (an hour, say): the list shows whichever is coarser."""
+    if stated in _FINENESS and released in _FINENESS:
+        return max(stated, released, key=_FINENESS.index)
+    return released if released != "unknown" else str(stated or "unknown")
 
 
 def _bucket_of(rec: SharedRecord) -> str:

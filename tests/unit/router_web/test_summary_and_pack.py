@@ -124,3 +124,12 @@ def test_a_small_count_is_not_given_back_by_the_change_or_its_p_value(areas: Are
     assert "+2" not in central_row
     assert "p=" not in central_row
     assert "small counts" in central_row
+
+
+def test_a_record_released_to_the_hour_is_listed_by_the_hour_whatever_its_source_said() -> None:
+    # The partner's time_precision says "minute" (its source); the protocol released the hour.
+    recs = [shared("h", "2026-03-03T21:00:00Z", time_precision="minute"),
+            shared("m", "2026-03-03T21:00:00Z", time_precision="month")]
+    listed = summary.ward_records(recs, START, END, ward=CALLOWLAND)
+    assert {r["hub_record_id"]: r["time_bucket"] for r in listed["records"]} == {
+        "h": "hour", "m": "month"}
