@@ -93,6 +93,10 @@ class Router:
         """Group id -> name, for the group page's title."""
         return dict(self.views.current.group_names)
 
+    def suppress_below_for(self, group: str) -> int:
+        """The live protocols' small-count threshold for ``group`` (the group web's floor)."""
+        return self.views.current.suppress_for_group(group)
+
     def feed_status(self) -> list[dict[str, Any]]:
         """Partner feeds' watermark state, for the group page's feed note (issue 17)."""
         return self.hotspots.feed_status()

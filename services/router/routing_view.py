@@ -86,6 +86,12 @@ class RoutingView:
     def suppress_for(self, protocol_id: str, default: int) -> int:
         return self.suppress.get(protocol_id, default)
 
+    def suppress_for_group(self, group: str) -> int:
+        """The strictest small-count threshold of the live protocols naming ``group``: what its
+        page and pack must honour at least (0 when none names it)."""
+        return max((self.suppress.get(ref.partition("@")[0], 0)
+                    for ref, groups in self.live.items() if group in groups), default=0)
+
 
 def _live(pset: ProtocolSet, now: datetime) -> tuple[Mapping[str, frozenset[str]],
                                                      datetime | None]:

@@ -184,6 +184,13 @@ class GroupWeb:
         names = getattr(self.source, "group_names", None) or {}
         return str(names.get(group, group))
 
+    def suppress_below(self, group: str) -> int:
+        """Small counts are shown as "<N" with N the stricter of the hub's setting and every
+        live protocol naming the group: the page must never show what a protocol hides."""
+        per_protocol = getattr(self.source, "suppress_below_for", None)
+        floor = per_protocol(group) if per_protocol is not None else 0
+        return max(self.settings.group_page_suppress_below, floor)
+
     def ward_names(self, sub: Subscription) -> dict[str, str]:
         return {c: self.areas.wards[c].name for c in group_wards(sub, self.areas)}
 
@@ -380,7 +387,7 @@ def make_web_app(settings: Settings, source: GroupSource, metrics: ServiceMetric
                          ) -> dict[str, Any]:
         tally = await web.tally(group)
         window = tally.window()
-        n = settings.group_page_suppress_below
+        n = web.suppress_below(group)
         out = []
         for code in group_wards(sub, web.areas):
             st = tally.status(code)

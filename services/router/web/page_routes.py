@@ -88,7 +88,7 @@ def make_page_router() -> APIRouter:
         web = request.app.state.web
         s, e = period(start, end, compared=True)
         recs = await web.records(group)
-        n = web.settings.group_page_suppress_below
+        n = web.suppress_below(group)
         doc = summary.summarise(recs, web.ward_names(sub), s, e, suppress_below=n,
                                 category=category or None, feed=feed or None)
         # A group of single wards cannot receive its districts' district-only records; it is
@@ -164,7 +164,7 @@ async def _pack(request: Request, group: str, sub: Subscription, start: datetime
     return pack_html(group=group, name=web.group_name(group), start=start, end=end,
                      records=recs, alerts=alerts, wards=web.ward_names(sub),
                      svg=web.svg(sorted(web.ward_names(sub))),
-                     suppress_below=web.settings.group_page_suppress_below,
+                     suppress_below=web.suppress_below(group),
                      protocol_fields=fields_by_protocol(recs),
                      district_only_not_received=len(
                          await web.district_only_not_received(sub, as_utc(start), as_utc(end))),

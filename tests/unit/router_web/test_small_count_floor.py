@@ -1,0 +1,49 @@
+"""The group page's small-count threshold is never weaker than a live protocol's: the hub setting
+is a floor, and a protocol naming the group may only raise it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from services.core.config.settings import Settings
+from services.core.ops.metrics import ServiceMetrics
+from services.router.routing_view import RoutingView
+from services.router.subscriptions import Subscription
+from services.router.web.app import GroupWeb
+
+
+def test_the_strictest_live_protocol_naming_the_group_sets_its_threshold() -> None:
+    view = RoutingView(live={"police@2": frozenset({"grp-a", "grp-b"}),
+                             "fire@1": frozenset({"grp-a"})},
+                       suppress={"police": 5, "fire": 20, "health": 50})
+    assert view.suppress_for_group("grp-a") == 20
+    assert view.suppress_for_group("grp-b") == 5
+    assert view.suppress_for_group("grp-c") == 0  # health is not live for anyone
+
+
+@dataclass
+class Source:
+    floor: dict[str, int] = field(default_factory=dict)
+    subs: list[Subscription] = field(default_factory=list)
+
+    def ready(self) -> tuple[bool, str]:
+        return True, "ok"
+
+    def suppress_below_for(self, group: str) -> int:
+        return self.floor.get(group, 0)
+
+
+class NoFacts:
+    async def send(self, fact: object) -> None:
+        raise AssertionError("no fact expected")
+
+
+def test_the_page_shows_small_counts_by_the_stricter_of_hub_and_protocol(tmp_path: Path) -> None:
+    settings = Settings(state_dir=tmp_path, kafka_bootstrap_servers="127.0.0.1:1",
+                        group_page_suppress_below=10)
+    web = GroupWeb(settings, Source({"grp-strict": 20, "grp-loose": 5}),
+                   ServiceMetrics("router"), audit_sink=NoFacts())
+    assert web.suppress_below("grp-strict") == 20
+    assert web.suppress_below("grp-loose") == 10
+    assert web.suppress_below("grp-none") == 10
