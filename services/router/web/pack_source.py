@@ -17,11 +17,27 @@ from services.core.config.settings import Settings
 from services.core.errors import HubError
 from services.core.kafka.scan import scan
 from services.core.kafka.topics import topics_for
+from services.protocols.protocol import load_protocol
 from services.router.subscriptions import subscription_for
 from services.router.web.app import group_wards
 from services.router.web.pack import fields_by_protocol, pack_html
 from services.router.web.page_routes import period_bounds
 from services.router.web.svgmap import ward_svg
+
+
+def protocol_floor(settings: Settings, group: str) -> int:
+    """The strictest ``suppress_below`` of the county's protocols naming ``group`` (as the
+    router's page does with the live ones); an unreadable file counts as no floor, since the
+    hub setting still applies and ``config check`` names the file."""
+    floor = 0
+    for path in sorted((settings.config_dir / "protocols").glob("*.yaml")):
+        try:
+            p = load_protocol(path)
+        except (HubError, OSError, ValueError):
+            continue
+        if group in p.recipients:
+            floor = max(floor, p.suppress_below)
+    return floor
 
 
 async def build_pack(settings: Settings, group: str, start: datetime | None,
@@ -60,7 +76,8 @@ async def build_pack(settings: Settings, group: str, start: datetime | None,
 
     html = pack_html(group=group, name=g.name, start=s, end=e, records=recs,
                      alerts=list(alerts.values()), wards=wards, svg=ward_svg(areas, wards),
-                     suppress_below=settings.group_page_suppress_below,
+                     suppress_below=max(settings.group_page_suppress_below,
+                                        protocol_floor(settings, group)),
                      protocol_fields=fields_by_protocol(recs),
                      generated_at=datetime.now(UTC), generated_by=default_actor())
     n = sum(1 for r in recs if (t := event_time(r)) is not None and s <= t < e)

@@ -47,3 +47,18 @@ def test_the_page_shows_small_counts_by_the_stricter_of_hub_and_protocol(tmp_pat
     assert web.suppress_below("grp-strict") == 20
     assert web.suppress_below("grp-loose") == 10
     assert web.suppress_below("grp-none") == 10
+
+
+def test_the_officers_pack_takes_the_floor_from_the_county_protocols(tmp_path: Path) -> None:
+    from services.core.config.settings import REPO_ROOT
+    from services.router.web.pack_source import protocol_floor
+
+    (tmp_path / "protocols").mkdir()
+    source = REPO_ROOT / "deploy" / "hertfordshire" / "protocols" / "police-district.yaml"
+    text = source.read_text()
+    assert "suppress_below: 5" in text
+    (tmp_path / "protocols" / "police-district.yaml").write_text(
+        text.replace("suppress_below: 5", "suppress_below: 20"))
+    settings = Settings(config_dir=tmp_path)
+    assert protocol_floor(settings, "grp-watford") == 20
+    assert protocol_floor(settings, "grp-not-named") == 0
