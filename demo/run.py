@@ -15,6 +15,7 @@ import httpx
 
 from demo.cluster import LocalHub
 from demo.synthetic import Generator
+from schemas.feeds import FEED_NAMES
 from services.core.areas import AreaIndex
 from services.core.config.settings import Settings
 from services.core.kafka.clients import make_consumer
@@ -69,7 +70,7 @@ async def follow_deliveries(settings: Settings, groups: list[str], stop: asyncio
 
 
 def summary_table(counts: dict[str, Counter[str]], sent: Counter[str], elapsed: float) -> str:
-    feeds = ("police", "fire", "health", "council")
+    feeds = FEED_NAMES
     lines = [f"-- after {elapsed:5.0f}s: published {sum(sent.values())} "
              f"({', '.join(f'{f} {sent[f]}' for f in feeds)})",
              f"   {'tasking group':<22}" + "".join(f"{f:>9}" for f in feeds) + f"{'total':>9}"]

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from schemas.feeds import FEED_NAMES
 from services.core.areas import AreaIndex
 
 FIRST = ["Amelia", "Oliver", "Isla", "George", "Ava", "Harry", "Mia", "Noah", "Ruby", "Jack",
@@ -151,7 +152,7 @@ class Generator:
             return FEED_PARTNER[feed]
         return COUNCIL_BY_DISTRICT[self.areas.wards[ward].district_code]
 
-    def stream(self, feeds: tuple[str, ...] = ("police", "fire", "health", "council")
+    def stream(self, feeds: tuple[str, ...] = FEED_NAMES
                ) -> Iterator[tuple[str, str, str, dict[str, Any]]]:
         """Endless (feed, partner, ward, record)."""
         while True:

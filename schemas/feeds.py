@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from datetime import date
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AwareDatetime, BeforeValidator, Field
 
@@ -139,8 +139,15 @@ FEEDS: dict[str, type[FeedModel]] = {
     "council": CouncilReport,
 }
 
-#: The field that carries each feed's event time.
-EVENT_TIME_FIELD: dict[str, str] = {
-    "police": "occurred_at", "fire": "occurred_at", "health": "assault_at",
-    "council": "reported_at",
+#: The feeds, in the order every listing uses.
+FEED_NAMES: tuple[FeedName, ...] = get_args(FeedName)
+
+#: The fields that carry each feed's event time, most specific first: an emergency department
+#: knows the assault time only sometimes, its arrival time always. The one list every stage reads.
+EVENT_TIME_FIELDS: dict[str, tuple[str, ...]] = {
+    "police": ("occurred_at",), "fire": ("occurred_at",), "health": ("assault_at", "arrival_at"),
+    "council": ("reported_at",),
 }
+#: The field each feed's hot-spot windows and the risk gate's time cells use (the first above):
+#: a count must not mix assault times with arrival times, which lag by hours.
+EVENT_TIME_FIELD: dict[str, str] = {feed: names[0] for feed, names in EVENT_TIME_FIELDS.items()}

@@ -1,16 +1,16 @@
 """The county configuration an officer edits: partners, their feeds, and the tasking groups with
-their areas and categories. Protocols are separate documents (see services/depersonalise)."""
+their areas and categories. Protocols are separate documents (see services/protocols)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from schemas.feeds import FeedName
 from services.core.config.yamlconf import load_file
 
-FeedName = Literal["police", "fire", "health", "council"]
 Slug = Field(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=64)
 
 
@@ -21,7 +21,7 @@ class _Strict(BaseModel):
 class Partner(_Strict):
     id: str = Slug
     name: str
-    kind: Literal["police", "fire", "health", "council"]
+    kind: FeedName  # an agency kind is named as the feed it publishes
     feeds: list[FeedName] = Field(min_length=1)
     officer: str = Field(description="The designated information-sharing officer.")
 

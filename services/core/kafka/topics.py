@@ -19,10 +19,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from schemas.feeds import FEED_NAMES
 from services.core.config.settings import Settings
 from services.core.kafka.errors import BrokerUnavailable, TopicShapeError
-
-FEED_NAMES = ("police", "fire", "health", "council")
 
 
 @dataclass(frozen=True)

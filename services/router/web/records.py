@@ -17,13 +17,9 @@ from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from schemas.feeds import EVENT_TIME_FIELDS
 from schemas.shared import SharedRecord
 from services.core.areas import AreaIndex
-
-#: Field names a feed uses for when the incident happened, most specific first: police and fire
-#: records carry ``occurred_at``, council records ``reported_at``, emergency departments the
-#: assault time or, failing that, the arrival time.
-EVENT_TIME_FIELDS = ("occurred_at", "assault_at", "reported_at", "arrival_at")
 
 TimeBasis = Literal["event", "released"]
 
@@ -43,7 +39,7 @@ def as_utc(moment: datetime) -> datetime:
 
 def event_time(rec: SharedRecord) -> datetime | None:
     """When the incident happened, as released by the protocol (often coarsened to the hour)."""
-    for name in EVENT_TIME_FIELDS:
+    for name in EVENT_TIME_FIELDS.get(rec.feed, ()):
         value = rec.fields.get(name)
         if isinstance(value, str):
             try:

@@ -25,6 +25,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from schemas.feeds import EVENT_TIME_FIELDS
 from schemas.shared import SharedRecord
 from services.router.web.records import as_utc, event_time
 from services.router.web.tally import band_of
@@ -227,7 +228,7 @@ def _coarser(stated: Any, released: str) -> str:
 
 def _bucket_of(rec: SharedRecord) -> str:
     """How finely the record's time was released: hour, day, week or month, from its shape."""
-    for name in ("occurred_at", "assault_at", "reported_at", "arrival_at"):
+    for name in EVENT_TIME_FIELDS.get(rec.feed, ()):
         v = rec.fields.get(name)
         if isinstance(v, str):
             if len(v) == 7:

@@ -21,7 +21,9 @@ def test_event_time_reads_the_feed_specific_field_and_treats_naive_as_utc() -> N
     assert event_time(shared("a", "2026-03-02T10:00:00+01:00")) == datetime(2026, 3, 2, 9,
                                                                              tzinfo=UTC)
     assert event_time(shared("b", "2026-03-02T10:00:00")) == datetime(2026, 3, 2, 10, tzinfo=UTC)
-    council = shared("c", None, reported_at="2026-03-04T08:00:00Z")
+    council = shared("c", None, reported_at="2026-03-04T08:00:00Z").model_copy(
+        update={"feed": "council"})
+    assert event_time(shared("p", None, reported_at="2026-03-04T08:00:00Z")) is None  # police
     assert event_time(council) == datetime(2026, 3, 4, 8, tzinfo=UTC)
     assert event_time(shared("d", None)) is None
     assert event_time(shared("e", "last tuesday")) is None
