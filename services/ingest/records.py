@@ -12,6 +12,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel
 
 from schemas.base import FeedModel, personal_fields
+from schemas.dead_letter import DeadLetter
 from schemas.envelope import Envelope, RawRecord
 from schemas.feeds import FEEDS
 from schemas.location import Location
@@ -99,15 +100,10 @@ def build_rejection(*, partner: str, feed: str, position: int | None, position_k
     """
     payload = {"original": original, "raw_text": raw_text,
                "problems": [{"pointer": p, "reason": r} for p, r in problems]}
-    sid = rejected_source_id(original, problems)
-    return {
-        "rejection_id": rejection_id,
-        "partner": partner,
-        "feed": feed,
-        position_kind: position,
-        **({"source_id": sid} if sid is not None else {}),
-        **({"context": context} if context else {}),
-        "problems": public_problems(problems),
-        "rejected_at": now.isoformat(),
-        "sealed": sealer.seal(payload, rejection_id, now.date()),
-    }
+    # The topic's one contract (schemas/dead_letter.py), as the stage runner's letters are.
+    letter = DeadLetter.model_validate({
+        "rejection_id": rejection_id, "partner": partner, "feed": feed,
+        position_kind: position, "source_id": rejected_source_id(original, problems),
+        "context": context or None, "problems": public_problems(problems), "rejected_at": now,
+        "sealed": sealer.seal(payload, rejection_id, now.date())})
+    return letter.model_dump(mode="json", exclude_none=True)
