@@ -43,6 +43,8 @@ class Row:
     delivered_to: set[str] = field(default_factory=set)
     protocols: set[str] = field(default_factory=set)
     generalised: dict[str, str] = field(default_factory=dict)  # protocol -> gate action
+    #: The quasi-identifiers the gate changed under any protocol (names, not values).
+    gate_fields: set[str] = field(default_factory=set)
     withheld_cause: str | None = None
     unrouted_reason: str | None = None
     rejection_id: str | None = None
@@ -178,10 +180,11 @@ def reconcile(partner: str, start: datetime, end: datetime, *,
             row.withheld_cause = str(detail.get("cause", "unknown"))
         elif kind == "generalised":
             row.generalised[str(protocol)] = str(detail.get("gate", "generalise"))
+            row.gate_fields.update(str(f) for f in detail.get("fields") or ())
     for row in rows.values():
         # The gate, not the partner's geocoding, took the place away: say so, or the officer
         # would send the partner chasing a location problem it does not have.
-        if row.unrouted_reason == "no_area" and "suppress" in row.generalised.values():
+        if row.unrouted_reason == "no_area" and "location" in row.gate_fields:
             row.unrouted_reason = "location_withheld"
     ordered = sorted([*rows.values(), *rejected], key=lambda r: (r.received_at, r.source_id))
     return Reconciliation(partner, start, end, ordered)

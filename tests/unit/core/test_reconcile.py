@@ -136,7 +136,9 @@ def test_reviews_due_lists_those_within_the_window_soonest_first() -> None:
 def test_given_the_gate_withheld_the_place_then_unrouted_says_so_not_no_area() -> None:
     events = [ev("unrouted", "r2", detail={"reason": "no_area"}),
               ev("generalised", "r2", detail={"gate": "suppress", "fields": ["location"]}),
-              ev("unrouted", "r4", detail={"reason": "no_area"})]
+              # No location to begin with: the gate withheld its age band, not its place.
+              ev("unrouted", "r4", detail={"reason": "no_area"}),
+              ev("generalised", "r4", detail={"gate": "suppress", "fields": ["victim_dob"]})]
     rec = reconcile("herts-police", T0, T1, envelopes=ENVELOPES, letters=[], events=events)
     by = {r.source_id: r for r in rec.rows}
     assert by["P-2"].unrouted_reason == "location_withheld"
