@@ -145,8 +145,8 @@ def query_cmd(
     protocol: str = typer.Option(None, help="Protocol id (any version) or id@version."),
     since: str = typer.Option(None, help="From this time (ISO-8601 with zone), inclusive."),
     until: str = typer.Option(None, help="Before this time (ISO-8601 with zone)."),
-    kind: str = typer.Option(None, help="disclosure, alert, config, unrouted, withheld or "
-                                        "generalised."),
+    kind: str = typer.Option(None, help="disclosure, alert, config, access (a member's or "
+                                        "officer's read), unrouted, withheld or generalised."),
     source_id: str = typer.Option(None, "--source-id",
                                   help="The partner's own reference (matched through the raw "
                                        "topics' envelopes)."),
@@ -180,13 +180,19 @@ def query_cmd(
         if as_json:
             typer.echo(json.dumps(ev.model_dump(mode="json"), sort_keys=True))
             continue
-        what = (ev.hub_record_id or ev.detail.get("alert_id") or ev.detail.get("action") or "")
-        to = ev.recipient or ev.detail.get("subject") or ""
-        fields = ",".join(f"{k}:{v}" for k, v in ev.fields.items())
-        typer.echo(f"{ev.seq:>7} {ev.at.isoformat()} {ev.kind:<10} {what} -> {to} "
-                   f"{ev.protocol or ev.detail.get('protocol') or '-'} "
-                   f"{fields}".rstrip())
+        typer.echo(event_line(ev))
     _err(f"{len(found)} matching events")
+
+
+def event_line(ev: Any) -> str:
+    """One chain event as ``audit query`` prints it."""
+    what = (ev.hub_record_id or ev.detail.get("alert_id") or ev.detail.get("action") or "")
+    to = ev.recipient or ev.detail.get("subject") or ""
+    fields = ",".join(f"{k}:{v}" for k, v in ev.fields.items())
+    if ev.kind == "access":  # who read what: the member (or officer) is the point of it
+        fields = f"{ev.detail.get('actor', '')} read {ev.detail.get('what', '')}"
+    return (f"{ev.seq:>7} {ev.at.isoformat()} {ev.kind:<10} {what} -> {to} "
+            f"{ev.protocol or ev.detail.get('protocol') or '-'} {fields}").rstrip()
 
 
 @audit_app.command("export")
