@@ -78,12 +78,19 @@ def _county_file_for(protocol_file: Path, config_dir: Path | None) -> Path:
 
 
 @protocol_app.command("verify")
-def verify(file: Path, officers_dir: Path = typer.Option(..., help="<party>/*.pub.pem")) -> None:
+def verify(file: Path, officers_dir: Path = typer.Option(
+        None, help="<party>/*.pub.pem. Default: officers/ of the county directory FILE is in "
+                   "(<county>/protocols/FILE).")) -> None:
     """Say whether FILE is live today, and why not."""
     from services.protocols.lifecycle import protocol_status
     from services.protocols.protocol import load_protocol
     from services.protocols.signing import load_officer_keys
 
+    if officers_dir is None:
+        officers_dir = file.resolve().parent.parent / "officers"
+        if not officers_dir.is_dir():
+            raise typer.BadParameter(f"no officers directory at {officers_dir}; name one",
+                                     param_hint="--officers-dir")
     p = load_protocol(file)
     st = protocol_status(p, today=datetime.now(UTC).date(),
                          officer_keys=load_officer_keys(officers_dir))

@@ -90,3 +90,29 @@ def test_given_a_usage_error_then_it_is_one_line_not_a_usage_panel(
         no_broker_env: dict[str, str]) -> None:
     assert_one_line(run_cli(["protocol", "verify"], no_broker_env),
                     "s115hub protocol verify: Missing argument", "--help")
+
+
+def test_protocol_verify_finds_the_county_officers_without_being_told(
+        tmp_path: Path, no_broker_env: dict[str, str]) -> None:
+    county = tmp_path / "county"
+    (county / "protocols").mkdir(parents=True)
+    protocol = county / "protocols" / "fire-district.yaml"
+    protocol.write_text((HERTS / "protocols" / "fire-district.yaml").read_text())
+    assert_one_line(run_cli(["protocol", "verify", str(protocol)], no_broker_env),
+                    f"no officers directory at {county / 'officers'}")
+    made = run_cli(["protocol", "keygen", "herts-fire", "--out-dir", str(tmp_path / "keys")],
+                   no_broker_env)
+    assert made.returncode == 0, made.stderr
+    (county / "officers" / "herts-fire").mkdir(parents=True)
+    for pub in (tmp_path / "keys" / "herts-fire").glob("*.pub.pem"):
+        (county / "officers" / "herts-fire" / pub.name).write_bytes(pub.read_bytes())
+    key = next((tmp_path / "keys" / "herts-fire").glob("*.key.pem"))
+    signed = run_cli(["protocol", "sign", str(protocol), "--key", str(key)], no_broker_env)
+    assert signed.returncode == 0, signed.stderr
+    # Read from <county>/officers: the fire service's signature is found, the others' are not.
+    result = run_cli(["protocol", "verify", str(protocol)], no_broker_env)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "NOT LIVE" in result.stdout
+    missing = result.stdout.split("unsigned by", 1)
+    assert len(missing) == 2, result.stdout
+    assert "herts-fire" not in missing[1].split(";", 1)[0], result.stdout
