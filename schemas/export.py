@@ -24,9 +24,17 @@ JSON_DIR = Path(__file__).resolve().parent / "json"
 
 def contracts() -> dict[str, type[BaseModel]]:
     """File stem → model, for every schema the hub publishes."""
+    # The audit event and the county document are defined beside the pure logic that owns them
+    # (the chain's hashing, the county's validation); their schemas are published from here too.
+    from services.core.audit.chain import AuditEvent
+    from services.core.config.county import County
+
     out: dict[str, type[BaseModel]] = {f"feed.{name}": model for name, model in FEEDS.items()}
     out.update({"envelope": Envelope, "raw-record": RawRecord, "shared-record": SharedRecord,
-                "hotspot-alert": HotspotAlert, "audit-fact": AuditFact, "dead-letter": DeadLetter,
+                # s115.deliver.<group> carries the shared record as released, byte for byte.
+                "deliver-record": SharedRecord,
+                "hotspot-alert": HotspotAlert, "audit-fact": AuditFact, "audit-event": AuditEvent,
+                "dead-letter": DeadLetter, "config.county": County,
                 "config.protocol": ProtocolDocument, "config.officer": OfficerKey,
                 "config.revoked": Revocation})
     return out
