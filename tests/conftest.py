@@ -1,5 +1,5 @@
-"""One real Kafka-protocol broker for the whole session, chosen in the order the project map
-(../shared/DESIGN.md) gives:
+"""One real Kafka-protocol broker for the whole session, chosen in the order the README gives
+("Two commands"):
 
 1. an external broker named by ``KAFKA_BOOTSTRAP_SERVERS``;
 2. Apache Kafka through testcontainers, where a Docker engine answers;
