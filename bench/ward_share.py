@@ -46,13 +46,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from demo.synthetic import Generator
 from schemas.envelope import Envelope, RawRecord
+from schemas.event_time import event_time
 from schemas.feeds import FeedName
 from services.core.areas import AreaIndex
 from services.core.config.settings import REPO_ROOT, Settings
 from services.core.crypto.keyring import PseudonymKeyring
 from services.depersonalise.engine import area_level, release
 from services.depersonalise.risk_gate import RiskGate
-from services.depersonalise.stage import Depersonaliser, StageResult, area_of, event_time
+from services.depersonalise.stage import Depersonaliser, StageResult, area_of
 from services.ingest.police_uk import read_street_csv
 from services.protocols.lifecycle import ProtocolSet
 from services.protocols.protocol import Protocol, load_protocol
@@ -194,11 +195,12 @@ def run_stage(areas: AreaIndex, arrivals: Iterable[tuple[datetime, RawRecord]],
         feed = raw.envelope.feed
         record = dict(raw.fields)
         area = area_of(record, areas)
+        got = event_time(feed, record)
         for p in stage.protocols.live_for(raw.envelope.partner, feed, now.date()):
             if p.ref not in ward_level:
                 continue
             rel = release(p, feed, record, area=area, pseudonym_key=b"k" * 32, key_epoch=1,
-                          event_time=event_time(feed, record))
+                          event_time=got.when if got else None)
             cells = population.setdefault((p.ref, feed), {})
             for c in {combo(p.ref, f) for f, _ in stage.gate_for(p, feed).levels(rel.fields,
                                                                                   area)}:

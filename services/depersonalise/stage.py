@@ -30,7 +30,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal, Protocol
 
 from schemas.envelope import RawRecord
-from schemas.feeds import EVENT_TIME_FIELD
+from schemas.event_time import event_time
 from schemas.shared import SharedRecord
 from services.core.areas import AreaIndex
 from services.core.crypto.errors import CryptoError
@@ -122,13 +122,6 @@ def area_of(record: dict[str, Any], areas: AreaIndex, ward: Any = _UNSET) -> Are
         code = areas.district_by_name.get(hint.casefold())
         return AreaInfo(None, None, code, areas.district_names[code] if code else hint, None)
     return None
-
-
-def event_time(feed: str, record: dict[str, Any]) -> datetime | None:
-    value = record.get(EVENT_TIME_FIELD[feed])
-    if isinstance(value, str):
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return value if isinstance(value, datetime) else None
 
 
 def gated_area_level(level: AreaLevel, location: Any, area: AreaInfo | None) -> AreaLevel:
@@ -349,7 +342,8 @@ class Depersonaliser:
                 ) -> StageResult:
         env = raw.envelope
         area = area_of(record, self.areas, ward)
-        when = event_time(env.feed, record)
+        got = event_time(env.feed, record)
+        when = got.when if got else None
         out = StageResult()
         for protocol in live:
             epoch, key = self.keys.key_for(protocol.id)

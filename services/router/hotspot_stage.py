@@ -41,15 +41,15 @@ Recount
 from __future__ import annotations
 
 import hashlib
-import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from datetime import datetime, timedelta
+from typing import Any
 
 from schemas.alert import HotspotAlert
-from schemas.feeds import EVENT_TIME_FIELD
+from schemas.event_time import EventTime
+from schemas.event_time import event_time as read_event_time
 from schemas.shared import SharedRecord
 from services.router.hotspots.detector import (
     WINDOW_KINDS,
@@ -61,11 +61,8 @@ from services.router.hotspots.detector import (
 from services.router.hotspots.engine import CountEngine, EngineConfig, Event
 from services.router.subscriptions import Subscription
 
-Precision = Literal["hour", "week"]
 KINDS_BY_PRECISION: dict[str, tuple[WindowKind, ...]] = {
     "hour": ("hour", "day", "week"), "week": ("week",)}
-_HOUR = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?$")
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 #: Event times this far past the wall clock are wrong clocks: counting one would close every
 #: window up to it and make all honest records late.
 FUTURE_TOLERANCE = timedelta(days=1)
@@ -89,19 +86,8 @@ def lateness_by_protocol(protocols: Iterable[Any]) -> dict[str, timedelta]:
     return out
 
 
-def event_time(rec: SharedRecord) -> tuple[datetime, Precision] | None:
-    """The record's released event time and its precision, or None if it has none usable."""
-    if rec.fields.get("time_precision") not in (None, "exact", "hour", "minute"):
-        return None
-    value = rec.fields.get(EVENT_TIME_FIELD.get(rec.feed, ""))
-    if not isinstance(value, str):
-        return None
-    if _HOUR.match(value):
-        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        return (when if when.tzinfo else when.replace(tzinfo=UTC)), "hour"
-    if _DATE.match(value):
-        return datetime.fromisoformat(value).replace(tzinfo=UTC), "week"
-    return None
+def event_time(rec: SharedRecord) -> EventTime | None:  # the hub's one reading, as counted
+    return read_event_time(rec.feed, rec.fields, counted=True)
 
 
 def cell_category(rec: SharedRecord) -> str:

@@ -256,10 +256,10 @@ def delivered(hub: LocalHub) -> list[SharedRecord]:
 
 
 def in_period(recs: list[SharedRecord]) -> list[SharedRecord]:
-    from services.router.web.records import event_time
+    from services.router.web.records import record_time
 
     start, end = _period()
-    return [r for r in recs if (t := event_time(r)) is not None and start <= t < end]
+    return [r for r in recs if (t := record_time(r, "event")) is not None and start <= t < end]
 
 
 def shown(count: int, below: int) -> str:

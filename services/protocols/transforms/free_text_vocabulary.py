@@ -19,7 +19,7 @@ placeholders merge into one, so the shape of a removed name or number is not rel
 Punctuation is kept only from a small set and at most three marks at a time.
 
 Every step is one pass over the text with constant work per character: linear in the input (see
-``tests/unit/depersonalise/test_free_text_linear.py`` and ``bench/free_text_cost.py``).
+``tests/unit/protocols/test_free_text_linear.py`` and ``bench/free_text_cost.py``).
 """
 
 from __future__ import annotations

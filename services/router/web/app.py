@@ -226,7 +226,7 @@ class GroupWeb:
                         if len(gt.records) > MAX_RECORDS:
                             del gt.records[next(iter(gt.records))]
                             gt.dropped += 1
-                    when = records.event_time(rec) if rec else None
+                    when = records.record_time(rec, "event") if rec else None
                     if rec is not None and when is not None:
                         # Generalised past the ward (risk gate, county protocols): counted
                         # apart, under "", so the page can say how many it cannot place.

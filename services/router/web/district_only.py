@@ -22,7 +22,7 @@ from datetime import datetime
 from schemas.shared import SharedRecord
 from services.core.areas import AreaIndex
 from services.router.subscriptions import Subscription
-from services.router.web.records import event_time
+from services.router.web.records import record_time
 
 #: District-only records remembered (oldest forgotten first; ~1 kB each).
 MAX_RECORDS = 100_000
@@ -78,7 +78,7 @@ def not_received(records: Iterable[SharedRecord], sub: Subscription, areas: Area
         if (category and rec.category != category) or (feed and rec.feed != feed):
             continue
         if start is not None or end is not None:
-            t = event_time(rec)
+            t = record_time(rec, "event")
             if t is None or (start is not None and t < start) or (end is not None and t >= end):
                 continue
         out.append(rec)

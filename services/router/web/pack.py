@@ -20,7 +20,7 @@ from typing import Any
 from schemas.alert import HotspotAlert
 from schemas.shared import SharedRecord
 from services.router.web import summary
-from services.router.web.records import as_utc, event_time
+from services.router.web.records import as_utc, record_time
 
 TOP_WARDS = 12
 #: Released fields that describe how an incident happened (their values are controlled
@@ -92,7 +92,7 @@ def category_trends(records: Sequence[SharedRecord], start: datetime, end: datet
     starts = [start - (PERIODS - 1 - i) * length for i in range(PERIODS)]
     counts: dict[str, list[int]] = {}
     for r in records:
-        t = event_time(r)
+        t = record_time(r, "event")
         if t is None or not starts[0] <= t < end:
             continue
         i = int((t - starts[0]) / length)
@@ -189,7 +189,8 @@ def pack_html(*, group: str, name: str, start: datetime, end: datetime,
     group's wards, which it could not receive (district_only.py)."""
     start, end = as_utc(start), as_utc(end)
     doc = summary.summarise(records, wards, start, end, suppress_below=suppress_below)
-    in_period = [r for r in records if (t := event_time(r)) is not None and start <= t < end]
+    in_period = [r for r in records
+                 if (t := record_time(r, "event")) is not None and start <= t < end]
     last_day = end - timedelta(seconds=1)
     parts = [f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
 <title>{escape(name)}: tasking pack {start:%d %b %Y} to {last_day:%d %b %Y}</title>

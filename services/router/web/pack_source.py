@@ -72,7 +72,7 @@ async def build_pack(settings: Settings, group: str, start: datetime | None,
         alerts[alert.alert_id] = alert
     recs = list(records.values())
     from services.core.audit.facts import default_actor
-    from services.router.web.records import event_time
+    from services.router.web.records import record_time
 
     html = pack_html(group=group, name=g.name, start=s, end=e, records=recs,
                      alerts=list(alerts.values()), wards=wards, svg=ward_svg(areas, wards),
@@ -80,6 +80,6 @@ async def build_pack(settings: Settings, group: str, start: datetime | None,
                                         protocol_floor(settings, group)),
                      protocol_fields=fields_by_protocol(recs),
                      generated_at=datetime.now(UTC), generated_by=default_actor())
-    n = sum(1 for r in recs if (t := event_time(r)) is not None and s <= t < e)
+    n = sum(1 for r in recs if (t := record_time(r, "event")) is not None and s <= t < e)
     return html, s, e, n
 

@@ -14,10 +14,10 @@ import csv
 import io
 import json
 from collections.abc import Iterable, Iterator, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
-from schemas.feeds import EVENT_TIME_FIELDS
+from schemas.event_time import as_utc, event_time
 from schemas.shared import SharedRecord
 from services.core.areas import AreaIndex
 
@@ -32,25 +32,13 @@ CSV_COLUMNS = ("hub_record_id", "event_time", "released_at", "feed", "partner", 
                "protocol", "key_epoch", "released_fields")
 
 
-def as_utc(moment: datetime) -> datetime:
-    """Hub convention: a naive datetime is UTC."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def event_time(rec: SharedRecord) -> datetime | None:
-    """When the incident happened, as released by the protocol (often coarsened to the hour)."""
-    for name in EVENT_TIME_FIELDS.get(rec.feed, ()):
-        value = rec.fields.get(name)
-        if isinstance(value, str):
-            try:
-                return as_utc(datetime.fromisoformat(value))
-            except ValueError:
-                continue
-    return None
-
-
 def record_time(rec: SharedRecord, basis: TimeBasis) -> datetime | None:
-    return as_utc(rec.released_at) if basis == "released" else event_time(rec)
+    """When the record left the hub, or when the incident happened as the protocol released it
+    (often coarsened to the hour; schemas/event_time.py)."""
+    if basis == "released":
+        return as_utc(rec.released_at)
+    t = event_time(rec.feed, rec.fields)
+    return t.when if t else None
 
 
 def select(records: Iterable[SharedRecord], start: datetime, end: datetime,
@@ -81,7 +69,7 @@ def _cell(value: Any) -> str:
 
 
 def _flat(rec: SharedRecord) -> dict[str, Any]:
-    t = event_time(rec)
+    t = record_time(rec, "event")
     return {
         "hub_record_id": rec.hub_record_id,
         "event_time": t.isoformat() if t else None,

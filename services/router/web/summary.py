@@ -27,7 +27,7 @@ from typing import Any
 
 from schemas.feeds import EVENT_TIME_FIELDS
 from schemas.shared import SharedRecord
-from services.router.web.records import as_utc, event_time
+from services.router.web.records import as_utc, record_time
 from services.router.web.tally import band_of
 
 ALPHA = 0.05
@@ -102,7 +102,7 @@ def summarise(records: Sequence[SharedRecord], wards: Mapping[str, str], start: 
     base_start = start - BASELINE_PERIODS * length
     every = list(records)
     chosen = filtered(every, category=category, feed=feed)
-    timed = [(r, event_time(r)) for r in chosen]
+    timed = [(r, record_time(r, "event")) for r in chosen]
     first = min((t for _, t in timed if t is not None), default=None)
     has_baseline = first is not None and first <= base_start
 
@@ -166,7 +166,7 @@ def trend(records: Sequence[SharedRecord], start: datetime, end: datetime, *,
     for r in filtered(records, feed=feed):
         if ward is not None and (r.ward_code or "") != ward:
             continue
-        t = event_time(r)
+        t = record_time(r, "event")
         if _in(t, first, end):
             assert t is not None
             series[r.category][int((t - first) / step)] += 1
@@ -200,7 +200,7 @@ def ward_records(records: Sequence[SharedRecord], start: datetime, end: datetime
     start, end = as_utc(start), as_utc(end)
     rows = []
     for r in filtered(records, category=category, feed=feed):
-        t = event_time(r)
+        t = record_time(r, "event")
         if not _in(t, start, end) or (ward is not None and (r.ward_code or "") != ward):
             continue
         assert t is not None

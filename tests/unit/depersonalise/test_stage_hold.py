@@ -9,10 +9,11 @@ import random
 from datetime import datetime, timedelta
 from typing import Any
 
+from schemas.event_time import event_time
 from services.core.areas import AreaIndex
 from services.core.crypto.keyring import PseudonymKeyring
 from services.depersonalise.engine import release
-from services.depersonalise.stage import area_of, event_time
+from services.depersonalise.stage import area_of
 from services.protocols.lifecycle import ProtocolSet
 from tests.unit.depersonalise.test_stage import (  # the module's fixtures and builders
     NOW,
@@ -164,8 +165,10 @@ def test_k_holds_on_every_release_of_a_sparse_stream_late_ward_releases_included
         dob = f"{rng.randint(1940, 2008)}-0{rng.randint(1, 9)}-1{rng.randint(0, 9)}"
         raw = _raw(areas, ward=rng.choice(wards), victim_dob=dob)
         area = area_of(dict(raw.fields), areas)
+        when = event_time("police", dict(raw.fields))
+        assert when is not None
         rel = release(protocol, "police", dict(raw.fields), area=area, pseudonym_key=b"k" * 32,
-                      key_epoch=1, event_time=event_time("police", dict(raw.fields)))
+                      key_epoch=1, event_time=when.when)
         seen.append((now, {combo(f) for f, _ in gate.levels(rel.fields, area)}))
         released += stage.process(raw, today=TODAY, now=now, position=("t", 0, 0)).shared
     late = [r for r in released if r.ward_code is not None

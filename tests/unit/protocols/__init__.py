@@ -1,4 +1,4 @@
-"""Tests for the protocol model, signing, lifecycle, engine and risk gate.
+"""Tests for the protocol model, signing, lifecycle and the transforms.
 
 Shared helpers live here (this package owns no conftest). Officer keys are generated per test
 run and never written outside pytest's tmp_path.

@@ -9,8 +9,9 @@ from datetime import UTC, datetime
 
 from shapely.geometry import Point
 
+from schemas.shared import SharedRecord
 from services.core.areas import AreaIndex
-from services.router.web.records import CSV_COLUMNS, event_time, select, to_csv, to_geojson
+from services.router.web.records import CSV_COLUMNS, record_time, select, to_csv, to_geojson
 from tests.unit.router_web.conftest import shared
 
 T0 = datetime(2026, 3, 2, tzinfo=UTC)
@@ -18,6 +19,9 @@ T1 = datetime(2026, 3, 9, tzinfo=UTC)
 
 
 def test_event_time_reads_the_feed_specific_field_and_treats_naive_as_utc() -> None:
+    def event_time(rec: SharedRecord) -> datetime | None:
+        return record_time(rec, "event")
+
     assert event_time(shared("a", "2026-03-02T10:00:00+01:00")) == datetime(2026, 3, 2, 9,
                                                                              tzinfo=UTC)
     assert event_time(shared("b", "2026-03-02T10:00:00")) == datetime(2026, 3, 2, 10, tzinfo=UTC)

@@ -6,7 +6,7 @@ import pytest
 
 from services.core.config.errors import ConfigError
 from services.protocols.transforms import DROP, get_transform
-from tests.unit.depersonalise import make_ctx
+from tests.unit.protocols.transform_ctx import make_ctx
 
 time_ = get_transform("time")
 WHEN = datetime(2024, 3, 7, 14, 35, 12, tzinfo=UTC)  # a Thursday

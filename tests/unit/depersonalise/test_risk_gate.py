@@ -18,8 +18,7 @@ from services.depersonalise.risk_gate import (
 )
 from services.protocols.protocol import load_protocol
 from services.protocols.transforms import DROP, AreaInfo
-
-from . import HERTS_PROTOCOLS, make_protocol
+from tests.unit.protocols import HERTS_PROTOCOLS, make_protocol
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # a Monday
 CENTRAL = AreaInfo("E05013100", "Central", "E07000103", "Watford", (51.65, -0.39))

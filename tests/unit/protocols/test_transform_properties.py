@@ -24,7 +24,7 @@ from schemas.feeds import FEEDS
 from services.protocols.transforms import DROP, REGISTRY, TransformContext
 from services.protocols.transforms.location import grid_centre, snap_anchor
 from services.protocols.vocabularies import load_vocabulary
-from tests.unit.depersonalise import OTHER_KEY, STEVENAGE, TEST_KEY
+from tests.unit.protocols.transform_ctx import OTHER_KEY, STEVENAGE, TEST_KEY
 
 LOWER_ONLY = load_vocabulary("incident-en@1").lower_only
 

@@ -16,8 +16,7 @@ from pydantic import ValidationError
 from services.depersonalise.risk_gate import RiskGate, age_band_step, location_step
 from services.protocols.signing import protocol_digest
 from services.protocols.transforms import AreaInfo
-
-from . import make_protocol
+from tests.unit.protocols import make_protocol
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 WARDS = [AreaInfo(f"E0501310{i}", f"Ward {i}", "E07000103", "Watford", (51.6, -0.4))

@@ -8,7 +8,7 @@ import pytest
 
 from services.core.config.errors import ConfigError
 from services.protocols.transforms import DROP, get_transform
-from tests.unit.depersonalise import make_ctx
+from tests.unit.protocols.transform_ctx import make_ctx
 
 ft = get_transform("free_text")
 VOCAB = {"mode": "vocabulary", "vocabulary": ["incident-en@1", "towns-east@1"]}

@@ -14,8 +14,7 @@ from services.core.errors import ProtocolError
 from services.depersonalise.engine import area_level, release
 from services.protocols.protocol import Protocol, load_protocol
 from services.protocols.transforms import AreaInfo
-
-from . import HERTS_PROTOCOLS, make_protocol
+from tests.unit.protocols import HERTS_PROTOCOLS, make_protocol
 
 KEY = bytes(range(32))
 AREA = AreaInfo("E05013100", "Central", "E07000103", "Watford", (51.6552, -0.3963))

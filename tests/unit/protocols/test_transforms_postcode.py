@@ -5,7 +5,7 @@ import pytest
 from services.core.config.errors import ConfigError
 from services.protocols.transforms import DROP, get_transform
 from services.protocols.transforms.postcode import parse
-from tests.unit.depersonalise import make_ctx
+from tests.unit.protocols.transform_ctx import make_ctx
 
 pc = get_transform("postcode")
 

@@ -12,7 +12,7 @@ from services.core.config.errors import ConfigError
 from services.core.crypto.errors import CryptoError
 from services.protocols.transforms import DROP, get_transform
 from services.protocols.transforms.pseudonymise import normalise
-from tests.unit.depersonalise import OTHER_KEY, TEST_KEY, make_ctx
+from tests.unit.protocols.transform_ctx import OTHER_KEY, TEST_KEY, make_ctx
 
 pseudo = get_transform("pseudonymise")
 TOKEN = re.compile(r"^p3_[A-Z2-7]{20}$")

@@ -6,7 +6,7 @@ import pytest
 
 from services.core.config.errors import ConfigError
 from services.protocols.transforms import DROP, get_transform
-from tests.unit.depersonalise import make_ctx
+from tests.unit.protocols.transform_ctx import make_ctx
 
 age = get_transform("age_band")
 EVENT = datetime(2024, 3, 5, 14, 30, tzinfo=UTC)

@@ -7,7 +7,7 @@ import pytest
 
 from services.core.config.errors import ConfigError
 from services.protocols.transforms import DROP, REGISTRY, Transform, get_transform
-from tests.unit.depersonalise import TEST_KEY, make_ctx
+from tests.unit.protocols.transform_ctx import TEST_KEY, make_ctx
 
 EXPECTED = {"drop", "keep", "pseudonymise", "location", "time", "age_band", "postcode", "free_text"}
 

@@ -13,7 +13,7 @@ from services.protocols.transforms.location import (
     read_point,
     snap_anchor,
 )
-from tests.unit.depersonalise import make_ctx
+from tests.unit.protocols.transform_ctx import make_ctx
 
 loc = get_transform("location")
 POINT = {"lat": 51.903456, "lon": -0.196789}
