@@ -46,7 +46,7 @@ from services.router.ledger import DeliveryLedger, NewestIds
 from services.router.routing_view import RoutingView, RoutingViews
 from services.router.subscriptions import Subscription
 from services.router.web import make_web_app
-from services.router.web.officer import make_officer_router
+from services.router.web.officer import add_officer_page
 
 CONSUMER_GROUP = "router"
 
@@ -231,7 +231,7 @@ def make_app(settings: Settings) -> tuple[FastAPI, Router]:
     app = ops_app("s115hub router", router.metrics.registry, router.ready)
     # Groups without Kafka clients: SSE stream, export and the web page (services/router/web).
     app.mount("/groups", make_web_app(settings, router, router.metrics))
-    app.include_router(make_officer_router(settings), prefix="/officer")  # issue 16
+    add_officer_page(app, settings)  # issue 16
     return app, router
 
 

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from services.core.config.settings import Settings
-from services.router.web.officer import COOKIE, make_officer_router
+from services.router.web.officer import COOKIE, add_officer_page
 from services.router.web.officer_tokens import officer_token_store
 
 
@@ -26,7 +26,7 @@ def client(tmp_path: Path, published: list[dict[str, Any]], *, fail: bool = Fals
         published.extend(facts)
 
     app = FastAPI()
-    app.include_router(make_officer_router(settings, publish), prefix="/officer")
+    add_officer_page(app, settings, publish)
     return TestClient(app, base_url="http://hub"), token
 
 
