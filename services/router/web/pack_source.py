@@ -19,7 +19,7 @@ from services.core.kafka.scan import scan
 from services.core.kafka.topics import topics_for
 from services.protocols.protocol import load_protocol
 from services.router.subscriptions import subscription_for
-from services.router.web.app import group_wards
+from services.router.web.group_web import group_wards
 from services.router.web.pack import fields_by_protocol, pack_html
 from services.router.web.page_routes import period_bounds
 from services.router.web.svgmap import ward_svg

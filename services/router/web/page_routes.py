@@ -7,12 +7,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 
 from services.core.config.errors import ConfigError
 from services.router.subscriptions import Subscription
 from services.router.web import summary
 from services.router.web.access_audit import reader_name
+from services.router.web.group_web import Authorised, GroupWeb, Web, not_received_counts
 from services.router.web.pack import fields_by_protocol, pack_html
 from services.router.web.pdf import PdfError, render_pdf_async
 from services.router.web.records import as_utc
@@ -68,95 +69,87 @@ def period_bounds(start: datetime | None, end: datetime | None,
     return start, end
 
 
-def _auth(group: str, request: Request) -> Subscription:
-    web = request.app.state.web
-    last = request.url.path.rsplit("/", 1)[-1]
-    return web.authorise(request, group, last)
+router = APIRouter()
 
 
-Authorised = Annotated[Subscription, Depends(_auth)]
+@router.get("/{group}/summary.json",
+            summary="Per-ward counts for a period, against the previous period")
 
 
-def make_page_router() -> APIRouter:
-    router = APIRouter()
-
-    @router.get("/{group}/summary.json",
-                summary="Per-ward counts for a period, against the previous period")
-    async def summary_json(group: str, request: Request, sub: Authorised,
-                           start: OptFrom = None, end: OptTo = None,
-                           category: Category = None, feed: Feed = None) -> dict[str, Any]:
-        web = request.app.state.web
-        s, e = period(start, end, compared=True)
-        recs = await web.records(group)
-        n = web.suppress_below(group)
-        doc = summary.summarise(recs, web.ward_names(sub), s, e, suppress_below=n,
-                                category=category or None, feed=feed or None)
-        # A group of single wards cannot receive its districts' district-only records; it is
-        # told how many there were (district_only.py).
-        unseen = len(await web.district_only_not_received(
-            sub, as_utc(s), as_utc(e), category=category or None,
-            feed=feed or None))
-        doc["district_only_not_received"] = unseen
-        doc["district_only_not_received_shown"] = summary.public_count(unseen, n)
-        return {"group": group, "name": web.group_name(group), **doc}
-
-    @router.get("/{group}/trend.json", summary="Counts per day or week and category")
-    async def trend_json(group: str, request: Request, _: Authorised,
-                         start: OptFrom = None, end: OptTo = None,
-                         ward: Annotated[str | None, Query(
-                             description="A ward code; empty: records placed only at the "
-                                         "district; absent: all.")] = None,
-                         feed: Feed = None) -> dict[str, Any]:
-        web = request.app.state.web
-        s, e = period(start, end, compared=True)
-        return summary.trend(await web.records(group), s, e, ward=ward, feed=feed or None)
-
-    @router.get("/{group}/records.json",
-                summary="The depersonalised records behind a ward (audited as a read)")
-    async def records_json(group: str, request: Request, sub: Authorised,
-                           ward: Annotated[str, Query(
-                               description="A ward code, or empty for the records placed only "
-                                           "at the district.")],
-                           start: OptFrom = None, end: OptTo = None,
-                           category: Category = None, feed: Feed = None) -> dict[str, Any]:
-        web = request.app.state.web
-        s, e = period(start, end)
-        doc = summary.ward_records(await web.records(group, fresh=True), s, e, ward=ward,
-                                   category=category or None, feed=feed or None,
-                                   names=web.ward_names(sub))
-        await web.audit(request, group, "records", {
-            "ward": ward, "from": s.isoformat(), "to": e.isoformat(), "category": category,
-            "feed": feed, "records": doc["total"]})
-        return doc
-
-    @router.get("/{group}/pack.html", summary="The tasking pack for a period, as HTML")
-    async def pack_html_route(group: str, request: Request, sub: Authorised,
-                              start: OptFrom = None, end: OptTo = None) -> Response:
-        s, e = period(start, end, compared=True)
-        html = await _pack(request, group, sub, s, e, "pack.html")
-        return Response(html, media_type="text/html; charset=utf-8")
-
-    @router.get("/{group}/pack.pdf", summary="The tasking pack for a period, as PDF",
-                response_class=Response,
-                responses={200: {"content": {"application/pdf": {}}}})
-    async def pack_pdf_route(group: str, request: Request, sub: Authorised,
-                             start: OptFrom = None, end: OptTo = None) -> Response:
-        s, e = period(start, end, compared=True)
-        html = await _pack(request, group, sub, s, e, "pack.pdf")
-        try:
-            body = await render_pdf_async(html, request.app.state.web.settings.chromium_path)
-        except PdfError as exc:
-            raise HTTPException(503, str(exc)) from exc
-        name = f"{group}-tasking-pack-{s:%Y%m%d}-{e:%Y%m%d}.pdf"
-        return Response(body, media_type="application/pdf",
-                        headers={"Content-Disposition": f'attachment; filename="{name}"'})
-
-    return router
+async def summary_json(group: str, request: Request, sub: Authorised,
+                       web: Web, start: OptFrom = None, end: OptTo = None,
+                       category: Category = None, feed: Feed = None) -> dict[str, Any]:
+    s, e = period(start, end, compared=True)
+    recs = await web.records(group)
+    n = web.suppress_below(group)
+    doc = summary.summarise(recs, web.ward_names(sub), s, e, suppress_below=n,
+                            category=category or None, feed=feed or None)
+    # A group of single wards cannot receive its districts' district-only records; it is
+    # told how many there were (district_only.py).
+    doc.update(not_received_counts(len(await web.district_only_not_received(
+        sub, as_utc(s), as_utc(e), category=category or None, feed=feed or None)), n))
+    return {"group": group, "name": web.group_name(group), **doc}
 
 
-async def _pack(request: Request, group: str, sub: Subscription, start: datetime,
-                end: datetime, what: str) -> str:
-    web = request.app.state.web
+@router.get("/{group}/trend.json", summary="Counts per day or week and category")
+async def trend_json(group: str, _: Authorised, web: Web,
+                     start: OptFrom = None, end: OptTo = None,
+                     ward: Annotated[str | None, Query(
+                         description="A ward code; empty: records placed only at the "
+                                     "district; absent: all.")] = None,
+                     feed: Feed = None) -> dict[str, Any]:
+    s, e = period(start, end, compared=True)
+    return summary.trend(await web.records(group), s, e, ward=ward, feed=feed or None)
+
+
+@router.get("/{group}/records.json",
+            summary="The depersonalised records behind a ward (audited as a read)")
+
+
+async def records_json(group: str, request: Request, sub: Authorised, web: Web,
+                       ward: Annotated[str, Query(
+                           description="A ward code, or empty for the records placed only "
+                                       "at the district.")],
+                       start: OptFrom = None, end: OptTo = None,
+                       category: Category = None, feed: Feed = None) -> dict[str, Any]:
+    s, e = period(start, end)
+    doc = summary.ward_records(await web.records(group, fresh=True), s, e, ward=ward,
+                               category=category or None, feed=feed or None,
+                               names=web.ward_names(sub))
+    await web.audit(request, group, "records", {
+        "ward": ward, "from": s.isoformat(), "to": e.isoformat(), "category": category,
+        "feed": feed, "records": doc["total"]})
+    return doc
+
+
+@router.get("/{group}/pack.html", summary="The tasking pack for a period, as HTML")
+async def pack_html_route(group: str, request: Request, sub: Authorised, web: Web,
+                          start: OptFrom = None, end: OptTo = None) -> Response:
+    s, e = period(start, end, compared=True)
+    html = await _pack(web, request, group, sub, s, e, "pack.html")
+    return Response(html, media_type="text/html; charset=utf-8")
+
+
+@router.get("/{group}/pack.pdf", summary="The tasking pack for a period, as PDF",
+            response_class=Response,
+            responses={200: {"content": {"application/pdf": {}}}})
+
+
+async def pack_pdf_route(group: str, request: Request, sub: Authorised, web: Web,
+                         start: OptFrom = None, end: OptTo = None) -> Response:
+    s, e = period(start, end, compared=True)
+    html = await _pack(web, request, group, sub, s, e, "pack.pdf")
+    try:
+        body = await render_pdf_async(html, web.settings.chromium_path)
+    except PdfError as exc:
+        raise HTTPException(503, str(exc)) from exc
+    name = f"{group}-tasking-pack-{s:%Y%m%d}-{e:%Y%m%d}.pdf"
+    return Response(body, media_type="application/pdf",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+async def _pack(web: GroupWeb, request: Request, group: str, sub: Subscription,
+                start: datetime, end: datetime, what: str) -> str:
     recs = await web.records(group, fresh=True)
     alerts = await web.alerts(group)
     bearer = request.state.bearer

@@ -10,7 +10,7 @@ from services.core.config.settings import Settings
 from services.core.ops.metrics import ServiceMetrics
 from services.router.routing_view import RoutingView
 from services.router.subscriptions import Subscription
-from services.router.web.app import GroupWeb
+from services.router.web.group_web import GroupWeb
 
 
 def test_the_strictest_live_protocol_naming_the_group_sets_its_threshold() -> None:
