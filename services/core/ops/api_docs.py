@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from importlib import resources
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse
 
 _PAGE = resources.files("services.core") / "static" / "api-docs.html"
@@ -26,12 +26,19 @@ def docs_html(title: str, openapi_url: str) -> str:
             .replace("{{OPENAPI_URL}}", escape(openapi_url, quote=True)))
 
 
-def add_docs(app: FastAPI, path: str = "/docs") -> None:
-    """Serve the offline reference at ``path``. Build the app with ``docs_url=None,
-    redoc_url=None`` so the CDN pages are not registered."""
+docs_router = APIRouter(include_in_schema=False)
 
-    @app.get(path, include_in_schema=False)
-    def docs(request: Request) -> HTMLResponse:
-        root = request.scope.get("root_path", "")
-        return HTMLResponse(docs_html(app.title, f"{root}{app.openapi_url}"),
-                            headers={"Cache-Control": "no-cache"})
+
+@docs_router.get("/docs")
+def docs(request: Request) -> HTMLResponse:
+    """The reference of the app serving the request (its title and its own openapi.json)."""
+    root = request.scope.get("root_path", "")
+    app = request.app
+    return HTMLResponse(docs_html(app.title, f"{root}{app.openapi_url}"),
+                        headers={"Cache-Control": "no-cache"})
+
+
+def add_docs(app: FastAPI) -> None:
+    """Serve the offline reference at ``/docs``. Build the app with ``docs_url=None,
+    redoc_url=None`` so the CDN pages are not registered."""
+    app.include_router(docs_router)

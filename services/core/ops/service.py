@@ -7,31 +7,54 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from dataclasses import dataclass
+from typing import Annotated, Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from services.core.ops.metrics import ServiceMetrics
 from services.core.ops.stop_signals import STOP_SIGNALS
 
 
+@dataclass(frozen=True)
+class OpsState:
+    """What the ops routes read: the service's metrics and its readiness check."""
+    registry: CollectorRegistry
+    ready: Callable[[], tuple[bool, str]]
+
+
+def _ops(request: Request) -> OpsState:
+    ops: OpsState = request.app.state.ops
+    return ops
+
+
+Ops = Annotated[OpsState, Depends(_ops)]
+ops_router = APIRouter(tags=["ops"])
+
+
+@ops_router.get("/healthz", summary="Alive")
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@ops_router.get("/readyz", summary="Connected to the broker and holding config")
+def readyz(response: Response, ops: Ops) -> dict[str, str]:
+    ok, why = ops.ready()
+    if not ok:
+        response.status_code = 503
+    return {"status": "ready" if ok else "not ready", "detail": why}
+
+
+@ops_router.get("/metrics", summary="Prometheus metrics")
+def metrics(ops: Ops) -> Response:
+    return Response(generate_latest(ops.registry), media_type=CONTENT_TYPE_LATEST)
+
+
 def add_ops_routes(app: FastAPI, registry: CollectorRegistry,
                    ready: Callable[[], tuple[bool, str]]) -> None:
-    @app.get("/healthz", tags=["ops"], summary="Alive")
-    def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @app.get("/readyz", tags=["ops"], summary="Connected to the broker and holding config")
-    def readyz(response: Response) -> dict[str, str]:
-        ok, why = ready()
-        if not ok:
-            response.status_code = 503
-        return {"status": "ready" if ok else "not ready", "detail": why}
-
-    @app.get("/metrics", tags=["ops"], summary="Prometheus metrics")
-    def metrics() -> Response:
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+    app.state.ops = OpsState(registry, ready)
+    app.include_router(ops_router)
 
 
 def add_request_metrics(app: FastAPI, metrics: ServiceMetrics) -> None:
