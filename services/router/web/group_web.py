@@ -95,6 +95,14 @@ class _GroupTally:
     dropped: int = 0
 
 
+@dataclass
+class _GroupAlerts:
+    """The latest version of each of a group's alerts, and where its topic was read up to."""
+    alerts: dict[str, HotspotAlert] = field(default_factory=dict)
+    positions: dict[int, int] = field(default_factory=dict)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
 #: Delivered records held per group for the page and exports (~2 kB each).
 MAX_RECORDS = 100_000
 
@@ -109,6 +117,7 @@ class GroupWeb:
         self.tokens = group_token_store(settings)
         self.areas = AreaIndex.load(settings.boundaries_dir)
         self.tallies: dict[str, _GroupTally] = {}
+        self.alert_state: dict[str, _GroupAlerts] = {}
         # District-only records on the shared topic, for ward groups' counts (district_only.py).
         self.district_only = DistrictOnlyRecords()
         self.district_only_state = _GroupTally()
@@ -258,16 +267,20 @@ class GroupWeb:
         return list(self.tallies[group].records.values())
 
     async def alerts(self, group: str) -> list[HotspotAlert]:
-        """The group's alerts (latest version of each alert id), read from its hot-spot topic."""
-        out: dict[str, HotspotAlert] = {}
-        async for msg in scan(self.settings, self.topics.hotspots(group)):
-            try:
-                alert = HotspotAlert.model_validate_json(msg.value)
-            except ValidationError:
-                self.m_bad.labels("alert").inc()
-                continue
-            out[alert.alert_id] = alert
-        return list(out.values())
+        """The group's alerts (latest version of each alert id), from the router's state,
+        caught up first with what its hot-spot topic got since the last call."""
+        st = self.alert_state.setdefault(group, _GroupAlerts())
+        async with st.lock:
+            values, st.positions = await kafka_io.catch_up(
+                self.settings, self.topics.hotspots(group), st.positions)
+            for value in values:
+                try:
+                    alert = HotspotAlert.model_validate_json(value)
+                except ValidationError:
+                    self.m_bad.labels("alert").inc()
+                    continue
+                st.alerts[alert.alert_id] = alert
+        return list(st.alerts.values())
 
     async def export_records(self, group: str) -> list[SharedRecord]:
         """Records for an export: the state when it holds them all, else the whole topic."""
