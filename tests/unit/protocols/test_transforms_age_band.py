@@ -6,7 +6,7 @@ import pytest
 
 from services.core.config.errors import ConfigError
 from services.protocols.transforms import DROP, get_transform
-from tests.unit.protocols.transform_ctx import make_ctx
+from tests.unit.protocols.transform_ctx import make_ctx, refusal
 
 age = get_transform("age_band")
 EVENT = datetime(2024, 3, 5, 14, 30, tzinfo=UTC)
@@ -61,10 +61,10 @@ class TestInvalid:
 
 class TestValidate:
     def test_given_no_parameters_then_they_validate(self) -> None:
-        age.validate({})
+        assert refusal(age, {}) is None
 
     def test_given_ascending_bands_then_they_validate(self) -> None:
-        age.validate({"bands": [0, 16, 18, 65]})
+        assert refusal(age, {"bands": [0, 16, 18, 65]}) is None
 
     @pytest.mark.parametrize(("bands", "message"), [
         ("0,18,65", "must be a non-empty list of ages"),

@@ -4,7 +4,7 @@ import pytest
 
 from services.core.config.errors import ConfigError
 from services.protocols.transforms import DROP, get_transform
-from tests.unit.protocols.transform_ctx import make_ctx
+from tests.unit.protocols.transform_ctx import make_ctx, refusal
 
 drop = get_transform("drop")
 
@@ -15,7 +15,7 @@ class TestDrop:
         assert drop.apply(value, {}, make_ctx()) is DROP
 
     def test_given_no_parameters_then_they_validate(self) -> None:
-        drop.validate({})
+        assert refusal(drop, {}) is None
 
     def test_given_any_parameter_then_error_raised(self) -> None:
         with pytest.raises(ConfigError, match=r"unknown parameter 'to' for transform 'drop'; "

@@ -8,7 +8,7 @@ import pytest
 
 from services.core.config.errors import ConfigError
 from services.protocols.transforms import DROP, get_transform
-from tests.unit.protocols.transform_ctx import make_ctx
+from tests.unit.protocols.transform_ctx import make_ctx, refusal
 
 ft = get_transform("free_text")
 VOCAB = {"mode": "vocabulary", "vocabulary": ["incident-en@1", "towns-east@1"]}
@@ -100,7 +100,7 @@ class TestValidate:
     @pytest.mark.parametrize("params", [{}, {"mode": "drop"}, VOCAB, TAGS,
                                         {"mode": "vocabulary", "vocabulary": "incident-en@1"}])
     def test_given_valid_parameters_then_they_validate(self, params: dict[str, str]) -> None:
-        ft.validate(params)
+        assert refusal(ft, params) is None
 
     def test_given_scrub_then_it_is_refused_naming_vocabulary_and_tags(self) -> None:
         with pytest.raises(ConfigError, match=r"scrub.*'vocabulary'.*'tags'.*\(field mode\)"):

@@ -13,7 +13,7 @@ from services.protocols.transforms.location import (
     read_point,
     snap_anchor,
 )
-from tests.unit.protocols.transform_ctx import make_ctx
+from tests.unit.protocols.transform_ctx import make_ctx, refusal
 
 loc = get_transform("location")
 POINT = {"lat": 51.903456, "lon": -0.196789}
@@ -105,7 +105,7 @@ class TestValidate:
                                         {"to": "grid", "metres": 50},
                                         {"to": "grid", "metres": 10_000}])
     def test_given_valid_parameters_then_they_validate(self, params: dict[str, object]) -> None:
-        loc.validate(params)
+        assert refusal(loc, params) is None
 
     def test_given_no_to_then_error_raised(self) -> None:
         with pytest.raises(ConfigError, match="parameter 'to' is required; one of ward, district"):

@@ -5,7 +5,7 @@ import pytest
 from services.core.config.errors import ConfigError
 from services.protocols.transforms import DROP, get_transform
 from services.protocols.transforms.postcode import parse
-from tests.unit.protocols.transform_ctx import make_ctx
+from tests.unit.protocols.transform_ctx import make_ctx, refusal
 
 pc = get_transform("postcode")
 
@@ -44,7 +44,7 @@ class TestPostcode:
 class TestValidate:
     @pytest.mark.parametrize("to", ["outward", "sector"])
     def test_given_a_known_target_then_it_validates(self, to: str) -> None:
-        pc.validate({"to": to})
+        assert refusal(pc, {"to": to}) is None
 
     def test_given_no_to_then_error_raised(self) -> None:
         with pytest.raises(ConfigError,

@@ -12,7 +12,7 @@ from services.core.config.errors import ConfigError
 from services.core.crypto.errors import CryptoError
 from services.protocols.transforms import DROP, get_transform
 from services.protocols.transforms.pseudonymise import normalise
-from tests.unit.protocols.transform_ctx import OTHER_KEY, TEST_KEY, make_ctx
+from tests.unit.protocols.transform_ctx import OTHER_KEY, TEST_KEY, make_ctx, refusal
 
 pseudo = get_transform("pseudonymise")
 TOKEN = re.compile(r"^p3_[A-Z2-7]{20}$")
@@ -116,10 +116,10 @@ class TestKeyErrors:
 
 class TestValidate:
     def test_given_no_parameters_then_they_validate(self) -> None:
-        pseudo.validate({})
+        assert refusal(pseudo, {}) is None
 
     def test_given_a_list_of_fields_then_they_validate(self) -> None:
-        pseudo.validate({"with": ["victim_dob", "address"]})
+        assert refusal(pseudo, {"with": ["victim_dob", "address"]}) is None
 
     @pytest.mark.parametrize(("value", "message"), [
         ("victim_dob", "must be a non-empty list of field names"),

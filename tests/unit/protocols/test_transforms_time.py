@@ -6,7 +6,7 @@ import pytest
 
 from services.core.config.errors import ConfigError
 from services.protocols.transforms import DROP, get_transform
-from tests.unit.protocols.transform_ctx import make_ctx
+from tests.unit.protocols.transform_ctx import make_ctx, refusal
 
 time_ = get_transform("time")
 WHEN = datetime(2024, 3, 7, 14, 35, 12, tzinfo=UTC)  # a Thursday
@@ -60,7 +60,7 @@ class TestBuckets:
 class TestValidate:
     @pytest.mark.parametrize("to", ["hour", "day", "week", "month"])
     def test_given_a_known_period_then_it_validates(self, to: str) -> None:
-        time_.validate({"to": to})
+        assert refusal(time_, {"to": to}) is None
 
     def test_given_no_to_then_error_raised(self) -> None:
         with pytest.raises(ConfigError, match="parameter 'to' is required; one of hour, day"):

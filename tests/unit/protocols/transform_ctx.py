@@ -7,7 +7,9 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from services.core.config.errors import ConfigError
 from services.protocols.transforms import AreaInfo, TransformContext
+from services.protocols.transforms.base import Transform
 
 TEST_KEY = bytes(range(32))
 OTHER_KEY = bytes(range(1, 33))
@@ -27,3 +29,13 @@ def make_ctx(record: Mapping[str, Any] | None = None, *, field: str = "summary",
         personal_fields=frozenset(record if personal is None else personal),
         event_time=event_time, area=area, pseudonym_key=key, key_epoch=epoch,
         protocol_id=protocol_id)
+
+
+def refusal(transform: Transform, params: Mapping[str, Any]) -> str | None:
+    """Why ``transform`` refuses ``params`` (the ConfigError's text), or None if it accepts
+    them: ``assert refusal(t, params) is None`` shows the reason when it fails."""
+    try:
+        transform.validate(params)
+    except ConfigError as exc:
+        return str(exc)
+    return None
