@@ -29,6 +29,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from .nb import two_level_shape
+
 FloatArray = NDArray[np.float64]
 
 
@@ -62,9 +64,15 @@ def build_zones(wards: Sequence[str],
     return zones, matrix
 
 
-def _scores(c: FloatArray, b: FloatArray, v: FloatArray) -> FloatArray:
+def _scores(c: FloatArray, b: FloatArray, v: FloatArray, nb: bool = False) -> FloatArray:
     b = np.maximum(b, 1e-9)
     with np.errstate(divide="ignore", invalid="ignore"):
+        if nb:
+            # NB log-likelihood ratio of the zone's sum C for mean C against B, its size r
+            # from the sum's extra variance v (= B^2 / r); r -> inf is the Poisson LLR.
+            r = b * b / np.maximum(v, 1e-12)
+            llr = c * np.log(np.maximum(c, 1e-300) / b) + (c + r) * np.log((b + r) / (c + r))
+            return np.where(c > b, np.maximum(llr, 0.0), 0.0)
         llr = np.where(c > b, c * np.log(np.maximum(c, 1e-300) / b) - (c - b), 0.0)
     return llr * b / (b + v)
 
@@ -72,7 +80,8 @@ def _scores(c: FloatArray, b: FloatArray, v: FloatArray) -> FloatArray:
 def scan(observed: FloatArray, expected: FloatArray, alpha: FloatArray,
          zones: list[tuple[int, ...]], matrix: FloatArray, wards: Sequence[str], *,
          seed_key: str, replicates: int = 199, level: float = 0.01,
-         max_clusters: int = 5) -> list[ScanCluster]:
+         max_clusters: int = 5, two_level: bool = False,
+         nb_score: bool = False) -> list[ScanCluster]:
     """Significant clusters, most significant first.
 
     observed, expected: [wards, L] for the last L weeks (most recent last); alpha: [wards].
@@ -86,21 +95,29 @@ def scan(observed: FloatArray, expected: FloatArray, alpha: FloatArray,
     cum_e = np.cumsum(expected[:, ::-1], axis=1)
     cum_v = np.cumsum(var[:, ::-1], axis=1)
     zc, ze, zv = matrix @ cum_o, matrix @ cum_e, matrix @ cum_v  # [zones, L]
-    score = _scores(zc, ze, zv)
+    score = _scores(zc, ze, zv, nb_score)
     best = score.max()
     if best <= 0:
         return []
     rng = np.random.default_rng(zlib.crc32(seed_key.encode()))
-    # Gamma-Poisson draws of the NB null, [R, wards, L].
-    shape = 1.0 / np.maximum(alpha, 1e-9)
-    gam = rng.gamma(shape[None, :, None], 1.0 / shape[None, :, None],
-                    (replicates, n_wards, weeks))
+    # Gamma-Poisson draws of the NB null, [R, wards, L]; two-level: the product of two gamma
+    # levels with the NB's variance (nb.two_level_upper_p_array), the heavier far tail.
+    if two_level:
+        shape = two_level_shape(alpha)
+        gam = (rng.gamma(shape[None, :, None], 1.0 / shape[None, :, None],
+                         (replicates, n_wards, weeks))
+               * rng.gamma(shape[None, :, None], 1.0 / shape[None, :, None],
+                           (replicates, n_wards, weeks)))
+    else:
+        shape = 1.0 / np.maximum(alpha, 1e-9)
+        gam = rng.gamma(shape[None, :, None], 1.0 / shape[None, :, None],
+                        (replicates, n_wards, weeks))
     gam = np.where(alpha[None, :, None] < 1e-9, 1.0, gam)
     sims = rng.poisson(expected[None] * gam).astype(float)
     cum_s = np.cumsum(sims[:, :, ::-1], axis=2)  # [R, wards, L]
     zs = (matrix @ cum_s.transpose(1, 0, 2).reshape(n_wards, -1)).reshape(
         len(zones), replicates, weeks).transpose(1, 0, 2)
-    sim_max = _scores(zs, ze[None], zv[None]).reshape(replicates, -1).max(axis=1)
+    sim_max = _scores(zs, ze[None], zv[None], nb_score).reshape(replicates, -1).max(axis=1)
     # Candidates above the smallest score that could be significant.
     order = np.argsort(-score, axis=None)
     critical = np.sort(sim_max)[::-1]
