@@ -199,6 +199,17 @@ def nb_cusum_llr(count: FloatArray, mu0: FloatArray, alpha: FloatArray,
     return np.where(a < 1e-9, pois, nb)
 
 
-__all__ = ["REWEIGHT_AT", "fit_loglinear", "moment_dispersion", "nb_cusum_llr", "nb_upper_p",
-           "nb_upper_p_array", "outbreak_weights", "two_level_shape",
-           "two_level_upper_p_array", "pearson", "pooled_alpha", "shrunk_alpha"]
+__all__ = [
+    "REWEIGHT_AT",
+    "fit_loglinear",
+    "moment_dispersion",
+    "nb_cusum_llr",
+    "nb_upper_p",
+    "nb_upper_p_array",
+    "outbreak_weights",
+    "pearson",
+    "pooled_alpha",
+    "shrunk_alpha",
+    "two_level_shape",
+    "two_level_upper_p_array",
+]
