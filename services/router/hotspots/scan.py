@@ -3,21 +3,26 @@
 In the manner of SaTScan's expectation-based Poisson scan (Neill et al. 2005), made honest for
 overdispersed counts: candidate zones are a ward alone, a ward with one neighbour, and a ward
 with all its neighbours; time windows are the last 1..``max_weeks`` weeks ending now
-(prospective: only clusters still alive are looked for). A zone's score is the Poisson
-log-likelihood ratio of its count C against its baseline B, C log(C/B) - (C - B) for C > B,
-divided by the zone's dispersion factor (B + sum alpha mu^2) / B so that busy, noisy zones do
-not win the maximum on noise alone (a quasi-likelihood scan).
+(prospective: only clusters still alive are looked for). A zone's score (``nb_score``, the
+engine's default) is the negative-binomial log-likelihood ratio of its count C against its
+baseline B, with the NB size r = B^2 / sum(alpha mu^2) of the zone's sum:
+C log(C/B) + (C + r) log((B + r) / (C + r)) for C > B. The older score (``nb_score=False``) is
+the Poisson LLR C log(C/B) - (C - B) divided by the dispersion factor (B + sum alpha mu^2) / B
+(a quasi-likelihood scan); it let one heavy single-ward week outscore a three-ward, three-week
+cluster, so the maximum over zones was decided by the smallest zones' tails.
 
-Significance is by Monte Carlo: ``replicates`` null worlds drawn from the negative-binomial
-baseline of every ward, the maximum score of each, and p = (1 + #{max_r >= score}) / (R + 1) for
+Significance is by Monte Carlo: ``replicates`` null worlds drawn from the baseline of every ward
+(negative binomial, or with ``two_level`` Poisson counts on a product of two gamma levels of the
+same variance, the heavier tail of :func:`.nb.two_level_upper_p_array`), the maximum score of
+each, and p = (1 + #{max_r >= score}) / (R + 1) for
 every reported cluster. That is one p-value per cluster however many wards it spans, adjusted
 for every zone and time window looked at. Secondary clusters are the next best zones sharing no
 ward with a reported one, each against the same maximum distribution (SaTScan's conservative
 rule). The random stream is seeded from the category and window index, so a recount gives the
 same p-values.
 
-Cost: zones ~ wards x (2 + mean neighbours), ~1,400 for 186 wards; per replicate one dense
-(zones x wards) product per window length; the engine uses 399 replicates x 3 lengths.
+Cost: zones ~ wards x (2 + mean neighbours) less repeated pairs, 878 for Hertfordshire's 186
+wards; per replicate one dense (zones x wards) product per window length; the engine uses 399 replicates x 3 lengths.
 """
 
 from __future__ import annotations
