@@ -22,7 +22,8 @@ rule). The random stream is seeded from the category and window index, so a reco
 same p-values.
 
 Cost: zones ~ wards x (2 + mean neighbours) less repeated pairs, 878 for Hertfordshire's 186
-wards; per replicate one dense (zones x wards) product per window length; the engine uses 399 replicates x 3 lengths.
+wards; per replicate one dense (zones x wards) product per window length; the engine uses 399
+replicates x 3 lengths.
 """
 
 from __future__ import annotations
