@@ -210,7 +210,11 @@ class WindowTests:
             # Conditioned on the county's total each week, as the space-time permutation scan
             # is: a county-wide trend or recording change is no cluster, and without this the
             # big zones summed the small shortfall of every ward's baseline into significance.
-            ratio = obs.sum(axis=0) / np.maximum(exp_.sum(axis=0), 1e-9)
+            # Only wards that have ever had a record of the category enter the total: a ward
+            # with none has a pseudo-count baseline (baseline.refit), and 185 of those made a
+            # lone active ward's expected a tenth of its steady count (a false scan alert).
+            seen = (cat.hist[:ns].sum(axis=1) + y[:ns]) > 0
+            ratio = obs.sum(axis=0) / np.maximum(exp_[seen].sum(axis=0), 1e-9)
             exp_ = exp_ * np.where(ratio > 0, ratio, 1.0)[None, :]
             clusters = scan(obs, np.maximum(exp_, 1e-6), alpha[:ns], self._zones,
                             self._zone_matrix, self._study, seed_key=f"{name}/{idx}",
