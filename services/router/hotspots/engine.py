@@ -77,6 +77,9 @@ Everything is deterministic: the scan's random stream is seeded from its categor
 Modules (split by job): :mod:`.timeline` window arithmetic, :mod:`.engine_config` the event and
 the tuning, :mod:`.cells` per-category arrays, :mod:`.baseline` the weekly refit and dispersion,
 :mod:`.closes` the tests and alerts, this module counting, watermarks, retirement and snapshots.
+
+Over 400 lines because this docstring is the engine's method statement (80 lines); the code
+itself is about 320.
 """
 
 from __future__ import annotations
