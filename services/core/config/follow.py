@@ -29,7 +29,6 @@ from services.core.kafka.stage_runner import (
 from services.core.kafka.topics import topics_for
 from services.core.ops.metrics import ServiceMetrics
 
-
 CONFIG_FETCH_WAIT_MS = 250
 
 

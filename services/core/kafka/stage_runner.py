@@ -59,6 +59,7 @@ from services.core.errors import HubError
 from services.core.kafka.clients import commit, make_consumer, make_producer, topic_partitions
 from services.core.kafka.errors import BrokerUnavailable, is_client_error
 from services.core.kafka.topics import topics_for
+from services.core.ops.heap import settle_heap
 from services.core.ops.metrics import ConsumerLag, ServiceMetrics
 
 log = logging.getLogger(__name__)
@@ -272,6 +273,7 @@ class StageRunner:
         self._reassigned = False
         self._assigned = False
         self._pending: _Pending | None = None
+        self._lag_task: asyncio.Task[None] | None = None
 
     # -- readiness ----------------------------------------------------------------------------
 
@@ -300,6 +302,7 @@ class StageRunner:
         try:
             await self._assign(consumer)
             self.status.connected = True
+            settle_heap()  # the service's start-up state is loaded by now
             subscribed: list[str] = []
             while not stop.is_set():
                 if not inputs.assign_all:
@@ -317,6 +320,10 @@ class StageRunner:
                 await self._send_all(producer, wave)
         finally:
             self.status.connected = False
+            if self._lag_task is not None:
+                self._lag_task.cancel()
+                with contextlib.suppress(BaseException):
+                    await self._lag_task
             await consumer.stop()
             if own:
                 await producer.stop()
@@ -371,9 +378,12 @@ class StageRunner:
             self.caught_up.set()
 
     async def _step(self, consumer: Any, producer: Any, stop: asyncio.Event) -> None:
+        if self.lag is not None and self.stage.inputs.group and (
+                self._lag_task is None or self._lag_task.done()) and self.lag.due(consumer):
+            # Beside the loop, not in it: the lag asks the broker for end offsets and commits
+            # (tens of ms on tansu, more under load), and the batch in flight would wait for it.
+            self._lag_task = asyncio.create_task(self._update_lag(consumer))
         try:
-            if self.lag is not None and self.stage.inputs.group:
-                await self.lag.maybe_update(consumer)
             # With a batch in flight, take only what is already fetched: if nothing is, that
             # batch is finished at once instead of after a poll timeout.
             wait = 0 if self._pending else 200 if self.status.caught_up else 100
@@ -427,6 +437,13 @@ class StageRunner:
             self.status.failing = None
         if self.stage.inputs.catch_up:
             await self._check_caught_up(consumer, batch)
+
+    async def _update_lag(self, consumer: Any) -> None:
+        assert self.lag is not None
+        try:
+            await self.lag.maybe_update(consumer)
+        except Exception as exc:  # a metric: the poll itself reports broker failures
+            log.debug("%s: consumer lag not updated: %s", self.stage.name, exc)
 
     async def _finish(self, consumer: Any, producer: Any) -> None:
         """Finish the batch in flight: await its acks, send its waves, commit its offsets."""

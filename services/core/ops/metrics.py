@@ -48,9 +48,12 @@ class ConsumerLag:
         self.every = every
         self._at: dict[int, float] = {}  # per consumer: a service may own several
 
+    def due(self, consumer: Any) -> bool:
+        return time.monotonic() - self._at.get(id(consumer), -float("inf")) >= self.every
+
     async def maybe_update(self, consumer: Any) -> None:
         now = time.monotonic()
-        if now - self._at.get(id(consumer), -float("inf")) < self.every:
+        if not self.due(consumer):
             return
         self._at[id(consumer)] = now
         tps = list(consumer.assignment())
