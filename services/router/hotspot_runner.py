@@ -52,13 +52,14 @@ from services.router.routing_view import RoutingView, RoutingViews
 log = logging.getLogger(__name__)
 
 CHUNK_BYTES = 512 * 1024
-#: Snapshots are taken at most this often, and at most a twentieth of the time (an interval of
-#: at least 20 x the last snapshot's duration). A snapshot is pure CPU on the router's event
-#: loop (state to JSON to zlib: ~0.1 s at 200 records/s under load, issue 12), and every
-#: delivery waits behind it; what it buys is a shorter re-read after a crash, which routing
-#: (the delivery ledger) and alerting (the sent-alert ledger) dedupe anyway.
+#: While records flow, a snapshot is taken at most this often and at most a twentieth of the
+#: time (an interval of at least 20 x the last snapshot's duration): it is pure CPU on the
+#: router's event loop (state to JSON to zlib: ~0.1 s at 200 records/s under load, issue 12)
+#: and every delivery waits behind it. A batch that raised alerts is still followed by one, and
+#: so is a pause in the stream (no record for SNAPSHOT_IDLE_S), when it delays nobody.
 SNAPSHOT_MIN_INTERVAL_S = 5.0
 SNAPSHOT_MAX_SHARE = 0.05
+SNAPSHOT_IDLE_S = 0.5
 
 
 def encode_snapshot(state: dict[str, Any], slot: int) -> list[tuple[bytes, bytes]]:
@@ -123,6 +124,8 @@ class HotspotRunner:
         self._last = time.monotonic()
         self._interval = SNAPSHOT_MIN_INTERVAL_S
         self._gauges_at = 0.0
+        self._alerted = False
+        self._seen_at = 0.0  # monotonic time of the last record observed
         m = metrics
         self.m_records = m.counter("hotspot_records_total",
                                    "Shared records seen by the hot-spot stage, by outcome.",
@@ -234,15 +237,16 @@ class HotspotRunner:
         result = self.stage.observe(rec, partition, offset, entitled=entitled, now=now)
         self.m_records.labels(result.reason).inc()
         self._dirty = True
+        self._seen_at = time.monotonic()
         out: list[Out] = []
         for alert in result.alerts:
             out += self._send(alert, view)
+        self._alerted = self._alerted or bool(out)
         return out
 
     def after_batch(self) -> list[list[Out]]:
-        """A snapshot when the state changed and the interval (SNAPSHOT_MIN_INTERVAL_S, longer
-        when snapshots are slow) has passed. Alerts do not force one: after a crash the re-read
-        raises them again and the sent-alert ledger (seeded from the alert topics) drops them."""
+        """A snapshot after a batch that raised alerts, after a pause in the stream, else when
+        the interval (SNAPSHOT_MIN_INTERVAL_S, longer when snapshots are slow) has passed."""
         assert self.stage is not None
         now = time.monotonic()
         if now - self._gauges_at >= 1.0:
@@ -251,8 +255,9 @@ class HotspotRunner:
             self._gauges_at = now
             self.m_state.set(self.stage.state_size())
             self.m_late.set(self.stage.late_events())
-        if self._dirty and now - self._last >= self._interval:
-            self._dirty = False
+        idle = now - self._seen_at >= SNAPSHOT_IDLE_S and now - self._last >= SNAPSHOT_IDLE_S
+        if self._dirty and (self._alerted or idle or now - self._last >= self._interval):
+            self._dirty = self._alerted = False
             self._last = now
             return self._snapshot()
         return []
