@@ -17,6 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from schemas.feeds import FEED_NAMES, FeedName
+
 FORENAMES = [
     "Grace", "Aisha", "Liam", "Oliver", "Amelia", "Mohammed", "Priya", "Tyler", "Chloe", "Jayden",
     "Kacper", "Zofia", "Olumide", "Chidi", "Siobhan", "Declan", "Rhys", "Megan", "Harpreet",
@@ -113,7 +115,7 @@ class Planted:
 
 @dataclass
 class CorpusRecord:
-    feed: str
+    feed: FeedName
     fields: dict[str, Any]
     text_field: str
     planted: list[Planted] = field(default_factory=list)
@@ -234,7 +236,7 @@ class _Maker:
         }
 
 
-def _record(mk: _Maker, feed: str, base: dict[str, Any], n_kinds: int) -> CorpusRecord:
+def _record(mk: _Maker, feed: FeedName, base: dict[str, Any], n_kinds: int) -> CorpusRecord:
     r = mk.r
     first, last = mk.name()
     word = r.choice(STREET_WORDS)
@@ -271,7 +273,7 @@ def build(seed: int = 11, per_feed: int = 120, kinds_per_record: int = 5,
     corpus overrides their names, address and free text."""
     mk = _Maker(random.Random(seed))  # noqa: S311 - a corpus must replay from its seed
     out = []
-    for feed in ("police", "fire", "health", "council"):
+    for feed in FEED_NAMES:
         for i in range(per_feed):
             base = bases[feed][i] if bases else {}
             out.append(_record(mk, feed, base, kinds_per_record))

@@ -21,6 +21,7 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -55,7 +56,7 @@ def main() -> None:
     base = records[0].fields  # a police record placed in a Hertfordshire ward
     now = datetime.now(UTC)
     lists = lists_for(["incident-en@1", "towns-east@1"])
-    rows = []
+    rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
         stage = stage_for(protos, Path(tmp))
         # Warm the caches a service warms once (signature checks, keyring, lists) before timing.

@@ -85,8 +85,8 @@ def stage_for(protos: dict[str, tuple[str, Protocol]], key_dir: Path) -> Deperso
     return stage
 
 
-def corpus(seed: int, per_feed: int) -> tuple[list[CorpusRecord], dict[str, str]]:
-    """The corpus planted into demo-generator records; and record index -> partner."""
+def corpus(seed: int, per_feed: int) -> tuple[list[CorpusRecord], list[str]]:
+    """The corpus planted into demo-generator records; and each record's partner, by index."""
     areas = AreaIndex.load(Settings().boundaries_dir)
     gen = Generator(areas, seed=seed)
     bases: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -97,7 +97,7 @@ def corpus(seed: int, per_feed: int) -> tuple[list[CorpusRecord], dict[str, str]
             bases[feed].append(rec)
             partners.append(gen.partner_for(feed, ward))
     records = build(seed=seed, per_feed=per_feed, bases=bases)
-    return records, dict(enumerate(partners))  # type: ignore[arg-type]
+    return records, partners
 
 
 _DIGIT_RUN = re.compile(r"\d[\d\s\-./,]*\d|\d")

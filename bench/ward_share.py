@@ -151,7 +151,7 @@ def run_stage(areas: AreaIndex, arrivals: Iterable[tuple[datetime, RawRecord]],
                                        hold_hours)
     ward_level = {p.ref for p in protocols for f in p.feeds if area_level(p, f) == "ward"}
     by_ref = {p.ref: p for p in protocols}
-    total, per_feed = Share(), {f: Share() for f in FEEDS}
+    total, per_feed = Share(), {str(f): Share() for f in FEEDS}
     located: dict[str, datetime] = {}
     # k, recounted from the records themselves, not the gate's counters: per (protocol, feed)
     # and combination, the processing times of every record one of whose own generalisations

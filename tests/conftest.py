@@ -46,7 +46,7 @@ class BrokerInfo:
 
 def _docker_answers() -> bool:
     try:
-        import docker  # type: ignore[import-untyped]
+        import docker
 
         docker.from_env(timeout=3).ping()
         return True
@@ -64,7 +64,7 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerInf
     if forced not in ("", "tansu", "kafka", "docker"):
         raise pytest.UsageError(f"S115HUB_TEST_BROKER={forced!r}: use tansu, kafka or docker")
     if forced in ("", "docker") and (forced == "docker" or _docker_answers()):
-        from testcontainers.kafka import KafkaContainer  # type: ignore[import-untyped]
+        from testcontainers.kafka import KafkaContainer
 
         with KafkaContainer().with_kraft() as kafka:
             yield BrokerInfo(kafka.get_bootstrap_server(), "testcontainers")

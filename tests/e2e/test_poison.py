@@ -49,7 +49,7 @@ REVOKED = "health-county@1"
 RAW = {"envelope": {"hub_record_id": "h" * 20, "partner": "herts-police", "feed": "police",
                     "source_id": "s-1", "received_at": "2026-11-01T10:00:00+00:00"},
        "fields": {"category": "burglary"}, "sealed": None}
-SHARED = {"hub_record_id": "h" * 20, "partner": "herts-police", "feed": "police",
+SHARED: dict[str, Any] = {"hub_record_id": "h" * 20, "partner": "herts-police", "feed": "police",
           "category": "burglary", "ward_code": None, "ward_name": None, "district_code": None,
           "district_name": None, "fields": {}, "protocol": "police-district@1", "key_epoch": None,
           "released_at": "2026-11-01T10:00:00+00:00"}

@@ -15,18 +15,19 @@ import subprocess
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from pydantic import SecretStr
 
 from services.core.config.settings import Settings
 from services.core.kafka.local import Listener, LocalKafka
 
 BROKER_CN = "s115hub-test-broker"
-MECHANISM = "SCRAM-SHA-512"
+MECHANISM: Literal["SCRAM-SHA-512"] = "SCRAM-SHA-512"
 
 #: The broker settings the secured deployment needs, beyond listeners and ports (the TLS
 #: material and the admin's password are filled in per run). deploy/security/README.md shows
@@ -160,7 +161,7 @@ class SecuredCluster:
         return Settings(kafka_bootstrap_servers=self.bootstrap,
                         kafka_security_protocol="SASL_SSL", kafka_sasl_mechanism=MECHANISM,
                         kafka_sasl_username=user,
-                        kafka_sasl_password=password or self.principals.passwords[user],
+                        kafka_sasl_password=SecretStr(password or self.principals.passwords[user]),
                         kafka_ssl_cafile=self.ca_file, **kw)
 
     def cli(self, user: str, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:

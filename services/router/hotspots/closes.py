@@ -18,7 +18,7 @@ from .detector import Alert
 from .engine_config import EngineConfig
 from .explain import explain
 from .getis_ord import gi_star
-from .nb import nb_cusum_llr, nb_upper_p, nb_upper_p_array
+from .nb import nb_cusum_llr, nb_upper_p_array, two_level_upper_p_array
 from .scan import build_zones, scan
 from .stats import benjamini_hochberg
 from .timeline import LENGTH, start_of
@@ -54,6 +54,20 @@ class WindowTests:
                 return self._retest_week(cat, name, idx, window, wards)
             return self._close_week(cat, name, idx, window)
         return self._close_short(kind, cat, name, idx, window, wards, late)
+
+    def _week_p(self, count: np.ndarray, mu: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+        """Upper tail of week counts (or sums of weeks) under the configured predictive.
+
+        The two-level tail is only computed where the NB's is already small: in the body of
+        the distribution the two agree, and the extra cost is a 96-node integral per row.
+        """
+        p = nb_upper_p_array(count, mu, alpha)
+        if self.config.two_level_tail:
+            rows = np.flatnonzero(p < 0.01)
+            if len(rows):
+                c, m, a = np.broadcast_arrays(count, mu, alpha)
+                p[rows] = two_level_upper_p_array(c[rows], m[rows], a[rows])
+        return p
 
     def _family_alpha(self, kind: str) -> float:
         return self.config.alpha * LENGTH[kind] / LENGTH["week"]
@@ -111,7 +125,7 @@ class WindowTests:
             mu, a = float(cat.recent_mu[i, col]), float(cat.recent_a[i, col])
             if ward in window.alerted or y < self.config.min_count or mu <= 0:
                 continue
-            p = nb_upper_p(y, mu, a)
+            p = float(self._week_p(np.array([y], float), np.array([mu]), np.array([a]))[0])
             threshold = self._family_alpha("week") / max(len(cat.wards), 1)
             if p <= threshold:
                 window.alerted.add(ward)
@@ -165,7 +179,8 @@ class WindowTests:
             for i in np.flatnonzero(cat.cusum > cfg.cusum_threshold).tolist():
                 since = int(cat.cusum_from[i])
                 ys, ms = self._since(cat, i, since, idx, y, mu)
-                pc_ = nb_upper_p(ys, ms, float(alpha[i]))
+                pc_ = float(self._week_p(np.array([ys], float), np.array([ms]),
+                                         alpha[i:i + 1])[0])
                 if pc_ > cfg.cusum_confirm_p:
                     # The CUSUM's likelihood ratio alarms on heavy-tailed noise too (one wild
                     # week counts fully); an alarm whose run is not even unusual as a whole
@@ -195,11 +210,16 @@ class WindowTests:
             # Conditioned on the county's total each week, as the space-time permutation scan
             # is: a county-wide trend or recording change is no cluster, and without this the
             # big zones summed the small shortfall of every ward's baseline into significance.
-            ratio = obs.sum(axis=0) / np.maximum(exp_.sum(axis=0), 1e-9)
+            # Only wards that have ever had a record of the category enter the total: a ward
+            # with none has a pseudo-count baseline (baseline.refit), and 185 of those made a
+            # lone active ward's expected a tenth of its steady count (a false scan alert).
+            seen = (cat.hist[:ns].sum(axis=1) + y[:ns]) > 0
+            ratio = obs.sum(axis=0) / np.maximum(exp_[seen].sum(axis=0), 1e-9)
             exp_ = exp_ * np.where(ratio > 0, ratio, 1.0)[None, :]
             clusters = scan(obs, np.maximum(exp_, 1e-6), alpha[:ns], self._zones,
                             self._zone_matrix, self._study, seed_key=f"{name}/{idx}",
-                            replicates=cfg.scan_replicates, level=cfg.scan_level)
+                            replicates=cfg.scan_replicates, level=cfg.scan_level,
+                            two_level=cfg.two_level_tail, nb_score=cfg.scan_nb_score)
         covered: set[int] = set()
         for cl in clusters:
             rows_ = [cat.index[w] for w in cl.wards]
@@ -278,7 +298,7 @@ class WindowTests:
                 continue
             a_run = cfg.week_tail * (cat.alpha[live] * sum_m2[live] / sum_mu[live] ** 2
                                      + cat.pred_v[live])
-            p = nb_upper_p_array(sum_y[live], sum_mu[live], a_run)
+            p = self._week_p(sum_y[live], sum_mu[live], a_run)
             better = p < best_p[live]
             rows = live[better]
             best_p[rows], best_run[rows] = p[better], run

@@ -33,8 +33,12 @@ Baseline (week windows)
     Past outbreaks are down-weighted (:func:`.nb.outbreak_weights`), not capped. Dispersion alpha
     is estimated by moments from the cell's own residuals, shrunk towards the category's pooled
     value in proportion to how little the cell's counts say (a sparse cell takes the pool). The
-    test is the NB upper tail with alpha widened by the variance of the fitted log-mean, so a
-    baseline fitted on few weeks is trusted less.
+    test is the upper tail with alpha widened by the variance of the fitted log-mean, so a
+    baseline fitted on few weeks is trusted less. The tail (``two_level_tail``) is that of
+    Poisson counts on a week's level times a short-term level, two gammas with the NB's variance
+    between them (:func:`.nb.two_level_upper_p_array`): one NB of the same variance called
+    1-in-10,000 null weeks p ~ 1e-5 and they were most of the false alerts at strong
+    overdispersion (notes/issue-17.md, i17-tail).
 
 Level shifts
     A cell that alerts is a candidate shift; if the next week is still above the old baseline

@@ -75,6 +75,13 @@ class EngineConfig:
     #: mixtures of a week's and a day's random level, heavier-tailed than one NB of the same
     #: variance (the day windows' short_tail is the same allowance).
     week_tail: float = 1.0
+    #: Week tests (cell runs, CUSUM confirmation, re-tests) and the scan's Monte Carlo null use
+    #: the two-level predictive (nb.two_level_upper_p_array: the NB's mean and variance, a week
+    #: level times a short-term level, a heavier far tail). False: one NB (i17-hot2's model).
+    two_level_tail: bool = True
+    #: Scan score: the NB log-likelihood ratio of a zone's sum (True) or the quasi-Poisson
+    #: ratio (False, i17-hot2's score). See scan.py.
+    scan_nb_score: bool = True
     #: A CUSUM alarm is raised only if the run it covers is unusual as a whole (NB p <= this).
     cusum_confirm_p: float = 0.05
     cusum_ratio: float = 2.0

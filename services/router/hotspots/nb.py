@@ -20,7 +20,7 @@ import math
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.special import betainc, pdtrc
+from scipy.special import betainc, gammaincinv, pdtrc
 
 FloatArray = NDArray[np.float64]
 
@@ -57,6 +57,46 @@ def nb_upper_p_array(count: FloatArray, mu: FloatArray, alpha: FloatArray) -> Fl
     size = 1.0 / np.maximum(alpha[nb], 1e-9)
     out[nb] = betainc(count[nb], size, safe_mu[nb] / (size + safe_mu[nb]))
     out[live & (mu <= 0)] = 0.0
+    return out
+
+
+def two_level_shape(alpha: FloatArray) -> FloatArray:
+    """Gamma shape of each of two independent unit-mean levels whose product has variance alpha:
+    (1 + 1/a)^2 - 1 = alpha, i.e. 1/a = sqrt(1 + alpha) - 1."""
+    inv = np.sqrt(1.0 + np.maximum(np.asarray(alpha, float), 0.0)) - 1.0
+    return np.asarray(1.0 / np.maximum(inv, 1e-12), dtype=np.float64)
+
+
+def two_level_upper_p_array(count: FloatArray, mu: FloatArray, alpha: FloatArray,
+                            nodes: int = 96) -> FloatArray:
+    """P(Y >= count) for Y ~ Poisson(mu L1 L2), L1 and L2 independent unit-mean gammas of
+    equal shape chosen so that Y has the same mean and variance as the NB (mu, alpha).
+
+    Why: a ward's week is a week's random level times the short-term levels of its days (a
+    fair, a prolific offender, a hot evening); the product of two such levels has the NB's
+    variance but a much heavier far tail (a 1-in-10,000 week that the NB calls 1e-5 or less;
+    notes/issue-17.md, i17-tail). Given L1 the count is NB (L2 integrates out exactly); L1 is
+    integrated numerically on a log-spaced grid spanning its 1e-12..1 - 1e-14 quantiles.
+    Inputs broadcast; alpha ~ 0 is the Poisson tail.
+    """
+    count, mu, alpha = np.broadcast_arrays(np.asarray(count, float), np.asarray(mu, float),
+                                           np.asarray(alpha, float))
+    out = nb_upper_p_array(count, mu, alpha)
+    mix = (count > 0) & (mu > 0) & (alpha >= 1e-6)
+    if not mix.any():
+        return out
+    c, m = count[mix][:, None], mu[mix][:, None]
+    a = two_level_shape(alpha[mix])[:, None]
+    lo = gammaincinv(a, 1e-12) / a
+    hi = gammaincinv(a, 1.0 - 1e-14) / a
+    u = np.linspace(0.0, 1.0, nodes)[None, :]
+    g = np.exp(np.log(np.maximum(lo, 1e-300)) * (1 - u) + np.log(hi) * u)  # [rows, nodes]
+    # Weights: the gamma density in log g (density x g), normalised on the grid.
+    logw = a * np.log(a * g) - a * g
+    w = np.exp(logw - logw.max(axis=1, keepdims=True))
+    w /= w.sum(axis=1, keepdims=True)
+    mg = m * g
+    out[mix] = (w * betainc(c, a, mg / (a + mg))).sum(axis=1)
     return out
 
 
@@ -159,5 +199,17 @@ def nb_cusum_llr(count: FloatArray, mu0: FloatArray, alpha: FloatArray,
     return np.where(a < 1e-9, pois, nb)
 
 
-__all__ = ["REWEIGHT_AT", "fit_loglinear", "moment_dispersion", "nb_cusum_llr", "nb_upper_p",
-           "nb_upper_p_array", "outbreak_weights", "pearson", "pooled_alpha", "shrunk_alpha"]
+__all__ = [
+    "REWEIGHT_AT",
+    "fit_loglinear",
+    "moment_dispersion",
+    "nb_cusum_llr",
+    "nb_upper_p",
+    "nb_upper_p_array",
+    "outbreak_weights",
+    "pearson",
+    "pooled_alpha",
+    "shrunk_alpha",
+    "two_level_shape",
+    "two_level_upper_p_array",
+]

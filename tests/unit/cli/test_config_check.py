@@ -7,6 +7,7 @@ from __future__ import annotations
 import shutil
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -111,7 +112,8 @@ def test_given_a_protocol_past_its_review_date_then_it_is_a_warning(
 
 
 def test_given_live_config_then_the_diff_says_new_changed_unchanged_and_stale() -> None:
-    wanted = [("county", {"county": "Halton"}), ("protocol/a@1", {"yaml": "x"}),
+    wanted: list[tuple[str, dict[str, Any] | None]] = [
+        ("county", {"county": "Halton"}), ("protocol/a@1", {"yaml": "x"}),
               ("protocol/b@1", {"yaml": "y"})]
     live = {"county": encode({"county": "Halton"}), "protocol/a@1": encode({"yaml": "old"}),
             "protocol/z@1": encode({"yaml": "z"})}

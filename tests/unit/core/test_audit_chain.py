@@ -177,7 +177,7 @@ def test_given_an_incomplete_or_unhashable_event_then_append_refuses_it(
 # gives both the hash and the message bytes), in every field that can hold text.
 _LOOKALIKE = st.sampled_from(['"hash":"' + GENESIS_HASH + '"', ',"hash":"' + GENESIS_HASH + '"',
                               "hash", GENESIS_HASH, '\\"', "é\u2028"])
-_TEXT = st.lists(st.one_of(st.characters(blacklist_categories=("Cs",)), _LOOKALIKE),
+_TEXT = st.lists(st.one_of(st.characters(exclude_categories=["Cs"]), _LOOKALIKE),
                  min_size=1, max_size=4).map("".join)
 _DETAIL = st.recursive(
     st.one_of(st.none(), st.booleans(), st.integers(-(2**53) + 1, 2**53 - 1), _TEXT,

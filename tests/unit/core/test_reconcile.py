@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 from services.core.audit.reconcile import CSV_COLUMNS, reconcile, to_csv
 from services.core.ops.status import ProtocolRow, build_status, render_status, reviews_due
@@ -32,7 +33,8 @@ ENVELOPES = [env("P-8", "r8"), env("P-1", "r1"), env("P-2", "r2"), env("P-3", "r
              env("P-1", "r1", at=T0 + timedelta(hours=2)),  # a resend
              env("P-6", "r6", at=T1 + timedelta(hours=1)),  # outside the period
              env("F-1", "f1", partner="herts-fire", feed="fire")]  # another partner
-LETTERS = [{"rejection_id": "x1", "rejected_at": (T0 + timedelta(hours=3)).isoformat(),
+LETTERS: list[dict[str, Any]] = [
+           {"rejection_id": "x1", "rejected_at": (T0 + timedelta(hours=3)).isoformat(),
             "partner": "herts-police", "feed": "police", "source_id": "P-9", "stage": "ingest",
             "problems": [{"pointer": "/category", "reason": "Input should be 'burglary'"}],
             "replayed": ["r7"]},

@@ -248,7 +248,8 @@ points = st.builds(
 @st.composite
 def valid_params(draw: st.DrawFn, name: str, others: list[str]) -> dict[str, Any]:
     if name == "pseudonymise":
-        if others and draw(st.booleans()):
+        with_others: bool = draw(st.booleans())
+        if others and with_others:
             return {"with": draw(st.lists(st.sampled_from(others), min_size=1, max_size=3,
                                           unique=True))}
         return {}

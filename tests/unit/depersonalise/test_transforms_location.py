@@ -68,7 +68,7 @@ class TestGrid:
         assert grid_centre(51.9, -0.2, 1000) != grid_centre(51.9 + step, -0.2, 1000)
 
     def test_given_a_point_then_the_output_has_five_decimals_at_most(self) -> None:
-        out = grid_centre(*POINT.values(), 50)
+        out = grid_centre(POINT["lat"], POINT["lon"], 50)
         assert all(round(v, 5) == v for v in out.values())
 
     def test_given_a_pydantic_location_then_it_is_read_like_a_mapping(self) -> None:

@@ -69,7 +69,7 @@ class TestWith:
 
     def test_given_with_dob_then_two_people_sharing_a_name_get_different_tokens(self) -> None:
         other = {**self.RECORD, "victim_dob": date(1985, 7, 9)}
-        params = {"with": ["victim_dob"]}
+        params: dict[str, object] = {"with": ["victim_dob"]}
         assert tok("John Smith", params=params, record=self.RECORD) != tok(
             "John Smith", params=params, record=other)
 
@@ -78,12 +78,12 @@ class TestWith:
             "John Smith")
 
     def test_given_with_a_missing_field_then_the_field_is_dropped(self) -> None:
-        params = {"with": ["victim_dob"]}
+        params: dict[str, object] = {"with": ["victim_dob"]}
         assert tok("John Smith", params=params, record={"victim_name": "John Smith"}) is DROP
 
     def test_given_with_the_same_identity_written_differently_then_token_is_same(self) -> None:
-        params = {"with": ["victim_dob"]}
-        again = {"victim_dob": "1990-02-01"}
+        params: dict[str, object] = {"with": ["victim_dob"]}
+        again: dict[str, object] = {"victim_dob": "1990-02-01"}
         assert tok("JOHN SMITH", params=params, record=again) == tok(
             "John Smith", params=params, record=self.RECORD)
 

@@ -57,7 +57,7 @@ def test_given_a_time_before_the_floor_then_it_is_refused_as_implausible() -> No
 
 
 def test_given_a_health_record_then_every_time_field_is_checked() -> None:
-    record = {"source_id": "H1", "arrival_at": "2030-01-01T00:00:00Z",
+    record: dict[str, object] = {"source_id": "H1", "arrival_at": "2030-01-01T00:00:00Z",
               "assault_at": "1990-01-01T00:00:00+01:00", "assault_method": "knife-or-sharp",
               "location_type": "public-place"}
     found = dict(problems("health", record))

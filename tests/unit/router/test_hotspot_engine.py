@@ -13,6 +13,7 @@ import pytest
 
 from services.router.hotspots.detector import Alert, HotspotDetector
 from services.router.hotspots.engine import CountEngine, EngineConfig, Event
+from services.router.hotspots.nb import two_level_shape
 from tests.unit.router import herts_adjacency, herts_districts
 
 START = datetime(2026, 1, 5, tzinfo=UTC)  # a Monday
@@ -189,3 +190,67 @@ def test_given_a_feed_that_stops_then_its_status_says_silent_and_windows_still_c
     assert fire["state"] == "silent"
     # Its day window of day 0 was tested and retired by the county clock, not held forever.
     assert not [k for k in engine.open_counts() if k[3] == "fire|x" and k[0] == "day"]
+
+
+# -- heavy tails (i17-tail): the county's 186 wards, one category, weekly windows -------------
+
+COUNTY = sorted(herts_districts())
+COUNTY_ADJ = herts_adjacency()
+NB_ONLY = EngineConfig(kinds=("week",), two_level_tail=False, scan_nb_score=False)
+
+
+def two_level_counts(seed: int, weeks: int, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    """[wards, weeks] counts whose weekly rate is a week level times a short-term level (two
+    gammas, variance alpha between them), around means of 2-12; and the means."""
+    rng = np.random.default_rng(seed)
+    mu = np.exp(rng.uniform(np.log(2), np.log(12), len(COUNTY)))
+    a = float(two_level_shape(np.array([alpha]))[0])
+    level = rng.gamma(a, 1 / a, (len(COUNTY), weeks)) * rng.gamma(a, 1 / a, (len(COUNTY), weeks))
+    return rng.poisson(mu[:, None] * level), mu
+
+
+def feed_county(config: EngineConfig, counts: np.ndarray) -> list[Alert]:
+    engine = CountEngine(config, adjacency=COUNTY_ADJ, wards=COUNTY)
+    alerts: list[Alert] = []
+    for week in range(counts.shape[1]):
+        when = START + timedelta(weeks=week, days=1, hours=12)
+        events = [Event(w, "health|assault", "health", when) for i, w in enumerate(COUNTY)
+                  for _ in range(int(counts[i, week]))]
+        alerts += engine.add(events, when + timedelta(minutes=5))
+    end = START + timedelta(weeks=counts.shape[1] + 1, days=1)
+    return alerts + engine.add([Event(COUNTY[0], "other|x", "health", end)], end)
+
+
+def test_given_a_heavy_tailed_null_week_then_it_does_not_alert_where_one_nb_would() -> None:
+    # Strong overdispersion (alpha 0.47) from two gamma levels, as bench/hotspot_sim.py's worlds.
+    # A calm ward (true mean 2.1) then has a week of 19. With the true mean and alpha, that is
+    # p = 7.2e-5 under the two levels (above the per-cell level 0.01 / 186 = 5.4e-5: no alert)
+    # but 2.3e-5 under one NB; the NB-only engine raised it (p 3.6e-5 on its fitted mean 1.7).
+    counts, mu = two_level_counts(seed=31, weeks=20, alpha=0.47)
+    ward = int(np.argsort(mu)[5])
+    counts[ward, 19] = 19
+
+    def hits(alerts: list[Alert]) -> list[Alert]:
+        return [a for a in alerts if COUNTY[ward] in (a.ward_code, *a.cluster)]
+
+    assert hits(feed_county(NB_ONLY, counts)), "one NB should have called this week an outbreak"
+    found = hits(feed_county(EngineConfig(kinds=("week",)), counts))
+    assert not found, [a.why for a in found]
+
+
+def test_given_three_adjacent_wards_at_x5_under_strong_dispersion_then_one_scan_alert() -> None:
+    # The heavier tail must not cost a clear cluster: x5 for two weeks on three wards of means
+    # 5.9-8.4 is one scan alert for all three (the NB-only engine finds it too, p 0.0025).
+    counts, mu = two_level_counts(seed=31, weeks=16, alpha=0.47)
+    centre = COUNTY[int(np.argsort(mu)[120])]
+    group = [centre, *sorted(COUNTY_ADJ[centre])[:2]]
+    for w in group:
+        i = COUNTY.index(w)
+        counts[i, 14:] = round(mu[i] * 5)
+    hits = [a for a in feed_county(EngineConfig(kinds=("week",)), counts)
+            if set(group) & {a.ward_code, *a.cluster}]
+    assert len(hits) == 1, [a.why for a in hits]
+    assert hits[0].method == "scan"
+    assert week_of(hits[0]) == 15
+    assert set(group) <= {hits[0].ward_code, *hits[0].cluster}
+    assert hits[0].p_value <= 0.01

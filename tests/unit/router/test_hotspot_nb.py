@@ -21,6 +21,8 @@ from services.router.hotspots.nb import (
     outbreak_weights,
     pooled_alpha,
     shrunk_alpha,
+    two_level_shape,
+    two_level_upper_p_array,
 )
 from services.router.hotspots.scan import build_zones, scan
 
@@ -170,6 +172,44 @@ class TestScan:
         a = scan(obs, mu, np.full(len(LINE), 0.1), zones, matrix, LINE, seed_key="k")
         b = scan(obs, mu, np.full(len(LINE), 0.1), zones, matrix, LINE, seed_key="k")
         assert a == b
+
+
+class TestTwoLevelTail:
+    """The week predictive: Poisson(mu L1 L2), two unit-mean gamma levels, the NB's variance."""
+
+    def test_the_two_levels_have_the_nb_variance(self) -> None:
+        a = two_level_shape(np.array([0.1, 0.47, 2.0]))
+        assert (1 + 1 / a) ** 2 - 1 == pytest.approx([0.1, 0.47, 2.0], rel=1e-12)
+
+    @pytest.mark.parametrize(("y", "mu", "alpha"), [(18, 2.5, 0.47), (40, 6.0, 0.47),
+                                                   (12, 2.5, 0.11)])
+    def test_given_two_gamma_levels_then_the_tail_is_their_simulation(
+            self, y: int, mu: float, alpha: float) -> None:
+        rng = np.random.default_rng(11)
+        a = float(two_level_shape(np.array([alpha]))[0])
+        n = 2_000_000
+        draws = rng.poisson(mu * rng.gamma(a, 1 / a, n) * rng.gamma(a, 1 / a, n))
+        empirical = float((draws >= y).mean())
+        got = float(two_level_upper_p_array(np.array([y]), np.array([mu]), np.array([alpha]))[0])
+        assert empirical > 2e-4  # enough draws in the tail for a 15 % check
+        assert got == pytest.approx(empirical, rel=0.15)
+
+    def test_in_the_body_it_is_the_nb_and_without_dispersion_poisson(self) -> None:
+        p = two_level_upper_p_array(np.array([4, 9]), np.array([3.0, 4.0]),
+                                    np.array([0.3, 0.0]))
+        assert p[0] == pytest.approx(nb_upper_p(4, 3.0, 0.3), rel=0.05)
+        assert p[1] == pytest.approx(poisson.sf(8, 4.0), rel=1e-12)
+
+    def test_given_a_1_in_10000_week_then_the_nb_calls_it_far_rarer_and_the_two_levels_do_not(
+            self) -> None:
+        # 26 against a mean of 2.5 at alpha 0.47 happens about once in 80,000 weeks when the
+        # week's rate is a product of two gamma levels; the NB says once in 540,000.
+        nb = nb_upper_p(26, 2.5, 0.47)
+        two = float(two_level_upper_p_array(np.array([26]), np.array([2.5]),
+                                            np.array([0.47]))[0])
+        assert nb < 2e-6
+        assert two > 5 * nb
+        assert two == pytest.approx(1.28e-5, rel=0.05)
 
 
 def _alert(**kw: object) -> Alert:

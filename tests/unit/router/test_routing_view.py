@@ -163,6 +163,7 @@ def test_the_router_stage_stops_delivering_at_the_boundary_without_a_config_mess
         rec = _record().model_copy(update={"hub_record_id": record_id})
         msg = SimpleNamespace(partition=0, offset=offset, value=rec.model_dump_json().encode())
         (outs,) = list(stage.handle([Item(msg, rec)]))
+        assert isinstance(outs, list), outs
         return [o.topic for o in outs if ".deliver." in o.topic]
 
     assert delivered("r1", 0) == [router.topics.deliver("grp-a")]

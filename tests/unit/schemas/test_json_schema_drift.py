@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from schemas.base import personal_fields
 from schemas.export import JSON_DIR, contracts, drift, generated
@@ -13,7 +14,7 @@ def test_checked_in_schemas_match_the_models() -> None:
     assert drift() == [], "run `python -m schemas.export` and commit schemas/json/"
 
 
-def test_drift_is_detected_when_a_file_is_edited(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_drift_is_detected_when_a_file_is_edited(tmp_path: Path) -> None:
     for name, text in generated().items():
         (tmp_path / name).write_text(text)
     assert drift(tmp_path) == []
