@@ -98,6 +98,7 @@ class InboundStage(Stage):
         by_tp: dict[tuple[str, int], list[Any]] = {}
         for item in items:
             by_tp.setdefault((item.msg.topic, item.msg.partition), []).append(item.msg)
+        handed = []
         try:
             for (topic, partition), msgs in by_tp.items():
                 partner = topic.removeprefix(self.prefix)
@@ -109,13 +110,17 @@ class InboundStage(Stage):
                     header = next((v for k, v in msg.headers or () if k == "feed"), None)
                     feed, problem = feed_of(county, partner, header)
                     if run and feed != run_feed:
-                        await svc.ingest(partner, run_feed or UNKNOWN_FEED, run, "offset",
-                                         context)
+                        handed.append(await svc.hand_over(partner, run_feed or UNKNOWN_FEED, run,
+                                                          "offset", context))
                         run = []
                     run_feed = feed
                     run.append(item_of(msg.offset, msg.value, problem))
                 if run:
-                    await svc.ingest(partner, run_feed or UNKNOWN_FEED, run, "offset", context)
+                    handed.append(await svc.hand_over(partner, run_feed or UNKNOWN_FEED, run,
+                                                      "offset", context))
+            # Every run of the batch is handed to the producer first, then one wait for all
+            # acknowledgements: a wait per run cost one broker round trip per inbound partition.
+            await svc.acknowledged(handed)
         except (BrokerUnavailable, CryptoError) as exc:
             log.warning("inbound batch not taken, will re-read it: %s", exc)
             self.on_broker_error()

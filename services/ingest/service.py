@@ -43,6 +43,19 @@ class Outcome:
                 "counts": {"accepted": len(self.accepted), "rejected": len(self.rejected)}}
 
 
+@dataclass
+class Handed:
+    """A batch handed to the producer, not yet acknowledged (``IngestService.hand_over``)."""
+
+    partner: str
+    feed: str
+    outcome: Outcome
+    sends: list[Any]
+    fresh: list[tuple[str, str]]
+    dups: int
+    rejected_labels: list[str]
+
+
 def time_limits(settings: Settings) -> dict[str, Any]:
     """IngestService's event-time plausibility arguments from settings."""
     return {"max_future": timedelta(seconds=settings.ingest_future_skew_s),
@@ -86,16 +99,48 @@ class IngestService:
         record ids are deterministic. ``context`` adds headers to dead letters (a Kafka inbound
         record's topic and partition, say).
         """
+        pending = await self.hand_over(partner, feed, items, position_kind, context)
+        await self.acknowledged([pending])
+        return pending.outcome
+
+    async def acknowledged(self, batches: list[Handed]) -> None:
+        """Wait until the broker has every record of ``batches`` (within ``ack_timeout_s``), then
+        count them and remember them for the dedupe window. Raises BrokerUnavailable otherwise:
+        nothing in ``batches`` may then be reported accepted."""
+        sends = [f for b in batches for f in b.sends]
+        try:
+            await asyncio.wait_for(asyncio.gather(*sends), self.ack_timeout_s)
+        except TimeoutError:
+            raise BrokerUnavailable(
+                f"the broker did not acknowledge within {self.ack_timeout_s:g}s") from None
+        except Exception as exc:  # any producer failure: nothing in these batches is acknowledged
+            raise BrokerUnavailable(f"the broker did not acknowledge the batch: {exc}") from exc
+        for b in batches:
+            for rid, digest in b.fresh:
+                self.recent.add(rid, digest)
+            self.m_in.labels(b.partner, b.feed).inc(len(b.fresh))
+            if b.dups:
+                self.m_dup.labels(b.partner, b.feed).inc(b.dups)
+            for label in b.rejected_labels:
+                self.m_rejected.labels(b.partner, b.feed, label).inc()
+
+    async def hand_over(self, partner: str, feed: str, items: Iterable[Item],
+                        position_kind: str = "index",
+                        context: Mapping[str, str] | None = None) -> Handed:
+        """Validate a batch and hand its raw records and letters to the producer without
+        awaiting the broker: the Kafka intake hands over every run of a polled batch and then
+        awaits them all at once (``acknowledged``), instead of one broker round trip per run
+        (measured, issue 12: ~40 serial round trips, ~0.5 s per inbound batch at 200/s)."""
         try:
             return await asyncio.wait_for(
                 self._ingest(partner, feed, list(items), position_kind, dict(context or {})),
                 self.ack_timeout_s)
         except TimeoutError:
             raise BrokerUnavailable(
-                f"the broker did not acknowledge within {self.ack_timeout_s:g}s") from None
+                f"the producer did not take the batch within {self.ack_timeout_s:g}s") from None
 
     async def _ingest(self, partner: str, feed: str, items: list[Item], position_kind: str,
-                      context: dict[str, str]) -> Outcome:
+                      context: dict[str, str]) -> Handed:
         now = datetime.now(UTC)
         window = TimeWindow(now, self.max_future, self.time_floor)
         out = Outcome()
@@ -151,18 +196,7 @@ class IngestService:
                                           rid, [("partner", partner.encode())]))
             fresh.append((rid, digest))
             out.accepted.append(accepted)
-        try:
-            await asyncio.gather(*sends)
-        except Exception as exc:  # any producer failure: nothing in this batch is acknowledged
-            raise BrokerUnavailable(f"the broker did not acknowledge the batch: {exc}") from exc
-        for rid, digest in fresh:
-            self.recent.add(rid, digest)
-        self.m_in.labels(partner, feed).inc(len(fresh))
-        if dups:
-            self.m_dup.labels(partner, feed).inc(dups)
-        for label in rejected_labels:
-            self.m_rejected.labels(partner, feed, label).inc()
-        return out
+        return Handed(partner, feed, out, sends, fresh, dups, rejected_labels)
 
     async def _send(self, topic: str, value: bytes, key: str,
                     headers: list[tuple[str, bytes]]) -> Any:
@@ -199,4 +233,4 @@ def _reason_label(problems: list[tuple[str, str]]) -> str:
     return "invalid_value"
 
 
-__all__ = ["IngestService", "Outcome", "Publisher", "public_problems"]
+__all__ = ["Handed", "IngestService", "Outcome", "Publisher", "public_problems"]

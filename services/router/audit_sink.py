@@ -53,6 +53,7 @@ from services.core.ops.metrics import ServiceMetrics
 log = logging.getLogger(__name__)
 
 CONSUMER_GROUP = "audit-chainer"
+CHAIN_FETCH_WAIT_MS = 250
 
 
 class AuditChainer(Stage):
@@ -71,8 +72,11 @@ class AuditChainer(Stage):
                  key: HubAuditKey | None = None) -> None:
         self.settings = settings
         self.topics = topics_for(settings)
+        # Facts are chained in bulk, off the delivery path: a long fetch wait spares the broker
+        # the idle polling (stage_runner.Inputs) and lets facts gather into bigger batches.
         self.inputs = Inputs((self.topics.audit_facts, self.topics.audit_officer),
-                             self.topics.consumer_group(CONSUMER_GROUP))
+                             self.topics.consumer_group(CONSUMER_GROUP),
+                             fetch_wait_ms=CHAIN_FETCH_WAIT_MS)
         self.key = key
         self.state: ChainState | None = None
         self.recovered = asyncio.Event()

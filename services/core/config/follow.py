@@ -29,6 +29,8 @@ from services.core.kafka.stage_runner import (
 from services.core.kafka.topics import topics_for
 from services.core.ops.metrics import ServiceMetrics
 
+CONFIG_FETCH_WAIT_MS = 250
+
 
 class ConfigStage(Stage):
     retry_on_infra = True  # re-applying a key is idempotent: the topic is last-value-wins
@@ -36,7 +38,10 @@ class ConfigStage(Stage):
     def __init__(self, topic: str, service: str, state: ConfigState,
                  on_change: Callable[[ConfigState], None]) -> None:
         self.name = f"config@{service}"
-        self.inputs = Inputs((topic,), None, assign_all=True, catch_up=True)
+        # Config changes are rare and need no 20 ms reaction: a long fetch wait keeps the
+        # follower's idle polling off the broker (stage_runner.Inputs).
+        self.inputs = Inputs((topic,), None, assign_all=True, catch_up=True,
+                             fetch_wait_ms=CONFIG_FETCH_WAIT_MS)
         self.state = state
         self.on_change = on_change
         self.live = False

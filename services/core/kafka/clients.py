@@ -100,8 +100,9 @@ def make_consumer(settings: Settings, *topics: str, group_id: str | None, **over
         "max_partition_fetch_bytes": 4 * 1024 * 1024,
         # tansu holds a fetch for the whole max wait even when data arrives meanwhile (measured:
         # 500 ms wait -> ~115 ms median per hop, 20 ms -> ~11 ms), and a record crosses three
-        # hops. Apache Kafka answers early anyway, so a short wait only adds idle fetches.
-        "fetch_max_wait_ms": 20,
+        # hops. Apache Kafka answers early anyway, so a short wait only adds idle fetches; on
+        # tansu each empty fetch costs the broker CPU (settings.kafka_fetch_max_wait_ms).
+        "fetch_max_wait_ms": settings.kafka_fetch_max_wait_ms,
     }
     kw.update(overrides)
     return AIOKafkaConsumer(*topics, **kw)

@@ -131,6 +131,47 @@ class TestErrorPolicy:
             raise AssertionError("a broker failure must stop progress, not be skipped")
 
 
+class TestEventLoop:
+    def test_given_a_long_batch_then_other_tasks_run_between_its_records(self) -> None:
+        """A batch's pure work gives the loop back between records (YIELD_EVERY_S), so the
+        producer's sender, the fetcher and a service's other stages are not held for the whole
+        batch; each record's work budget still starts after the pause."""
+        from services.core.kafka.stage_runner import YIELD_EVERY_S
+
+        class Busy(Echo):
+            def handle(self, items: list[Item]) -> Iterator[Outcome]:
+                for item in items:
+                    time.sleep(YIELD_EVERY_S)  # work longer than the yield interval
+                    yield [Out("t.out", item.value.name.encode())]
+
+        async def go() -> tuple[int, list[tuple[Item, Outcome]]]:
+            ticks = 0
+            done = asyncio.Event()
+
+            async def other() -> None:
+                nonlocal ticks
+                while not done.is_set():
+                    ticks += 1
+                    await asyncio.sleep(0)
+
+            task = asyncio.create_task(other())
+            await asyncio.sleep(0)
+            before = ticks
+            stage = Busy()
+            items = [Item(Msg(doc(str(i)), i), stage.decode(Msg(doc(str(i)), i)))
+                     for i in range(6)]
+            got = await runner(stage, budget=1.0)._outcomes(items)
+            during = ticks - before
+            done.set()
+            await task
+            return during, got
+
+        during, got = asyncio.run(go())
+        assert during >= 3  # the other task ran while the batch was being handled
+        assert not any(isinstance(o, Reject) for _, o in got)
+        assert [i.msg.offset for i, _ in got] == list(range(6))
+
+
 class TestDeadLetters:
     def test_a_letter_names_stage_topic_partition_offset_and_reason_and_validates(self) -> None:
         r = runner(Echo())

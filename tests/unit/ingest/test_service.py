@@ -152,3 +152,57 @@ def test_given_a_batch_of_empty_records_then_its_answer_stays_within_the_byte_bu
     assert out.rejected[0]["errors"]
     assert not out.rejected[-1]["errors"]
     assert len(json.dumps(out.as_dict())) < 20_000 + 2000 * 80
+
+
+def test_given_runs_handed_over_then_none_waits_for_the_broker_until_all_are_acknowledged(
+        tmp_path: Path) -> None:
+    """The Kafka intake hands every run of a polled batch to the producer, then waits once
+    (issue 12: a wait per run was a broker round trip per inbound partition). Nothing counts as
+    accepted, or is remembered for dedupe, before the broker has it."""
+
+    class Held(Recorder):
+        def __init__(self) -> None:
+            super().__init__()
+            self.futures: list[asyncio.Future[Any]] = []
+
+        async def send(self, topic: str, *, value: bytes, key: bytes | None,
+                       headers: list[tuple[str, bytes]]) -> asyncio.Future[Any]:
+            self.sent.append((topic, value, key, headers))
+            fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            self.futures.append(fut)
+            return fut
+
+    async def go() -> tuple[int, int, bool, float, float]:
+        pub = Held()
+        svc = service(tmp_path, pub, dedupe_window=100)
+        a = await svc.hand_over("herts-police", "police", [Item(0, data=GOOD)])
+        b = await svc.hand_over("herts-police", "police",
+                                [Item(1, data={**GOOD, "source_id": "P2"})])
+        handed, unacked = len(pub.sent), sum(not f.done() for f in pub.futures)
+        counted_early = svc.m_in.labels("herts-police", "police")._value.get()
+        waiting = asyncio.create_task(svc.acknowledged([a, b]))
+        await asyncio.sleep(0)
+        early = waiting.done()
+        for f in pub.futures:
+            f.set_result(None)
+        await waiting
+        return handed, unacked, early, counted_early, svc.m_in.labels(
+            "herts-police", "police")._value.get()
+
+    handed, unacked, early, counted_early, counted = asyncio.run(go())
+    assert (handed, unacked) == (2, 2)  # both runs with the producer, neither acknowledged
+    assert not early  # acknowledged() waits for the broker
+    assert (counted_early, counted) == (0, 2)
+
+
+def test_given_one_run_not_acknowledged_then_the_whole_batch_is_broker_unavailable(
+        tmp_path: Path) -> None:
+    async def go() -> None:
+        ok = service(tmp_path, Recorder())
+        bad = service(tmp_path, Recorder(fail=ConnectionError("gone")))
+        a = await ok.hand_over("herts-police", "police", [Item(0, data=GOOD)])
+        b = await bad.hand_over("herts-police", "police", [Item(1, data=GOOD)])
+        await ok.acknowledged([a, b])
+
+    with pytest.raises(BrokerUnavailable, match="did not acknowledge"):
+        asyncio.run(go())
