@@ -16,6 +16,9 @@ Latency is from the moment the publisher handed a record to its producer to the 
 record's first delivery message (set by the router's producer when it sends). Throughput counts
 input records whose every entitled delivery has been written, over the time from the first send
 to the last delivery.
+
+Over 400 lines because the four phases share one hub, its publisher and its figures, and read
+best in the order they run.
 """
 
 from __future__ import annotations
