@@ -423,8 +423,10 @@ def test_given_a_valid_checkpoint_then_it_verifies_and_survives_json() -> None:
     sk, pub = keys()
     ev = build(3)[-1]
     cp = make_checkpoint(ev, sk, "hub-1", at=T0)
-    verify_checkpoint(cp, pub, head=ev)
-    verify_checkpoint(Checkpoint.model_validate_json(cp.model_dump_json()), pub, head=ev)
+    verify_checkpoint(cp, pub, head=ev)  # raises on a bad signature or head
+    again = Checkpoint.model_validate_json(cp.model_dump_json())
+    assert again == cp
+    verify_checkpoint(again, pub, head=ev)
 
 
 def test_given_a_checkpoint_signed_by_another_key_then_it_is_rejected() -> None:
