@@ -136,6 +136,17 @@ def test_group_page_shows_wards_counts_and_a_planted_alert_with_its_evidence(
              lambda text: all(i in text for i in ids), timeout=60,
              what="the published records in the group's export")
     plant_deliveries(hub, ward, 12)
+    # The page loads its counts once, then every 30 s, from the router's tally, which catches
+    # up at most every 2 s: wait until the router has counted the planted twelve, so the page's
+    # first load shows them (on a fast broker the page could otherwise load inside those 2 s).
+
+    def planted_count() -> int:
+        wards = httpx.get(f"{base}/wards.json", headers=auth, timeout=20).json()["wards"]
+        count = next(w["count"] for w in wards if w["ward_code"] == ward)
+        return int(count) if str(count).isdigit() else 0
+
+    wait_for(planted_count, lambda n: n >= 12, timeout=60, interval=1,
+             what="the planted deliveries in the router's ward counts")
 
     with sync_playwright() as p:
         context = p.chromium.launch_persistent_context(
