@@ -4,6 +4,7 @@
     python -m bench.hotspot_sim --detector new   # NB baseline + CUSUM + scan + watermarks
     python -m bench.hotspot_sim --detector new --worlds null-moderate --weeks 20   # quick look
     python -m bench.hotspot_sim --seeds 17 18 19 --worlds clusters-strong --set alpha=0.005
+    python -m bench.hotspot_sim --oracle-calibration   # the known-rate oracles on null worlds
 
 Seeds: every world is run for each of ``--seeds`` (default 17 18 19); a world's random stream
 depends on the seed and its fixed place in the table, so a world run alone is the same world
@@ -31,8 +32,9 @@ Worlds (186 real Hertfordshire wards x 3 categories):
 
 Measures (evaluated weeks only: the first ``burn_in`` weeks train the baselines):
     false alerts per 100 ward-weeks (per window kind and in total), precision, recall on clusters
-    a known-rate test would catch, detection delay per window kind, the number of weeks a level
-    shift keeps alerting, and records dropped (not counted in any window).
+    a known-rate test would catch (and, for comparison, on those the old NB-approximation oracle
+    called catchable), detection delay per window kind, the number of weeks a level shift keeps
+    alerting, records dropped (not counted in any window), and the oracle's own seconds.
 
 An *alert* is one unit an analyst reads: a cell alert of any window, an accumulated-evidence
 alert, or one multi-ward cluster. It is true when it shares a category and a ward with a
@@ -40,11 +42,16 @@ planted cluster (or shift) and its window overlaps the plant (plus one week for 
 
 The known-rate oracle: a planted cluster is *catchable* when, knowing the true null means and
 dispersion and the cluster's wards, the summed count of the cluster over its first j weeks
-(any j) has a negative-binomial upper tail p <= 0.01 / (cells per week). Recall is measured on
-those only: the target is to catch what a test with perfect knowledge of the rates would.
+(any j) has an upper tail p <= 0.01 / (cells per week). Recall is measured on those only: the
+target is to catch what a test with perfect knowledge of the rates would. The tail is the exact
+null of the simulation (Poisson given a weekly times a daily gamma level), by Monte Carlo over
+the levels (``exact_upper``): a negative binomial with the same variance has a much lighter
+far tail, so it is not a valid test at this level (it calls null sums of k = 2.5 far rarer
+than they are; ``--oracle-calibration``) and marked clusters catchable that a test knowing the
+null would not catch. The NB p is kept beside it (``oracle_p_nb``, "NB oracle" recall).
 
-Over 400 lines because the worlds, both detectors' drivers and the scoring of one reproducible
-benchmark sit together.
+Over 700 lines because the worlds, both detectors' drivers and the scoring of one reproducible
+benchmark sit together, with the oracle's exact tail and its calibration check.
 """
 
 from __future__ import annotations
@@ -106,8 +113,14 @@ class Plant:
     weeks: int | None  # None: a permanent level shift
     factor: float
     kind: str  # "single", "group", "shift", "county-shift"
-    catchable: bool = False
-    oracle_p: float = 1.0  # the known-rate test's best p over the plant's first j weeks
+    catchable: bool = False  # by the exact known-rate test (oracle_p <= level)
+    # The known-rate test's best p over the plant's first j weeks: the exact null tail (1.0 when
+    # no j had an NB p below EXACT_IF_NB_BELOW, so the exact tail was not computed), its Monte
+    # Carlo standard error, and the negative-binomial approximation the oracle used before.
+    oracle_p: float = 1.0
+    oracle_p_se: float = 0.0
+    oracle_p_nb: float = 1.0
+    catchable_nb: bool = False  # by the NB approximation (oracle_p_nb <= level)
 
     def start_s(self) -> int:
         return START_S + self.start_week * WEEK
@@ -134,6 +147,7 @@ class Records:
     arrive_s: np.ndarray  # when the hub receives it
     counts: np.ndarray  # [cells, weeks] realised counts by true week
     null_mu: np.ndarray  # [cells, weeks] true null weekly means
+    null_mu_day: np.ndarray  # [cells, days] true null daily means (before plants; the oracle)
 
 
 @dataclass(frozen=True)
@@ -267,29 +281,124 @@ def simulate(world: World, wards: list[str], seed: int) -> Records:
         # One record stamped 23 hours ahead.
         stray = int(np.flatnonzero(police & (true_s > START_S + (world.burn_in + 2) * WEEK))[0])
         event_s[stray] += 23 * 3600
-    return Records(w_rec, c_rec, event_s, arrive_s, counts, null_mu)
+    return Records(w_rec, c_rec, event_s, arrive_s, counts, null_mu,
+                   mu_day.reshape(cells, days))
 
 
-def mark_catchable(world: World, rec: Records, n_wards: int) -> None:
-    """The known-rate oracle (module docstring)."""
-    cells_per_week = n_wards * len(CATEGORIES)
-    level = 0.01 / cells_per_week
+EXACT_DRAWS = 400_000  # Monte Carlo draws of the conditional Poisson mean per exact tail
+EXACT_CHUNK = 100_000  # draws held in memory at once
+# Near the level 400k draws leave a ~25% relative error at k = 2.5 (p ~ 1e-5), so a p within
+# EXACT_REFINE_BAND times the level is refined, in chunks, to <= 10% (or EXACT_MAX_DRAWS).
+EXACT_MAX_DRAWS = 4_000_000
+EXACT_REFINE_BAND = 4.0
+EXACT_REL_SE = 0.1
+# The exact tail is only computed where the NB p (over that j) is below this: far from the
+# level (0.01 / 558 = 1.8e-5) the plant is clearly not catchable, and the exact tail costs about
+# a second per plant. oracle_calibration() checks the claim on null sums (NB p in 1e-3..1e-2).
+EXACT_IF_NB_BELOW = 1e-2
+
+
+def oracle_level(n_wards: int) -> float:
+    return 0.01 / (n_wards * len(CATEGORIES))
+
+
+def mark_catchable(world: World, rec: Records, n_wards: int, seed: int,
+                   draws: int = EXACT_DRAWS) -> None:
+    """The known-rate oracle (module docstring). ``seed`` is the world's simulation seed; plant
+    i's Monte Carlo stream is seeded by (seed, i), so the oracle is reproducible."""
+    level = oracle_level(n_wards)
     alpha = 0.0 if not math.isfinite(world.k) else 1.0 / world.k
-    for p in world.plants:
+    for i, p in enumerate(world.plants):
         if p.kind not in ("single", "group") or p.weeks is None:
             continue
         rows = [p.category * n_wards + w for w in p.wards]
+        ys: list[int] = []
+        nb_p: list[float] = []
         y = mu = mu2 = 0.0
-        best = 1.0
         for j in range(p.weeks):
             wk = p.start_week + j
             y += float(rec.counts[rows, wk].sum())
             m = rec.null_mu[rows, wk]
             mu += float(m.sum())
             mu2 += float((m ** 2).sum())
-            best = min(best, nb_upper(int(y), mu, alpha * mu2 / mu ** 2 if mu > 0 else 0.0))
-        p.oracle_p = best
-        p.catchable = best <= level
+            ys.append(int(y))
+            nb_p.append(nb_upper(int(y), mu, alpha * mu2 / mu ** 2 if mu > 0 else 0.0))
+        p.oracle_p_nb = min(nb_p)
+        p.catchable_nb = p.oracle_p_nb <= level
+        need = [j for j in range(p.weeks) if nb_p[j] < EXACT_IF_NB_BELOW]
+        p.oracle_p, p.oracle_p_se = 1.0, 0.0
+        if need:
+            n_wk = max(need) + 1
+            block = rec.null_mu_day[sorted(rows), p.start_week * 7:(p.start_week + n_wk) * 7]
+            rng = np.random.default_rng([seed, 1, i])
+            ex, se = exact_upper_by_week(ys[:n_wk], block, world.k, rng, draws,
+                                         refine_near=level)
+            best = min(need, key=lambda j: ex[j])
+            p.oracle_p, p.oracle_p_se = float(ex[best]), float(se[best])
+        p.catchable = p.oracle_p <= level
+
+
+def exact_upper_by_week(ys: Sequence[int], mu_day_block: np.ndarray, k: float,
+                        rng: np.random.Generator, draws: int = EXACT_DRAWS,
+                        refine_near: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """P(Y_j >= ys[j]) and its Monte Carlo standard error, for j = 0..weeks-1, where Y_j is the
+    null count of the block's first j + 1 weeks as :func:`simulate` draws it.
+
+    ``mu_day_block`` is [wards, days] of null daily means, starting on a week boundary (the
+    weekly gamma level is shared by the 7 days of a calendar week). Per (ward, day) the count
+    is Poisson(mu * g_week * g_day), g_week ~ Gamma(2k, 1/2k) per (ward, week), g_day ~
+    Gamma(2k/7, 7/2k) per (ward, day). Given the gammas the block's sum is Poisson(Lambda), so
+    the tail is E[pdtrc(y - 1, Lambda)] over draws of Lambda: smooth in Lambda, far less
+    variance than counting simulated sums >= y. k = inf: the plain Poisson tail (se 0).
+    With ``refine_near`` (a level), draws go on past ``draws`` while some p is within
+    EXACT_REFINE_BAND times it with a relative error over EXACT_REL_SE (up to EXACT_MAX_DRAWS).
+    """
+    mu = np.atleast_2d(np.asarray(mu_day_block, dtype=np.float64))
+    n_w, n_d = mu.shape
+    n_wk = n_d // 7
+    if n_d != 7 * n_wk or len(ys) != n_wk:
+        raise ValueError("the block must be whole weeks, one y per week")
+    y = np.asarray(ys, dtype=np.float64)
+    live = y > 0
+    if not math.isfinite(k):
+        lam = np.cumsum(mu.sum(axis=0).reshape(n_wk, 7).sum(axis=1))
+        return np.where(live, pdtrc(np.maximum(y - 1, 0), lam), 1.0), np.zeros(n_wk)
+    k_week, k_day = 2 * k, 2 * k / 7
+    total = np.zeros(n_wk)
+    total2 = np.zeros(n_wk)
+    done = 0
+    while True:
+        n = min(EXACT_CHUNK, draws - done) if done < draws else EXACT_CHUNK
+        lam = np.zeros((n, n_wk))
+        for w in range(n_w):
+            day = (rng.gamma(k_day, 1 / k_day, (n, n_d)) * mu[w]).reshape(n, n_wk, 7).sum(axis=2)
+            lam += rng.gamma(k_week, 1 / k_week, (n, n_wk)) * day
+        f = pdtrc(np.maximum(y - 1, 0), np.cumsum(lam, axis=1))
+        total += f.sum(axis=0)
+        total2 += (f ** 2).sum(axis=0)
+        done += n
+        mean = total / done
+        se = np.sqrt(np.maximum(total2 / done - mean ** 2, 0.0) / max(done - 1, 1))
+        if done < draws:
+            continue
+        if refine_near is None or done >= EXACT_MAX_DRAWS:
+            break
+        near = live & (mean <= EXACT_REFINE_BAND * refine_near) & (
+            mean >= refine_near / EXACT_REFINE_BAND)
+        if not (near & (se > EXACT_REL_SE * mean)).any():
+            break
+    return np.where(live, mean, 1.0), np.where(live, se, 0.0)
+
+
+def exact_upper(y: int, mu_day_block: np.ndarray, k: float, rng: np.random.Generator,
+                draws: int = EXACT_DRAWS, refine_near: float | None = None
+                ) -> tuple[float, float]:
+    """P(Y >= y) for Y the null count of the whole block (:func:`exact_upper_by_week`), and
+    its Monte Carlo standard error."""
+    n_wk = np.atleast_2d(mu_day_block).shape[1] // 7
+    p, se = exact_upper_by_week([0] * (n_wk - 1) + [y], mu_day_block, k, rng, draws,
+                                refine_near)
+    return float(p[-1]), float(se[-1])
 
 
 def nb_upper(y: int, mu: float, alpha: float) -> float:
@@ -460,13 +569,22 @@ def score(world: World, alerts: list[BenchAlert], wards: list[str], rec: Records
         out["catchable"] = len(catchable)
         out["found_catchable"] = len(found)
         out["recall_catchable"] = round(len(found) / len(catchable), 3) if catchable else None
+        # The same against the NB-approximation oracle used before the exact tail.
+        catchable_nb = [p for p in clusters if p.catchable_nb]
+        found_nb = [p for p in catchable_nb if any(matches(a, p) for a in evaluated)]
+        out["catchable_nb"] = len(catchable_nb)
+        out["found_catchable_nb"] = len(found_nb)
+        out["recall_catchable_nb"] = (round(len(found_nb) / len(catchable_nb), 3)
+                                      if catchable_nb else None)
         out["recall_all"] = round(
             sum(any(matches(a, p) for a in evaluated) for p in clusters) / len(clusters), 3)
         out["delay_days_median_by_method"] = {m: round(float(np.median(v)), 2)
                                               for m, v in sorted(delays.items())}
         out["missed"] = [{"kind": p.kind, "category": CATEGORIES[p.category],
                           "wards": len(p.wards), "factor": p.factor, "weeks": p.weeks,
-                          "week": p.start_week, "oracle_p": float(f"{p.oracle_p:.3g}")}
+                          "week": p.start_week, "oracle_p": float(f"{p.oracle_p:.3g}"),
+                          "oracle_p_se": float(f"{p.oracle_p_se:.2g}"),
+                          "oracle_p_nb": float(f"{p.oracle_p_nb:.3g}")}
                          for p in catchable if p not in found]
     shifts = [p for p in world.plants if p.kind in ("shift", "county-shift")]
     if shifts:
@@ -509,7 +627,8 @@ def markdown_table(paths: list[Path]) -> str:
     """Markdown table comparing result files (one column pair per file)."""
     runs = [json.loads(p.read_text()) for p in paths]
     out: list[str] = []
-    rows: list[tuple[str, str | tuple[str, str] | None]] = [
+    # A ("/", key) row: key / clusters. Other tuples: a key inside a dict-valued key.
+    rows: list[tuple[str, str | tuple[str, str]]] = [
         ("seeds", "seeds"),
         ("false alerts /100 ward-weeks", "false_per_100_ward_weeks"),
         ("  worst seed", "false_per_100_worst_seed"),
@@ -522,7 +641,9 @@ def markdown_table(paths: list[Path]) -> str:
         ("  worst seed", "precision_worst_seed"),
         ("recall (catchable clusters)", "recall_catchable"),
         ("  worst seed", "recall_worst_seed"),
-        ("catchable / planted clusters", None),
+        ("catchable / planted clusters", ("/", "catchable")),
+        ("recall (NB oracle)", "recall_catchable_nb"),
+        ("catchable (NB oracle) / planted", ("/", "catchable_nb")),
         ("median delay, any method (days)", ("delay_days_median_by_method", "any")),
         ("median delay, hour windows", ("delay_days_median_by_method", "hour")),
         ("median delay, day windows", ("delay_days_median_by_method", "day")),
@@ -548,8 +669,8 @@ def markdown_table(paths: list[Path]) -> str:
             vals = []
             for c in cols:
                 v: Any
-                if key is None:
-                    v = f"{c.get('catchable')} / {c.get('clusters')}" if "clusters" in c else None
+                if isinstance(key, tuple) and key[0] == "/":
+                    v = f"{c[key[1]]} / {c['clusters']}" if key[1] in c else None
                 elif isinstance(key, tuple):
                     v = c.get(key[0], {}).get(key[1]) if key[0] in c else None
                     if v is None and key[0] in c and key[0].startswith("false"):
@@ -582,6 +703,8 @@ def pooled(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "dropped_records": sum(r["dropped_records"] for r in rows),
         "seconds": round(sum(r["seconds"] for r in rows), 1),
     }
+    if all("oracle_seconds" in r for r in rows):
+        out["oracle_seconds"] = round(sum(r["oracle_seconds"] for r in rows), 1)
     if "precision" in first:
         alerts = out["alerts"]
         true = sum(r["true_alerts"] for r in rows)
@@ -595,6 +718,12 @@ def pooled(rows: list[dict[str, Any]]) -> dict[str, Any]:
                                         if r["recall_catchable"] is not None), default=None)
         out["clusters"] = sum(r["clusters"] for r in rows)
         out["catchable"] = catchable
+        if all("catchable_nb" in r for r in rows):
+            catchable_nb = sum(r["catchable_nb"] for r in rows)
+            found_nb = sum(r["found_catchable_nb"] for r in rows)
+            out["catchable_nb"] = catchable_nb
+            out["found_catchable_nb"] = found_nb
+            out["recall_catchable_nb"] = round(found_nb / catchable_nb, 3) if catchable_nb else None
         delays: dict[str, list[float]] = defaultdict(list)
         for r in rows:
             for m, v in r["delay_days_median_by_method"].items():
@@ -610,13 +739,105 @@ def pooled(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def _null_exact(rec: Records, k: float, sim_seed: int, t: tuple[int, int, int, int, float],
+                draws: int, level: float) -> tuple[float, float]:
+    """Exact p of one single-cell test (cell, start week, j weeks, count, NB p)."""
+    cell, start, j, y, _ = t
+    rng = np.random.default_rng([sim_seed, 2, cell, start, j])
+    block = rec.null_mu_day[cell, start * 7:(start + j) * 7]
+    return exact_upper(y, block, k, rng, draws, refine_near=level)
+
+
+def oracle_calibration(wards: list[str], weeks: int = 30, burn_in: int = 12,
+                       seeds: Sequence[int] = (17,), max_j: int = 4, check_n: int = 300,
+                       draws: int = EXACT_DRAWS, check_draws: int = 100_000
+                       ) -> dict[str, Any]:
+    """How often each known-rate oracle rejects on pure null data at the oracle's level.
+
+    The null worlds of the table (null-moderate k = 10, null-strong k = 2.5; same seeds as a
+    benchmark run) are simulated without plants; every single-cell sum over j = 1..max_j weeks
+    from every start week is one test. The NB p is computed for all; the exact p only where the
+    NB p < 1e-3, and a sample of ``check_n`` sums with NB p in [1e-3, 1e-2] (``check_draws``
+    each, refined near the level) checks that none of those could reach the level. Tests
+    overlap (one cell, shifted windows), so the rejection counts are correlated: read them as
+    rough rates, not a precise test of calibration.
+    """
+    level = oracle_level(len(wards))
+    table = worlds(weeks, burn_in)
+    out: dict[str, Any] = {"level": level, "weeks": weeks, "max_j": max_j, "draws": draws,
+                           "check_draws": check_draws,
+                           "exact_computed_if_nb_below": 1e-3, "results": []}
+    for name in ("null-moderate", "null-strong"):
+        for seed in seeds:
+            t0 = time.perf_counter()
+            world = table[name]
+            sim_seed = seed * 1000 + 100 + list(table).index(name)
+            rec = simulate(world, wards, sim_seed)
+            alpha = 1.0 / world.k
+            tests: list[tuple[int, int, int, int, float]] = []  # cell, start, j, y, NB p
+            nb_all = []
+            cs = np.cumsum(np.pad(rec.counts, ((0, 0), (1, 0))), axis=1)
+            cm = np.cumsum(np.pad(rec.null_mu, ((0, 0), (1, 0))), axis=1)
+            cm2 = np.cumsum(np.pad(rec.null_mu ** 2, ((0, 0), (1, 0))), axis=1)
+            for j in range(1, max_j + 1):
+                y = cs[:, j:] - cs[:, :-j]
+                mu = cm[:, j:] - cm[:, :-j]
+                size = mu ** 2 / (alpha * (cm2[:, j:] - cm2[:, :-j]))
+                nb = np.where(y > 0, betainc(np.maximum(y, 1), size, mu / (size + mu)), 1.0)
+                nb_all.append(nb.ravel())
+                for cell, start in zip(*np.nonzero(nb < 1e-2), strict=True):
+                    tests.append((int(cell), int(start), j, int(y[cell, start]),
+                                  float(nb[cell, start])))
+            nb_flat = np.concatenate(nb_all)
+            n_tests = len(nb_flat)
+            low = [t for t in tests if t[4] < 1e-3]
+            ex_low = [_null_exact(rec, world.k, sim_seed, t, draws, level) for t in low]
+            mid = [t for t in tests if t[4] >= 1e-3]
+            pick = np.random.default_rng([sim_seed, 3]).permutation(len(mid))[:check_n]
+            ex_mid = [_null_exact(rec, world.k, sim_seed, mid[int(i)], check_draws, level)
+                      for i in sorted(pick)]
+            ratio = [e[0] / t[4] for t, e in zip(low, ex_low, strict=True)]
+            i_min = int(np.argmin([e[0] for e in ex_mid])) if ex_mid else -1
+            out["results"].append({
+                "world": name, "k": world.k, "seed": seed, "tests": n_tests,
+                "expected_at_level": round(n_tests * level, 3),
+                "nb_rejections": int((nb_flat <= level).sum()),
+                "exact_rejections": int(sum(e[0] <= level for e in ex_low)),
+                # Decisions an MC error could flip: |exact p - level| < 2 se.
+                "exact_within_2se_of_level": int(sum(abs(e[0] - level) < 2 * e[1]
+                                                     for e in ex_low)),
+                # Exact counts only where every exact p <= lv has NB p < 1e-3 (the check).
+                "by_level": {f"{lv:g}": {"expected": round(n_tests * lv, 2),
+                                         "nb": int((nb_flat <= lv).sum()),
+                                         **({"exact": int(sum(e[0] <= lv for e in ex_low))}
+                                            if lv <= 1e-4 else {})}
+                             for lv in (1e-2, 1e-3, 1e-4, level)},
+                "exact_computed": len(low),
+                "exact_over_nb_ratio_where_nb_below_1e-3": {
+                    "median": float(f"{np.median(ratio):.3g}") if ratio else None,
+                    "min": float(f"{min(ratio):.3g}") if ratio else None,
+                    "max": float(f"{max(ratio):.3g}") if ratio else None},
+                "check_nb_1e-3_to_1e-2": {
+                    "sums": len(mid), "checked": len(ex_mid),
+                    "min_exact_p": float(f"{ex_mid[i_min][0]:.3g}") if ex_mid else None,
+                    "its_se": float(f"{ex_mid[i_min][1]:.2g}") if ex_mid else None,
+                    "its_nb_p": float(f"{mid[int(sorted(pick)[i_min])][4]:.3g}")
+                    if ex_mid else None,
+                    "exact_at_or_below_level": int(sum(e[0] <= level for e in ex_mid))},
+                "seconds": round(time.perf_counter() - t0, 1),
+            })
+            print(json.dumps(out["results"][-1]), flush=True)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--detector", choices=sorted(ADAPTERS), default="new")
     ap.add_argument("--worlds", nargs="*", default=None)
     ap.add_argument("--weeks", type=int, default=30)
     ap.add_argument("--burn-in", type=int, default=12)
-    ap.add_argument("--seeds", type=int, nargs="+", default=[17, 18, 19])
+    ap.add_argument("--seeds", type=int, nargs="+", default=None,
+                    help="default 17 18 19 (17 for --oracle-calibration)")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--set", nargs="*", default=[], metavar="NAME=NUMBER",
                     help="override an EngineConfig number (new detector; for experiments)")
@@ -624,7 +845,19 @@ def main(argv: list[str] | None = None) -> int:
                     help="print a markdown table of these result files and exit")
     ap.add_argument("--merge", nargs="+", type=Path, default=None,
                     help="join result files of one detector (different worlds) into --out")
+    ap.add_argument("--oracle-calibration", action="store_true",
+                    help="how often each known-rate oracle rejects on null worlds; writes "
+                         "results/hotspot-oracle-calibration.json (or --out) and exits")
     args = ap.parse_args(argv)
+    if args.oracle_calibration:
+        cal = oracle_calibration(herts_wards()[0], args.weeks, args.burn_in, args.seeds or [17])
+        print(json.dumps(cal, indent=2))
+        target = args.out or RESULTS / "hotspot-oracle-calibration.json"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(cal, indent=2) + "\n")
+        print(f"wrote {target}")
+        return 0
+    args.seeds = args.seeds or [17, 18, 19]
     if args.table:
         print(markdown_table(args.table))
         return 0
@@ -659,13 +892,16 @@ def main(argv: list[str] | None = None) -> int:
             elif name.startswith("shift"):
                 world.plants = plant_shifts(rng, world, len(wards))
             rec = simulate(world, wards, seed * 1000 + 100 + i)
-            mark_catchable(world, rec, len(wards))
+            t_oracle = time.perf_counter()
+            mark_catchable(world, rec, len(wards), seed * 1000 + 100 + i)
+            t_oracle = time.perf_counter() - t_oracle
             adapter = (NewAdapter(wards, adjacency, overrides) if args.detector == "new"
                        else ADAPTERS[args.detector](wards, adjacency))
             alerts, seconds = run_world(world, adapter, wards, rec)
             row = score(world, alerts, wards, rec, adapter)
             row["seed"] = seed
             row["seconds"] = round(seconds, 1)
+            row["oracle_seconds"] = round(t_oracle, 1)
             runs[name].append(row)
             print(json.dumps(row), flush=True)
     wall = time.perf_counter() - t0

@@ -35,6 +35,8 @@ class CategoryCells:
         self.cusum = np.zeros(len(self.wards))
         self.cusum_from = np.full(len(self.wards), -1, dtype=np.int64)
         self.last_alert = np.full(len(self.wards), -10, dtype=np.int64)
+        # Week (index) of each ward's last hour or day alert: one burst is one alert a week.
+        self.short_alert = np.full(len(self.wards), -10, dtype=np.int64)
         self.recent_mu = np.zeros((len(self.wards), 0))  # predictions of the last scan weeks
         self.recent_a = np.zeros((len(self.wards), 0))
         self.profile = np.zeros(HOURS_OF_WEEK)
@@ -57,6 +59,7 @@ class CategoryCells:
             setattr(self, name, np.append(getattr(self, name), -1))
         self.cusum = np.append(self.cusum, 0.0)
         self.last_alert = np.append(self.last_alert, -10)
+        self.short_alert = np.append(self.short_alert, -10)
         self.recent_mu = np.vstack([self.recent_mu, np.zeros((1, self.recent_mu.shape[1]))])
         self.recent_a = np.vstack([self.recent_a, np.zeros((1, self.recent_a.shape[1]))])
         return i
@@ -77,6 +80,7 @@ class CategoryCells:
         state: dict[str, Any] = {name: getattr(self, name).tolist() for name in self._ARRAYS}
         # Counts are whole numbers: as ints the history is a third of its JSON size.
         state["hist"] = self.hist.astype(np.int64).tolist()
+        state["short_alert"] = self.short_alert.tolist()  # optional: older snapshots lack it
         state.update(feed=self.feed, wards=self.wards, start_week=self.start_week,
                      last_week=self.last_week, hist_weeks=self.hist_weeks,
                      alpha_pool=self.alpha_pool, disp=self.disp, sources=sorted(self.sources))
@@ -91,6 +95,7 @@ class CategoryCells:
         self.disp = {k: [float(a), float(b)] for k, (a, b) in state["disp"].items()}
         self.sources = set(state.get("sources", [self.feed]))
         n = len(self.wards)
+        self.short_alert = np.asarray(state.get("short_alert", [-10] * n), dtype=np.int64)
         for name in self._ARRAYS:
             dtype = np.int64 if name in ("shift", "pending", "cusum_from", "last_alert") else float
             value = np.asarray(state[name], dtype=dtype)

@@ -21,7 +21,7 @@ from .getis_ord import gi_star
 from .nb import nb_cusum_llr, nb_upper_p_array, two_level_upper_p_array
 from .scan import build_zones, scan
 from .stats import benjamini_hochberg
-from .timeline import LENGTH, start_of
+from .timeline import LENGTH, index_of, start_of
 
 
 @dataclass(slots=True)
@@ -43,7 +43,8 @@ class WindowTests:
         self._study = list(study)
         self._adjacency = adjacency
         self._districts = districts
-        self._zones, self._zone_matrix = build_zones(self._study, self._adjacency)
+        self._zones, self._zone_matrix = build_zones(self._study, self._adjacency,
+                                                      config.scan_neighbours)
 
     def test(self, cat: CategoryCells | None, kind: str, name: str, idx: int, window: Window,
              wards: list[str], late: bool = False) -> list[Alert]:
@@ -89,10 +90,15 @@ class WindowTests:
             # The moment estimate matches the variance of short windows but not their tail: a
             # day's rate is a week's random level times a day's, heavier-tailed than one NB of
             # the same variance. Doubling alpha brought the day and hour false-alert rates of
-            # bench/hotspot_sim.py's strong world to their nominal level (notes/issue-17.md).
+            # bench/hotspot_sim.py's strong world to their nominal level (notes/issue-17.md);
+            # the two-level tail on top (short_two_level) stopped one-in-10,000 null days of
+            # its later seeds alerting as p ~ 1e-6.
             alpha = self.config.short_tail * np.maximum(a_kind, cat.alpha) + cat.pred_v
-            rows = [cat.index[w] for w in wards if window.counts.get(w, 0) >= self.config.min_count]
-            p = nb_upper_p_array(y[rows], mu[rows], alpha[rows]) if rows else np.array([])
+            week = index_of("week", start)
+            rows = [cat.index[w] for w in wards if window.counts.get(w, 0) >= self.config.min_count
+                    and not (self.config.one_burst_alert and cat.short_alert[cat.index[w]] == week)]
+            tail = self._week_p if self.config.short_two_level else nb_upper_p_array
+            p = tail(y[rows], mu[rows], alpha[rows]) if rows else np.array([])
             result = benjamini_hochberg(list(p), self._family_alpha(kind), family_size=max(n, 1))
             for j, hit in enumerate(result.rejected):
                 i = rows[j]
@@ -100,6 +106,7 @@ class WindowTests:
                 if not hit or ward in window.alerted:
                     continue
                 window.alerted.add(ward)
+                cat.short_alert[i] = week
                 alerts.append(self._alert(kind, name, ward, start, start + LENGTH[kind],
                                           int(y[i]), float(mu[i]), float(p[j]),
                                           result.threshold, "nb-window", float(alpha[i]),
@@ -202,11 +209,16 @@ class WindowTests:
         clusters = []
         if warm and cat.recent_mu.shape[1] >= 1 and len(self._study) > 1:
             weeks = min(cfg.scan_weeks, cat.recent_mu.shape[1] + 1, cat.hist_weeks + 1)
+            if cfg.frozen_baseline:
+                weeks = min(weeks, self._warm_span(cat))
             ns = len(self._study)
             obs = np.column_stack([cat.hist[:ns, cat.hist.shape[1] - (weeks - 1):]
                                    if weeks > 1 else np.zeros((ns, 0)), y[:ns]])
             exp_ = np.column_stack([cat.recent_mu[:ns, cat.recent_mu.shape[1] - (weeks - 1):]
                                     if weeks > 1 else np.zeros((ns, 0)), mu[:ns]])
+            scan_alpha = alpha[:ns]
+            if cfg.frozen_baseline and weeks > 1:
+                exp_, scan_alpha = self._before_window(cat, idx, weeks, exp_, scan_alpha)
             # Conditioned on the county's total each week, as the space-time permutation scan
             # is: a county-wide trend or recording change is no cluster, and without this the
             # big zones summed the small shortfall of every ward's baseline into significance.
@@ -216,14 +228,17 @@ class WindowTests:
             seen = (cat.hist[:ns].sum(axis=1) + y[:ns]) > 0
             ratio = obs.sum(axis=0) / np.maximum(exp_[seen].sum(axis=0), 1e-9)
             exp_ = exp_ * np.where(ratio > 0, ratio, 1.0)[None, :]
-            clusters = scan(obs, np.maximum(exp_, 1e-6), alpha[:ns], self._zones,
+            clusters = scan(obs, np.maximum(exp_, 1e-6), scan_alpha, self._zones,
                             self._zone_matrix, self._study, seed_key=f"{name}/{idx}",
                             replicates=cfg.scan_replicates, level=cfg.scan_level,
                             two_level=cfg.two_level_tail, nb_score=cfg.scan_nb_score)
         covered: set[int] = set()
         for cl in clusters:
             rows_ = [cat.index[w] for w in cl.wards]
-            fresh = [i for i in rows_ if cat.last_alert[i] < idx - 1]
+            # A ward is news if it alerted neither last week nor inside this window: with
+            # the baseline frozen before the window, a window reaching back over a raised
+            # alert would raise the same excess again.
+            fresh = [i for i in rows_ if cat.last_alert[i] < idx - max(cl.weeks, 2) + 1]
             if len(cl.wards) == 1 and rows_[0] in cell_hits:
                 continue  # one ward: its own cell alert says it with more detail
             if not fresh:
@@ -281,22 +296,37 @@ class WindowTests:
         cfg = self.config
         n = len(y)
         longest = min(cfg.evidence_weeks, cat.recent_mu.shape[1] + 1, cat.hist_weeks + 1)
+        if cfg.frozen_baseline:
+            longest = min(longest, self._warm_span(cat))
         sum_y, sum_mu, sum_m2 = y.astype(float), mu.copy(), mu * mu
         best_p, best_run = np.ones(n), np.ones(n)
         best_y, best_mu = y.astype(float), mu.copy()
         looked = np.zeros(n)
         h, r_cols = cat.hist.shape[1], cat.recent_mu.shape[1]
+        a_week = cat.alpha
         for run in range(1, longest + 1):
             if run > 1:
                 sum_y = sum_y + cat.hist[:, h - run + 1]
                 m = np.maximum(cat.recent_mu[:, r_cols - run + 1], 1e-6)
                 sum_mu, sum_m2 = sum_mu + m, sum_m2 + m * m
+                if cfg.frozen_baseline:
+                    # The run is tested against what was predicted before it began: the weeks
+                    # inside it have already pulled the later predictions up. A step confirmed
+                    # from two weeks before the run's first week on was not in that prediction
+                    # (a step is confirmed a week after it alerts): such a cell keeps its
+                    # per-week predictions, the step model's. recent_a holds alpha plus the
+                    # mean's uncertainty then; today's uncertainty stands in for the latter.
+                    keep = cat.shift >= idx - run - 1
+                    sum_mu = np.where(keep, sum_mu, run * m)
+                    sum_m2 = np.where(keep, sum_m2, run * m * m)
+                    a_first = cat.recent_a[:, r_cols - run + 1]
+                    a_week = np.where(keep, cat.alpha, np.maximum(a_first - cat.pred_v, 0.0))
             fresh = cat.last_alert < idx - run + 1
             live = np.flatnonzero(fresh & (sum_y >= cfg.min_count))
             looked[fresh] += 1
             if not len(live):
                 continue
-            a_run = cfg.week_tail * (cat.alpha[live] * sum_m2[live] / sum_mu[live] ** 2
+            a_run = cfg.week_tail * (a_week[live] * sum_m2[live] / sum_mu[live] ** 2
                                      + cat.pred_v[live])
             p = self._week_p(sum_y[live], sum_mu[live], a_run)
             better = p < best_p[live]
@@ -304,6 +334,25 @@ class WindowTests:
             best_p[rows], best_run[rows] = p[better], run
             best_y[rows], best_mu[rows] = sum_y[rows], sum_mu[rows]
         return np.minimum(best_p * np.maximum(looked, 1), 1.0), best_run, best_y, best_mu
+
+    def _warm_span(self, cat: CategoryCells) -> int:
+        """Longest window whose first week was predicted from ``warmup_weeks`` of history (a
+        prediction made before that is a pseudo-count, not a baseline)."""
+        return max(1, cat.hist_weeks - self.config.warmup_weeks + 1)
+
+    @staticmethod
+    def _before_window(cat: CategoryCells, idx: int, weeks: int, exp_: np.ndarray,
+                       alpha: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The scan's baseline for the last ``weeks`` weeks: every week at the prediction made
+        before the oldest of them (and its alpha), so a cluster that has run for weeks is not
+        scored against a baseline it has already raised. A ward with a step that prediction
+        did not yet know of keeps its per-week predictions (the step is its new level)."""
+        ns = exp_.shape[0]
+        col = cat.recent_mu.shape[1] - (weeks - 1)
+        keep = (cat.shift[:ns] >= idx - weeks - 1)[:, None]
+        first = np.maximum(cat.recent_mu[:ns, col], 1e-6)[:, None]
+        out = np.where(keep, exp_, np.repeat(first, weeks, axis=1))
+        return out, np.where(keep[:, 0], alpha, cat.recent_a[:ns, col])
 
     @staticmethod
     def _since(cat: CategoryCells, i: int, since: int, idx: int, y: np.ndarray,

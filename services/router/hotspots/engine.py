@@ -53,6 +53,9 @@ Accumulating evidence
     weeks that hold no alerted week (:meth:`.closes.WindowTests._week_runs`; a generalised
     likelihood ratio over run lengths, Bonferroni-adjusted for the runs looked at): a sustained
     x1.5-x2 excess is found by its sum and raised once, since the next run starts after it.
+    A run (and a scan window) is tested against the prediction made before its first week
+    (``frozen_baseline``): the weeks inside it had already raised each later week's prediction,
+    and a three-week cluster was scored against a baseline it had lifted by a third.
     A negative-binomial CUSUM per cell (:func:`.nb.nb_cusum_llr`) for a ``cusum_ratio`` excess
     over the baseline; it alarms once when the sum passes ``cusum_threshold`` and restarts.
 
@@ -60,12 +63,16 @@ Day and hour windows
     Expected = the cell's weekly prediction x the category's share of the week in that window
     (an hour-of-week profile pooled over all wards of the category, so day-of-week and hour-of-
     day shapes are both in it). Their dispersion is estimated per category and window kind from
-    every closed window's residuals.
+    every closed window's residuals, and their tail is the two-level one, as the week's. A
+    ward's burst is raised once a week by these windows: after an hour or day alert, no other
+    hour or day alert of that ward until the next week (``one_burst_alert``).
 
 Clusters across wards
     At each week close, :func:`.scan.scan` over the study wards for the last ``scan_weeks``
-    weeks. A significant zone is one alert for all its wards with one Monte Carlo p-value; cell
-    alerts (window or CUSUM) of its wards in the same close are folded into it.
+    weeks; zones are a ward, with any one or two of its neighbours, or with all of them. A
+    significant zone is one alert for all its wards with one Monte Carlo p-value; cell alerts
+    (window or CUSUM) of its wards in the same close are folded into it. A zone is raised again
+    only for a ward that alerted neither last week nor inside the zone's window.
 
 Error rates
     Each window kind gets ``alpha`` scaled by its length (a week alpha, a day alpha/7, an hour

@@ -84,12 +84,23 @@ class EngineConfig:
     scan_nb_score: bool = True
     #: A CUSUM alarm is raised only if the run it covers is unusual as a whole (NB p <= this).
     cusum_confirm_p: float = 0.05
+    #: Runs of weeks and scan windows are tested against the prediction made before they began
+    #: (False: each week against its own prediction, which the run's earlier weeks raised).
+    frozen_baseline: bool = True
     cusum_ratio: float = 2.0
     cusum_threshold: float = 7.5
     #: Factor on the estimated alpha of hour and day windows (see closes.close_short).
     short_tail: float = 2.0
+    #: Hour and day windows use the two-level tail too (as the week tests do).
+    short_two_level: bool = True
+    #: A ward's burst is raised once a week by the short windows: after an hour or day alert,
+    #: no further hour or day alert that week (the week's own test still runs; False: every
+    #: window alerts on its own).
+    one_burst_alert: bool = True
     shift_confirm_p: float = 0.05
     scan_weeks: int = 3
+    #: Scan zones: a ward with every set of up to this many of its neighbours (and with all).
+    scan_neighbours: int = 2
     scan_replicates: int = 399
     scan_level: float = 0.01
     #: Weight of the category's pooled dispersion, in weeks of a cell's own counts.

@@ -1,8 +1,10 @@
 """Prospective expectation-based space-time scan over ward adjacency (pure, bounded cost).
 
 In the manner of SaTScan's expectation-based Poisson scan (Neill et al. 2005), made honest for
-overdispersed counts: candidate zones are a ward alone, a ward with one neighbour, and a ward
-with all its neighbours; time windows are the last 1..``max_weeks`` weeks ending now
+overdispersed counts: candidate zones are a ward alone, a ward with any one or two of its
+neighbours (``neighbours``), and a ward with all its neighbours (a hot spot of a ward and two of
+its five neighbours was seen before only diluted or in part); time windows are the last
+1..``max_weeks`` weeks ending now
 (prospective: only clusters still alive are looked for). A zone's score (``nb_score``, the
 engine's default) is the negative-binomial log-likelihood ratio of its count C against its
 baseline B, with the NB size r = B^2 / sum(alpha mu^2) of the zone's sum:
@@ -21,8 +23,9 @@ ward with a reported one, each against the same maximum distribution (SaTScan's 
 rule). The random stream is seeded from the category and window index, so a recount gives the
 same p-values.
 
-Cost: zones ~ wards x (2 + mean neighbours) less repeated pairs, 878 for Hertfordshire's 186
-wards; per replicate one dense (zones x wards) product per window length; the engine uses 399
+Cost: zones ~ wards x (2 + d + d(d-1)/2) for d mean neighbours, less repeats: 2,807 for
+Hertfordshire's 186 wards (878 with one neighbour at most); per replicate one dense
+(zones x wards) product per window length; the engine uses 399
 replicates x 3 lengths.
 """
 
@@ -31,6 +34,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from itertools import combinations
 
 import numpy as np
 from numpy.typing import NDArray
@@ -50,16 +54,17 @@ class ScanCluster:
     p_value: float
 
 
-def build_zones(wards: Sequence[str],
-                adjacency: Mapping[str, frozenset[str]]) -> tuple[list[tuple[int, ...]],
-                                                                  FloatArray]:
-    """Candidate zones (as ward indices, the centre first) and their membership matrix."""
+def build_zones(wards: Sequence[str], adjacency: Mapping[str, frozenset[str]],
+                neighbours: int = 1) -> tuple[list[tuple[int, ...]], FloatArray]:
+    """Candidate zones (as ward indices, the centre first) and their membership matrix: each
+    ward alone, with every set of up to ``neighbours`` of its neighbours, and with all of them."""
     index = {w: i for i, w in enumerate(wards)}
     seen: set[frozenset[int]] = set()
     zones: list[tuple[int, ...]] = []
     for i, ward in enumerate(wards):
         nbrs = sorted(index[n] for n in adjacency.get(ward, frozenset()) if n in index)
-        for members in ((i,), *((i, j) for j in nbrs), (i, *nbrs)):
+        subsets = [c for k in range(1, neighbours + 1) for c in combinations(nbrs, k)]
+        for members in ((i,), *((i, *c) for c in subsets), (i, *nbrs)):
             key = frozenset(members)
             if key not in seen:
                 seen.add(key)

@@ -6,6 +6,7 @@ that detector gave on the same simulation is in the test's comment (measured whe
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -89,6 +90,58 @@ def test_given_a_sustained_moderate_excess_then_it_is_flagged_once_over_its_week
     assert len(alerts) == 1, [a.why for a in alerts]
     assert alerts[0].window_end - alerts[0].window_start > timedelta(weeks=1), alerts[0].why
     assert 22 <= week_of(alerts[0]) <= 26
+
+
+def test_given_a_four_week_excess_then_it_is_tested_against_the_level_before_it_began() -> None:
+    # x2 for four weeks on a mean of 6 (12, 14, 11, 14). Each week's own prediction has taken in
+    # the weeks before it, so against those the four weeks are 51 against ~28 (no alert with
+    # frozen_baseline=False, measured); against the level predicted before the run began (~6 a
+    # week) they are 51 against ~24, and the run test raises it once.
+    counts = weekly_counts(seed=8, weeks=30, k=50.0)
+    ward = 5
+    counts[ward, :] = np.random.default_rng(12).poisson(6, 30)
+    counts[ward, 22:26] = (12, 14, 11, 14)
+
+    def hits(config: EngineConfig) -> list[Alert]:
+        engine = CountEngine(config, wards=WARDS)  # no adjacency: the cell's own evidence
+        return [a for a in feed_weeks(engine, counts) if a.ward_code == WARDS[ward]]
+
+    assert not hits(replace(WEEKLY, frozen_baseline=False))
+    found = hits(WEEKLY)
+    assert len(found) == 1, [a.why for a in found]
+    assert found[0].count == 51
+    assert found[0].expected < 4 * counts[ward, :22].mean() * 1.25, found[0].why
+    assert week_of(found[0]) == 25
+
+
+def test_given_a_ward_and_two_of_its_neighbours_in_excess_then_the_alert_names_those_three(
+) -> None:
+    # x2.5 for three weeks on a ward with four or more neighbours and two of them. With pairs
+    # and whole neighbourhoods as the only zones (scan_neighbours=1) and each week against its
+    # own prediction, the hot spot was reported as part of itself (measured: one alert, not
+    # naming the three); now one scan alert names exactly the three wards.
+    k = 10.0
+    counts = weekly_counts(seed=28, weeks=24, k=k)
+    centre = next(w for w in WARDS if len(ADJ[w]) >= 4)
+    group = [centre, *sorted(ADJ[centre])[:2]]
+    rng = np.random.default_rng(128)
+    for w in group:
+        i = WARDS.index(w)
+        mean = 2.5 * counts[i, :18].mean()
+        counts[i, 18:21] = rng.negative_binomial(k, k / (k + mean), 3)
+
+    def hits(config: EngineConfig) -> list[Alert]:
+        engine = CountEngine(config, adjacency=ADJ, wards=WARDS)
+        return [a for a in feed_weeks(engine, counts)
+                if set(group) & {a.ward_code, *a.cluster} and 18 <= week_of(a) <= 21]
+
+    old = hits(replace(WEEKLY, frozen_baseline=False, scan_neighbours=1))
+    assert not [a for a in old if {a.ward_code, *a.cluster} == set(group)]
+    found = hits(WEEKLY)
+    assert len(found) == 1, [(a.ward_code, a.cluster, a.method) for a in found]
+    assert found[0].method == "scan"
+    assert {found[0].ward_code, *found[0].cluster} == set(group)
+    assert found[0].p_value <= 0.01
 
 
 def test_given_adjacent_wards_in_excess_then_one_alert_names_them_all() -> None:
@@ -254,3 +307,58 @@ def test_given_three_adjacent_wards_at_x5_under_strong_dispersion_then_one_scan_
     assert week_of(hits[0]) == 15
     assert set(group) <= {hits[0].ward_code, *hits[0].cluster}
     assert hits[0].p_value <= 0.01
+
+
+def test_given_a_ward_with_two_bursts_in_a_week_then_hour_and_day_windows_raise_it_once() -> None:
+    # Background of about one record a ward a day, then 12 records in one evening hour on the
+    # Monday and again on the Wednesday of week 9. Each burst fills an hour and a day window;
+    # with one_burst_alert=False they raised 3 alerts that week (the Monday hour and day, the
+    # Wednesday day: measured); the ward is one hot spot that week, raised once.
+    rng = np.random.default_rng(41)
+    ward = WARDS[4]
+    days = 7 * 10
+    batches: list[tuple[datetime, list[Event]]] = []
+    for d in range(days):
+        day = START + timedelta(days=d)
+        events = [Event(w, "police|asb", "police", day + timedelta(minutes=int(m)))
+                  for w in WARDS for m in rng.integers(0, 24 * 60, rng.poisson(1.0))]
+        if d in (63, 65):
+            events += [Event(ward, "police|asb", "police", day + timedelta(hours=21, minutes=m))
+                       for m in range(0, 60, 5)]
+        batches.append((day + timedelta(days=1, minutes=5), events))
+
+    def short_alerts(config: EngineConfig) -> list[Alert]:
+        engine = CountEngine(config, adjacency=ADJ, wards=WARDS)
+        alerts = [a for arrive, events in batches for a in engine.add(events, arrive)]
+        return [a for a in alerts if a.ward_code == ward and a.window in ("hour", "day")
+                and (a.window_start - START).days // 7 == 9]
+
+    assert len(short_alerts(EngineConfig(one_burst_alert=False))) >= 2
+    once = short_alerts(EngineConfig())
+    assert len(once) == 1, [a.why for a in once]
+
+
+def test_given_a_heavy_tailed_day_then_the_day_window_uses_the_two_level_tail() -> None:
+    # A day of 15 where 0.35 are expected, in a category whose days vary ~1.9 times the square
+    # of their mean beyond chance (strong overdispersion): one NB with that variance (doubled,
+    # short_tail) calls it p = 1.6e-5, below the day level for 30 wards (0.01 / 7 / 30 = 4.8e-5),
+    # so it alerted with short_two_level=False; the two-level tail gives 9e-5: no alert. Such
+    # null days were 4 of bench/hotspot_sim.py's false alerts at strong dispersion (seed 20).
+    from services.router.hotspots.cells import CategoryCells
+    from services.router.hotspots.closes import Window, WindowTests
+    from services.router.hotspots.timeline import index_of
+
+    def alerts(config: EngineConfig) -> list[Alert]:
+        cat = CategoryCells("police", WARDS, history=26, start_week=0)
+        cat.hist_weeks = 26
+        cat.pred[:] = 0.35 * 7  # a week's prediction; a day is a seventh (flat profile)
+        cat.alpha[:] = 0.5
+        cat.pred_v[:] = 0.015
+        cat.disp["day"] = [1.9, 1.0]
+        day = index_of("day", int((START + timedelta(weeks=30)).timestamp()))
+        window = Window(counts={WARDS[3]: 15})
+        tests = WindowTests(config, WARDS, ADJ, {})
+        return tests.test(cat, "day", "police|asb", day, window, [WARDS[3]])
+
+    assert alerts(EngineConfig(short_two_level=False)), "one NB should call this day rare"
+    assert not alerts(EngineConfig())

@@ -153,6 +153,20 @@ class TestScan:
         assert len({frozenset(z) for z in zones}) == len(zones)
         assert matrix.sum() == sum(len(z) for z in zones)
 
+    def test_zones_hold_a_ward_with_any_two_of_its_neighbours(self) -> None:
+        # A star: the centre has four neighbours. A hot spot on the centre and two of them is
+        # a zone of its own with neighbours=2 (the default); with pairs and whole
+        # neighbourhoods only it could be seen only diluted (5 wards) or in part (2).
+        star = ["C", "N1", "N2", "N3", "N4"]
+        adj = {"C": frozenset(star[1:]), **{n: frozenset({"C"}) for n in star[1:]}}
+        two, _ = build_zones(star, adj, neighbours=2)
+        one, _ = build_zones(star, adj, neighbours=1)
+        triples = {frozenset({0, a, b}) for a in range(1, 5) for b in range(a + 1, 5)}
+        assert triples <= {frozenset(z) for z in two}
+        assert not triples & {frozenset(z) for z in one}
+        # The centre alone, with one, two or all four; each outer ward alone.
+        assert len({frozenset(z) for z in two}) == len(two) == 1 + 4 + 6 + 1 + 4
+
     def test_given_adjacent_wards_in_excess_then_one_cluster_with_one_p(self) -> None:
         obs, mu = self._world(1, {4: 2.5, 5: 2.5})
         zones, matrix = build_zones(LINE, LINE_ADJ)
