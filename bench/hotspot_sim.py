@@ -50,7 +50,7 @@ far tail, so it is not a valid test at this level (it calls null sums of k = 2.5
 than they are; ``--oracle-calibration``) and marked clusters catchable that a test knowing the
 null would not catch. The NB p is kept beside it (``oracle_p_nb``, "NB oracle" recall).
 
-Over 700 lines because the worlds, both detectors' drivers and the scoring of one reproducible
+Over 400 lines because the worlds, both detectors' drivers and the scoring of one reproducible
 benchmark sit together, with the oracle's exact tail and its calibration check.
 """
 

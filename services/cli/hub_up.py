@@ -68,6 +68,10 @@ def cli_settings(hub_env: dict[str, str], *, demo: bool) -> dict[str, str]:
 def check_ports_free(host: str, ports: dict[str, int]) -> None:
     for svc, port in ports.items():
         with socket.socket() as s:
+            # As the services' own servers bind: a listener makes the port busy, but a
+            # connection of the hub just stopped, still in TIME_WAIT, does not (a restart
+            # right after a stop was refused for up to a minute).
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 s.bind((host, port))
             except OSError:
